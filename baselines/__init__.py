@@ -1,0 +1,1 @@
+"""inpcodec: baselines (see the project's open issues)."""

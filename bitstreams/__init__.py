@@ -1,0 +1,1 @@
+"""inpcodec: bitstreams (see the project's open issues)."""

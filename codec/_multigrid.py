@@ -1,0 +1,467 @@
+"""Multigrid-preconditioned conjugate gradients for homogeneous diffusion inpainting.
+
+The system on the unknown pixels (c < 1) is symmetric positive definite:
+
+    (deg_i + c_i / (1 - c_i)) u_i - sum_{j ~ i, c_j < 1} u_j
+        = c_i / (1 - c_i) f_i + sum_{j ~ i, c_j = 1} f_j,
+
+which is the discrete inpainting equation C (u - f) - (I - C) A u = 0 divided row-wise by
+1 - c_i (A: 5-point Laplacian, reflecting boundaries; deg_i: number of neighbours inside
+the image).  It is solved by CG preconditioned with one symmetric multigrid V-cycle:
+
+* interpolation P: bilinear (tensor product of 1-D linear interpolation, constant
+  extrapolation at an even-sized border), zeroed at known pixels on the finest level;
+* coarse operators: Galerkin products P^T A P (9-point stencils), which see the mask at
+  every scale, so the cycle stays effective for 1 % masks as well as 30 % masks;
+* smoother: one damped-Jacobi sweep (omega = 0.8) before and after the coarse correction;
+  Jacobi keeps the preconditioner symmetric, fully parallel and thread-count independent;
+* coarsest grid (at most ``COARSEST`` points): exact solve with a pseudo-inverse.
+
+Measured on 512 x 512 masks (see benchmarks/bench_decoder.py) the method needs 6-10
+iterations to a relative residual of 1e-6 for random 1-30 % masks and structured masks,
+where unpreconditioned CG needs 100-900.
+
+The driver (:func:`pcg`, :func:`vcycle`) is written once; the kernels come from a backend:
+:class:`NumbaBackend` (CPU) or :class:`ArrayBackend` over an array module (NumPy for tests,
+CuPy on a GPU).  The set-up (Galerkin products, coarsest inverse) always runs in Numba on
+the CPU and is shared by both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _kernels as K
+
+OMEGA = 0.8  # damped-Jacobi weight; 4/5 is the classic optimum for the 5-point Laplacian
+COARSEST = 128  # grids with at most this many points are solved exactly
+
+
+# ----------------------------------------------------------------------------- hierarchy
+
+
+def _transfer_tables(n: int, coarsen: bool):
+    """1-D interpolation tables between a fine axis of length n and its coarse axis.
+
+    Returns ``(nc, pc, pw, fi, fw)`` in padded indices: fine point i interpolates from
+    coarse points ``pc[i, 0:2]`` with weights ``pw[i, 0:2]``; coarse point I is the
+    weighted sum over fine points ``fi[I, 0:3]`` with weights ``fw[I, 0:3]`` (its column
+    of P).  Absent entries have weight 0 and a valid (ghost) index.
+    """
+    nc = (n + 1) // 2 if coarsen else n
+    pc = np.zeros((n + 2, 2), np.int64)
+    pw = np.zeros((n + 2, 2))
+    for i in range(n):
+        if not coarsen:
+            pc[i + 1] = (i + 1, i + 1)
+            pw[i + 1] = (1.0, 0.0)
+        elif i % 2 == 0:
+            pc[i + 1] = (i // 2 + 1, i // 2 + 1)
+            pw[i + 1] = (1.0, 0.0)
+        elif (i + 1) // 2 < nc:
+            pc[i + 1] = ((i - 1) // 2 + 1, (i + 1) // 2 + 1)
+            pw[i + 1] = (0.5, 0.5)
+        else:  # last point of an even-length axis: constant extrapolation keeps P 1 = 1
+            pc[i + 1] = ((i - 1) // 2 + 1, (i - 1) // 2 + 1)
+            pw[i + 1] = (1.0, 0.0)
+    fi = np.zeros((nc + 2, 3), np.int64)
+    fw = np.zeros((nc + 2, 3))
+    for big in range(nc):
+        centre = 2 * big if coarsen else big
+        for k, i in enumerate((centre - 1, centre, centre + 1)):
+            if 0 <= i < n:
+                w = sum(pw[i + 1, m] for m in range(2) if pc[i + 1, m] == big + 1)
+                if w != 0.0:
+                    fi[big + 1, k] = i + 1
+                    fw[big + 1, k] = w
+    return nc, pc, pw, fi, fw
+
+
+@dataclass
+class Transfer:
+    """Interpolation tables between level l (fine) and level l + 1."""
+
+    pcy: np.ndarray
+    pwy: np.ndarray
+    pcx: np.ndarray
+    pwx: np.ndarray
+    fiy: np.ndarray
+    fwy: np.ndarray
+    fix: np.ndarray
+    fwx: np.ndarray
+    sy: int  # coarsening factor along y (2, or 1 for an axis of length 1)
+    sx: int
+
+
+@dataclass
+class Hierarchy:
+    """Everything the V-cycle needs for one mask; built once, reused for every solve."""
+
+    shape: tuple
+    unk: np.ndarray  # (H+2, W+2) uint8, 1 at unknown pixels
+    diag: np.ndarray  # (H+2, W+2) level-0 diagonal (0 at known pixels)
+    dinv: np.ndarray  # (H+2, W+2) its inverse (0 at known pixels)
+    stencils: list = field(default_factory=list)  # coarse levels: (5, h+2, w+2)
+    dinvs: list = field(default_factory=list)  # coarse levels: inverse diagonals
+    transfers: list = field(default_factory=list)  # len(stencils) transfers (0 if no coarse)
+    coarsest_inv: np.ndarray | None = None  # dense pseudo-inverse of the last level
+    n_unknown: int = 0
+
+    @property
+    def n_levels(self) -> int:
+        return 1 + len(self.stencils)
+
+    def level_shape(self, level: int) -> tuple:
+        if level == 0:
+            return self.shape
+        _, hp, wp = self.stencils[level - 1].shape
+        return (hp - 2, wp - 2)
+
+
+def build_hierarchy(mask_padded: np.ndarray) -> Hierarchy:
+    """Set up the multigrid hierarchy for a padded confidence mask (float64)."""
+    hp, wp = mask_padded.shape
+    h, w = hp - 2, wp - 2
+    unk = np.zeros((hp, wp), np.uint8)
+    diag = np.zeros((hp, wp))
+    dinv = np.zeros((hp, wp))
+    K.fine_setup(mask_padded, unk, diag, dinv)
+    hier = Hierarchy(shape=(h, w), unk=unk, diag=diag, dinv=dinv)
+    hier.n_unknown = int(np.count_nonzero(unk))
+    if h * w <= COARSEST:
+        hier.coarsest_inv = K.pseudo_inverse_spd(K.dense_from_fine(unk, diag))
+        return hier
+    while h * w > COARSEST:
+        cy, cx = h > 1, w > 1
+        hc, pcy, pwy, fiy, fwy = _transfer_tables(h, cy)
+        wc, pcx, pwx, fix, fwx = _transfer_tables(w, cx)
+        tr = Transfer(pcy, pwy, pcx, pwx, fiy, fwy, fix, fwx, 2 if cy else 1, 2 if cx else 1)
+        st = np.zeros((5, hc + 2, wc + 2))
+        if not hier.stencils:
+            K.rap_fine(unk, diag, fiy, fwy, fix, fwx, pcy, pwy, pcx, pwx, st)
+        else:
+            K.rap_coarse(hier.stencils[-1], fiy, fwy, fix, fwx, pcy, pwy, pcx, pwx, st)
+        centre = st[0]
+        # rows of coarse points whose whole support is known are zero: treat them as inactive
+        dv = np.divide(1.0, centre, out=np.zeros_like(centre), where=centre > 0)
+        hier.transfers.append(tr)
+        hier.stencils.append(st)
+        hier.dinvs.append(dv)
+        h, w = hc, wc
+    hier.coarsest_inv = K.pseudo_inverse_spd(K.dense_from_stencil(hier.stencils[-1]))
+    return hier
+
+
+# ----------------------------------------------------------------------------- backends
+
+
+class NumbaBackend:
+    """CPU kernels (Numba, parallel over rows, deterministic reductions)."""
+
+    name = "numba"
+    xp = np
+
+    def __init__(self, hier: Hierarchy):
+        self.h = hier
+        self._partials = {}
+        self._ws = {}
+
+    def workspace(self, channels):
+        if channels not in self._ws:
+            self._ws = {channels: _Workspace(self, self.h, channels)}  # keep one size only
+        return self._ws[channels]
+
+    # -- memory
+    def zeros(self, shape):
+        return np.zeros(shape)
+
+    def asarray(self, a):
+        return np.ascontiguousarray(a, dtype=np.float64)
+
+    def to_host(self, a):
+        return a
+
+    def copy(self, src, dst):
+        np.copyto(dst, src)
+
+    def _reduce(self, partial):
+        out = np.empty(partial.shape[0])
+        K.sum_rows(partial, out)
+        return out
+
+    def _partial(self, x):
+        key = (x.shape[0], x.shape[1])
+        p = self._partials.get(key)
+        if p is None:
+            p = self._partials[key] = np.zeros(key)
+        return p
+
+    # -- level 0
+    def dot(self, x, y):
+        p = self._partial(x)
+        K.dot_rows(x, y, p)
+        return self._reduce(p)
+
+    def fine_residual(self, b, x, out):
+        K.fine_residual(self.h.unk, self.h.diag, b, x, out)
+
+    def fine_apply(self, x, out):
+        p = self._partial(x)
+        K.fine_apply(self.h.unk, self.h.diag, x, out, p)
+        return self._reduce(p)
+
+    def fine_presmooth(self, r, z, t):
+        K.fine_presmooth(self.h.unk, self.h.dinv, r, OMEGA, z, t)
+
+    def fine_postsmooth(self, r, z, out):
+        p = self._partial(r)
+        K.fine_postsmooth(self.h.unk, self.h.diag, self.h.dinv, r, z, OMEGA, out, p)
+        return self._reduce(p)
+
+    def cg_update_xr(self, x, r, p, q, alpha):
+        part = self._partial(x)
+        K.cg_update_xr(x, r, p, q, alpha, part)
+        return self._reduce(part)
+
+    def cg_update_p(self, z, beta, p):
+        K.cg_update_p(z, beta, p)
+
+    # -- coarse levels (level >= 1 uses stencils[level - 1])
+    def coarse_presmooth(self, level, r, z, t):
+        K.coarse_presmooth(self.h.stencils[level - 1], self.h.dinvs[level - 1], r, OMEGA, z, t)
+
+    def coarse_postsmooth(self, level, r, z, out):
+        K.coarse_postsmooth(self.h.stencils[level - 1], self.h.dinvs[level - 1], r, z, OMEGA, out)
+
+    def restrict(self, level, t, out):
+        tr = self.h.transfers[level]
+        K.restrict(t, tr.fwy, tr.fwx, tr.sy, tr.sx, out)
+
+    def prolong_add(self, level, e, z):
+        tr = self.h.transfers[level]
+        K.prolong_add(e, tr.pwy, tr.fwx, tr.sy, tr.sx, z, self.h.unk, level == 0)
+
+    def coarsest_solve(self, r, z):
+        K.coarsest_solve(self.h.coarsest_inv, r, z)
+
+
+class ArrayBackend:
+    """The same kernels written with whole-array operations of an array module.
+
+    With ``xp = numpy`` it runs (slowly) on the CPU and is what the tests compare with the
+    Numba backend; with ``xp = cupy`` it is the GPU solver.
+    """
+
+    def __init__(self, hier: Hierarchy, xp):
+        self.xp = xp
+        self.name = "cupy" if xp.__name__ == "cupy" else "array"
+        a = xp.asarray
+        self.unk = a(hier.unk.astype(np.float64))
+        self.diag = a(hier.diag)
+        self.dinv = a(hier.dinv)
+        self.stencils = [a(s) for s in hier.stencils]
+        self.dinvs = [a(d) for d in hier.dinvs]
+        self.transfers = [
+            Transfer(*(a(getattr(t, f)) if f not in ("sy", "sx") else getattr(t, f)
+                       for f in Transfer.__dataclass_fields__))
+            for t in hier.transfers
+        ]
+        self.inv = a(hier.coarsest_inv)
+        self.h = hier
+        self._ws = {}
+
+    def workspace(self, channels):
+        if channels not in self._ws:
+            self._ws = {channels: _Workspace(self, self.h, channels)}
+        return self._ws[channels]
+
+    def zeros(self, shape):
+        return self.xp.zeros(shape)
+
+    def asarray(self, a):
+        return self.xp.ascontiguousarray(self.xp.asarray(a, dtype=self.xp.float64))
+
+    def to_host(self, a):
+        return a.get() if hasattr(a, "get") else np.asarray(a)
+
+    def copy(self, src, dst):
+        dst[...] = src
+
+    def _host(self, v):
+        return np.asarray(self.to_host(v), dtype=np.float64)
+
+    def dot(self, x, y):
+        return self._host((x * y).sum(axis=(1, 2)))
+
+    @staticmethod
+    def _nbsum(x):
+        return x[:, :-2, 1:-1] + x[:, 2:, 1:-1] + x[:, 1:-1, :-2] + x[:, 1:-1, 2:]
+
+    def _apply_fine(self, x):
+        i = slice(1, -1)
+        return (self.diag[i, i] * x[:, i, i] - self._nbsum(x)) * self.unk[i, i]
+
+    @staticmethod
+    def _apply9(st, x):
+        i = slice(1, -1)
+        return (
+            st[0, i, i] * x[:, i, i]
+            + st[1, i, i] * x[:, i, :-2]
+            + st[2, i, i] * x[:, :-2, i]
+            + st[3, i, i] * x[:, :-2, :-2]
+            + st[4, i, i] * x[:, :-2, 2:]
+            + st[1, i, 2:] * x[:, i, 2:]
+            + st[2, 2:, i] * x[:, 2:, i]
+            + st[3, 2:, 2:] * x[:, 2:, 2:]
+            + st[4, 2:, :-2] * x[:, 2:, :-2]
+        )
+
+    def fine_residual(self, b, x, out):
+        i = slice(1, -1)
+        out[:, i, i] = (b[:, i, i] - self._apply_fine(x)) * self.unk[i, i]
+
+    def fine_apply(self, x, out):
+        out[:, 1:-1, 1:-1] = self._apply_fine(x)
+        return self.dot(x, out)
+
+    def fine_presmooth(self, r, z, t):
+        z[...] = OMEGA * r * self.dinv
+        self.fine_residual(r, z, t)
+
+    def fine_postsmooth(self, r, z, out):
+        i = slice(1, -1)
+        out[:, i, i] = z[:, i, i] + OMEGA * self.dinv[i, i] * (r[:, i, i] - self._apply_fine(z))
+        return self.dot(r, out)
+
+    def cg_update_xr(self, x, r, p, q, alpha):
+        a = self.xp.asarray(alpha)[:, None, None]
+        x += a * p
+        r -= a * q
+        return self.dot(r, r)
+
+    def cg_update_p(self, z, beta, p):
+        p[...] = z + self.xp.asarray(beta)[:, None, None] * p
+
+    def coarse_presmooth(self, level, r, z, t):
+        st, dv = self.stencils[level - 1], self.dinvs[level - 1]
+        z[...] = OMEGA * r * dv
+        t[:, 1:-1, 1:-1] = r[:, 1:-1, 1:-1] - self._apply9(st, z)
+
+    def coarse_postsmooth(self, level, r, z, out):
+        st, dv = self.stencils[level - 1], self.dinvs[level - 1]
+        i = slice(1, -1)
+        out[:, i, i] = z[:, i, i] + OMEGA * dv[i, i] * (r[:, i, i] - self._apply9(st, z))
+
+    def restrict(self, level, t, out):
+        tr = self.transfers[level]
+        tx = (t[:, :, tr.fix] * tr.fwx).sum(axis=-1)  # (C, Hp, Wcp)
+        out[...] = (tx[:, tr.fiy, :] * tr.fwy[:, :, None]).sum(axis=2)
+
+    def prolong_add(self, level, e, z):
+        tr = self.transfers[level]
+        ex = (e[:, :, tr.pcx] * tr.pwx).sum(axis=-1)  # (C, Hcp, Wp)
+        v = (ex[:, tr.pcy, :] * tr.pwy[:, :, None]).sum(axis=2)  # (C, Hp, Wp)
+        i = slice(1, -1)
+        if level == 0:
+            v = v * self.unk
+        z[:, i, i] += v[:, i, i]
+
+    def coarsest_solve(self, r, z):
+        c, hp, wp = r.shape
+        flat = r[:, 1:-1, 1:-1].reshape(c, -1)
+        z[:, 1:-1, 1:-1] = (flat @ self.inv.T).reshape(c, hp - 2, wp - 2)
+
+
+# ----------------------------------------------------------------------------- algorithm
+
+
+class _Workspace:
+    """Per-level buffers of the V-cycle, allocated once per solve."""
+
+    def __init__(self, be, hier: Hierarchy, channels: int):
+        h, w = hier.shape
+        shape = (channels, h + 2, w + 2)
+        self.w0, self.t0, self.r0, self.z0, self.p0 = (be.zeros(shape) for _ in range(5))
+        self.r, self.e, self.w, self.t = [None], [None], [None], [None]
+        for lev in range(1, hier.n_levels):
+            hl, wl = hier.level_shape(lev)
+            shape = (channels, hl + 2, wl + 2)
+            for lst in (self.r, self.e, self.w, self.t):
+                lst.append(be.zeros(shape))
+
+
+def _vcycle_coarse(be, hier, ws, level):
+    """e[level] = V-cycle applied to r[level]."""
+    r, e = ws.r[level], ws.e[level]
+    if level == hier.n_levels - 1:
+        be.coarsest_solve(r, e)
+        return
+    be.coarse_presmooth(level, r, ws.w[level], ws.t[level])
+    be.restrict(level, ws.t[level], ws.r[level + 1])
+    _vcycle_coarse(be, hier, ws, level + 1)
+    be.prolong_add(level, ws.e[level + 1], ws.w[level])
+    be.coarse_postsmooth(level, r, ws.w[level], e)
+
+
+def vcycle(be, hier, ws, r, z):
+    """z = M^-1 r (one symmetric V-cycle on the unknowns); returns <r, z> per channel."""
+    if hier.n_levels == 1:
+        be.coarsest_solve(r, z)
+        return be.dot(r, z)
+    be.fine_presmooth(r, ws.w0, ws.t0)
+    be.restrict(0, ws.t0, ws.r[1])
+    _vcycle_coarse(be, hier, ws, 1)
+    be.prolong_add(0, ws.e[1], ws.w0)
+    return be.fine_postsmooth(r, ws.w0, z)
+
+
+@dataclass
+class PCGResult:
+    iterations: int
+    residual: np.ndarray  # final true relative residual per channel
+    converged: bool
+
+
+def pcg(be, hier: Hierarchy, b, x, tol: float, max_iter: int) -> PCGResult:
+    """Solve A x = b in place (x holds the initial guess, zero at known pixels).
+
+    Stops when every channel has ||b - A x|| <= tol ||b||.  Channels are iterated
+    together (one pass over the operator serves all of them) with their own CG scalars;
+    a converged channel is frozen.
+    """
+    channels = b.shape[0]
+    ws = be.workspace(channels)
+    r = ws.r0
+    be.fine_residual(b, x, r)
+    bnorm = np.sqrt(be.dot(b, b))
+    zero = bnorm == 0.0
+    if zero.any():  # no data in this channel: the solution is exactly zero
+        for c in np.flatnonzero(zero):
+            x[c] = 0.0
+            r[c] = 0.0
+    target = tol * bnorm
+    active = np.sqrt(be.dot(r, r)) > target
+    it = 0
+    if active.any():
+        z, p, q = ws.z0, ws.p0, ws.t0  # q shares t0: its uses never overlap
+        rz = vcycle(be, hier, ws, r, z)
+        be.copy(z, p)
+        while it < max_iter:
+            it += 1
+            pq = be.fine_apply(p, q)
+            ok = active & (pq > 0)
+            alpha = np.where(ok, rz / np.where(ok, pq, 1.0), 0.0)
+            rr = be.cg_update_xr(x, r, p, q, alpha)
+            active &= np.sqrt(rr) > target
+            if not active.any():
+                break
+            rz_new = vcycle(be, hier, ws, r, z)
+            ok = active & (rz > 0)
+            beta = np.where(ok, rz_new / np.where(ok, rz, 1.0), 0.0)
+            rz = rz_new
+            be.cg_update_p(z, beta, p)
+    be.fine_residual(b, x, r)  # report the true residual, not the recursive one
+    res = np.sqrt(be.dot(r, r)) / np.where(zero, 1.0, bnorm)
+    return PCGResult(iterations=it, residual=res, converged=not active.any())

@@ -1,0 +1,1 @@
+"""inpcodec: learned_masks (see the project's open issues)."""
