@@ -110,28 +110,43 @@ def fine_setup(mask, unk, diag, dinv):
 
 @njit(parallel=True, cache=True)
 def fine_rhs(mask, f, b):
-    """Right-hand side on unknowns: c/(1-c) f_i + sum of known (c = 1) neighbours' values.
+    """Right-hand side on unknowns, b = c/(1-c) f_i + sum of known (c = 1) neighbours' values.
 
-    ``f`` must be zero where the mask is zero (the caller cleans it) and on ghosts.
+    ``f`` is the caller's (H, W, C) array (any float dtype, not padded); it is read only
+    where the mask is > 0, so anything (NaN included) may stand elsewhere.
     """
-    C, Hp, Wp = f.shape
+    C, Hp, Wp = b.shape
+    H, W = Hp - 2, Wp - 2
     for i in prange(1, Hp - 1):
         for c in range(C):
             for j in range(1, Wp - 1):
                 m = mask[i, j]
                 if m < 1.0:
-                    s = m / (1.0 - m) * f[c, i, j]
-                    if mask[i - 1, j] == 1.0:
-                        s += f[c, i - 1, j]
-                    if mask[i + 1, j] == 1.0:
-                        s += f[c, i + 1, j]
-                    if mask[i, j - 1] == 1.0:
-                        s += f[c, i, j - 1]
-                    if mask[i, j + 1] == 1.0:
-                        s += f[c, i, j + 1]
+                    s = 0.0
+                    if m > 0.0:
+                        s = m / (1.0 - m) * f[i - 1, j - 1, c]
+                    if i > 1 and mask[i - 1, j] == 1.0:
+                        s += f[i - 2, j - 1, c]
+                    if i < H and mask[i + 1, j] == 1.0:
+                        s += f[i, j - 1, c]
+                    if j > 1 and mask[i, j - 1] == 1.0:
+                        s += f[i - 1, j - 2, c]
+                    if j < W and mask[i, j + 1] == 1.0:
+                        s += f[i - 1, j, c]
                     b[c, i, j] = s
                 else:
                     b[c, i, j] = 0.0
+
+
+@njit(parallel=True, cache=True)
+def assemble(mask, f, x, u):
+    """u (H, W, C) = f at known pixels (c = 1), the solution x elsewhere."""
+    C, Hp, Wp = x.shape
+    for i in prange(1, Hp - 1):
+        for j in range(1, Wp - 1):
+            known = mask[i, j] == 1.0
+            for c in range(C):
+                u[i - 1, j - 1, c] = f[i - 1, j - 1, c] if known else x[c, i, j]
 
 
 # ----------------------------------------------------------------------------- level 0 operator
@@ -156,7 +171,7 @@ def fine_apply(unk, diag, x, out, partial):
 
 @njit(parallel=True, cache=True)
 def fine_residual(unk, diag, b, x, out):
-    """out = b - A x."""
+    """out = b - A x (``out`` may be ``b``)."""
     C, Hp, Wp = x.shape
     for i in prange(1, Hp - 1):
         for c in range(C):
@@ -315,8 +330,76 @@ def prolong_add(e, pwy, fwx, sy, sx, z, unk, masked):
 
 # ----------------------------------------------------------------------------- Galerkin products
 
-# Neighbour offsets of the 9-point stencil and the plane/offset that stores each coefficient:
-# coefficient a(i, i + d) = st[PLANE[k], i + SHIFT[k]].
+@njit(inline="always")
+def _restrict_patch(v, fwy, fwx, ci, cj, sy, sx, st):
+    """st[:, ci, cj] = the five stored entries of P^T v, v the 5 x 5 fine patch around I.
+
+    The patch is centred on fine point (sy ci - (sy - 1), sx cj - (sx - 1)); coarse point
+    I + O has its centre at patch offset 2 + s O and its column weights fw[I + O].
+    """
+    for plane in range(5):
+        oy = 0 if plane < 2 else -1
+        ox = 0 if plane == 0 else (-1 if plane == 1 or plane == 3 else (0 if plane == 2 else 1))
+        cy = ci + oy
+        cx = cj + ox
+        if cy < 1 or cx < 1 or cx > fwx.shape[0] - 2:
+            st[plane, ci, cj] = 0.0
+            continue
+        py = 2 + sy * oy
+        px = 2 + sx * ox
+        s = 0.0
+        for a in range(3):
+            wy = fwy[cy, a]
+            r = py - 1 + a
+            if wy == 0.0 or r < 0:  # rows above the patch: A applied to the hat is zero there
+                continue
+            for k in range(3):
+                q = px - 1 + k
+                if 0 <= q <= 4:
+                    s += wy * fwx[cx, k] * v[r, q]
+        st[plane, ci, cj] = s
+
+
+@njit(parallel=True, cache=True)
+def rap_fine(unk, diag, fwy, fwx, sy, sx, st):
+    """Galerkin coarse operator P'^T A P' of the level-0 operator, P' = diag(unk) P.
+
+    Per coarse point I: apply A to its (masked) hat function, giving a 5 x 5 fine patch,
+    then restrict the patch to the stored neighbours of I.
+    """
+    Hp, Wp = unk.shape
+    Hcp, Wcp = st.shape[1], st.shape[2]
+    for ci in prange(1, Hcp - 1):
+        v = np.zeros((5, 5))
+        iy = sy * ci - (sy - 1)
+        for cj in range(1, Wcp - 1):
+            ix = sx * cj - (sx - 1)
+            v[:, :] = 0.0
+            for a in range(3):
+                wy = fwy[ci, a]
+                if wy == 0.0:
+                    continue
+                y = iy - 1 + a
+                for k in range(3):
+                    x = ix - 1 + k
+                    h = wy * fwx[cj, k]
+                    if h == 0.0 or unk[y, x] == 0:
+                        continue
+                    # column (y, x) of A times h: diagonal and -1 to unknown neighbours
+                    v[a + 1, k + 1] += diag[y, x] * h
+                    if unk[y - 1, x]:
+                        v[a, k + 1] -= h
+                    if unk[y + 1, x]:
+                        v[a + 2, k + 1] -= h
+                    if unk[y, x - 1]:
+                        v[a + 1, k] -= h
+                    if unk[y, x + 1]:
+                        v[a + 1, k + 2] -= h
+            _restrict_patch(v, fwy, fwx, ci, cj, sy, sx, st)
+
+
+# Neighbour offsets of the 9-point stencil and where each coefficient is stored:
+# a(i, i + d) = st[_PLANE[n], i + (_SY[n], _SX[n])] for d = (_DY[n], _DX[n]).
 _DY = np.array([0, 0, -1, -1, -1, 0, 1, 1, 1])
 _DX = np.array([0, -1, 0, -1, 1, 1, 0, 1, -1])
 _PLANE = np.array([0, 1, 2, 3, 4, 1, 2, 3, 4])
@@ -324,94 +407,31 @@ _SY = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1])
 _SX = np.array([0, 0, 0, 0, 0, 1, 0, 1, -1])
 
 
-@njit(inline="always")
-def _scatter(v, jy, jx, ci, cj, pcy, pwy, pcx, pwx, acc):
-    """Add v * P(j, J) to acc[plane(J - I)] for the stored (lower) offsets J - I."""
-    for p in range(2):
-        wy = pwy[jy, p]
-        if wy == 0.0:
-            continue
-        oy = pcy[jy, p] - ci
-        if oy > 0 or oy < -1:
-            continue
-        for q in range(2):
-            wx = pwx[jx, q]
-            if wx == 0.0:
-                continue
-            ox = pcx[jx, q] - cj
-            vv = v * wy * wx
-            if oy == 0:
-                if ox == 0:
-                    acc[0] += vv
-                elif ox == -1:
-                    acc[1] += vv
-            else:
-                if ox == 0:
-                    acc[2] += vv
-                elif ox == -1:
-                    acc[3] += vv
-                elif ox == 1:
-                    acc[4] += vv
-
-
 @njit(parallel=True, cache=True)
-def rap_fine(unk, diag, fiy, fwy, fix, fwx, pcy, pwy, pcx, pwx, st):
-    """Galerkin coarse operator P'^T A P' of the level-0 operator, P' = diag(unk) P."""
+def rap_coarse(sf, fwy, fwx, sy, sx, st):
+    """Galerkin coarse operator P^T A P of a 9-point level (same patch scheme)."""
     Hcp, Wcp = st.shape[1], st.shape[2]
     for ci in prange(1, Hcp - 1):
-        acc = np.zeros(5)
+        v = np.zeros((5, 5))
+        iy = sy * ci - (sy - 1)
         for cj in range(1, Wcp - 1):
-            acc[:] = 0.0
+            ix = sx * cj - (sx - 1)
+            v[:, :] = 0.0
             for a in range(3):
-                wyi = fwy[ci, a]
-                if wyi == 0.0:
+                wy = fwy[ci, a]
+                if wy == 0.0:
                     continue
-                iy = fiy[ci, a]
+                y = iy - 1 + a
                 for k in range(3):
-                    wi = wyi * fwx[cj, k]
-                    if wi == 0.0:
+                    h = wy * fwx[cj, k]
+                    if h == 0.0:
                         continue
-                    ix = fix[cj, k]
-                    if unk[iy, ix] == 0:
-                        continue
-                    _scatter(wi * diag[iy, ix], iy, ix, ci, cj, pcy, pwy, pcx, pwx, acc)
-                    if unk[iy - 1, ix]:
-                        _scatter(-wi, iy - 1, ix, ci, cj, pcy, pwy, pcx, pwx, acc)
-                    if unk[iy + 1, ix]:
-                        _scatter(-wi, iy + 1, ix, ci, cj, pcy, pwy, pcx, pwx, acc)
-                    if unk[iy, ix - 1]:
-                        _scatter(-wi, iy, ix - 1, ci, cj, pcy, pwy, pcx, pwx, acc)
-                    if unk[iy, ix + 1]:
-                        _scatter(-wi, iy, ix + 1, ci, cj, pcy, pwy, pcx, pwx, acc)
-            for m in range(5):
-                st[m, ci, cj] = acc[m]
-
-
-@njit(parallel=True, cache=True)
-def rap_coarse(sf, fiy, fwy, fix, fwx, pcy, pwy, pcx, pwx, st):
-    """Galerkin coarse operator P^T A P of a 9-point level."""
-    Hcp, Wcp = st.shape[1], st.shape[2]
-    for ci in prange(1, Hcp - 1):
-        acc = np.zeros(5)
-        for cj in range(1, Wcp - 1):
-            acc[:] = 0.0
-            for a in range(3):
-                wyi = fwy[ci, a]
-                if wyi == 0.0:
-                    continue
-                iy = fiy[ci, a]
-                for k in range(3):
-                    wi = wyi * fwx[cj, k]
-                    if wi == 0.0:
-                        continue
-                    ix = fix[cj, k]
+                    x = ix - 1 + k
                     for n in range(9):
-                        coef = sf[_PLANE[n], iy + _SY[n], ix + _SX[n]]
-                        if coef != 0.0:
-                            _scatter(wi * coef, iy + _DY[n], ix + _DX[n], ci, cj,
-                                     pcy, pwy, pcx, pwx, acc)
-            for m in range(5):
-                st[m, ci, cj] = acc[m]
+                        v[a + 1 + _DY[n], k + 1 + _DX[n]] += (
+                            sf[_PLANE[n], y + _SY[n], x + _SX[n]] * h
+                        )
+            _restrict_patch(v, fwy, fwx, ci, cj, sy, sx, st)
 
 
 # ----------------------------------------------------------------------------- coarsest level

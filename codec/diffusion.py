@@ -162,11 +162,6 @@ def _to_padded(v: np.ndarray, where: np.ndarray | None) -> np.ndarray:
     return out
 
 
-def _from_padded(p: np.ndarray, like_shape: tuple, dtype) -> np.ndarray:
-    chans = np.moveaxis(p[:, 1:-1, 1:-1], 0, -1)
-    return np.ascontiguousarray(chans.reshape(like_shape), dtype=dtype)
-
-
 def _out_dtype(v: np.ndarray):
     return np.float32 if v.dtype == np.float32 else np.float64
 
@@ -193,12 +188,13 @@ class Inpainter:
 
     def __init__(self, mask, *, solver: str = "auto"):
         self.solver = _resolve_solver(solver)
-        self.mask = check_mask(mask)
+        m = check_mask(mask)
         t0 = time.perf_counter()
-        h, w = self.mask.shape
+        h, w = m.shape
         self._mask_p = np.zeros((h + 2, w + 2))
-        self._mask_p[1:-1, 1:-1] = self.mask
-        self._known = self.mask == 1.0
+        self._mask_p[1:-1, 1:-1] = m
+        del m
+        self.mask = self._mask_p[1:-1, 1:-1]  # view: one copy of the mask in memory
         if self.solver == "direct":
             self._lu = _direct_factor(self.mask)
             self.levels = 1
@@ -258,20 +254,20 @@ class Inpainter:
             if not np.isfinite(x0).all():
                 raise ValueError("x0 contains NaN or infinite values")
         t0 = time.perf_counter()
-        f = _to_padded(v, data)
+        h, w = self.mask.shape
+        v3 = v.reshape(h, w, -1)
+        if v3.dtype not in (np.float32, np.float64):
+            v3 = v3.astype(np.float64)
         if self.solver == "direct":
-            x, it, levels = self._solve_direct(f), 0, 1
-            res = _residual(self._mask_p, f, x)
-            converged = True
+            x = self._solve_direct(v3)
+            it, res, converged = 0, _residual(self._mask_p, v3, x), True
         else:
-            x, it, res, converged = self._solve_mg(f, x0, tol, int(max_iter))
-            levels = self.levels
-        known = self._known
-        for c in range(f.shape[0]):  # exact data at known pixels
-            np.copyto(x[c, 1:-1, 1:-1], f[c, 1:-1, 1:-1], where=known)
-        u = _from_padded(x, v.shape, _out_dtype(v))
+            x, it, res, converged = self._solve_mg(v3, x0, tol, int(max_iter))
+        u = np.empty(v3.shape, _out_dtype(v))
+        K.assemble(self._mask_p, v3, x, u)  # known pixels hold their values exactly
+        u = u.reshape(v.shape)
         info = SolveInfo(self.solver, it, float(np.max(res)), converged,
-                         self.setup_time, time.perf_counter() - t0, levels)
+                         self.setup_time, time.perf_counter() - t0, self.levels)
         if not converged:
             warnings.warn(
                 f"inpainting did not reach tol={tol:g} in {max_iter} iterations "
@@ -280,26 +276,36 @@ class Inpainter:
 
     __call__ = solve
 
-    def _solve_mg(self, f, x0, tol, max_iter):
+    def _solve_mg(self, v3, x0, tol, max_iter):
         hier, be = self.hierarchy, self._backend
-        b = np.zeros_like(f)
-        K.fine_rhs(self._mask_p, f, b)
-        x = np.zeros_like(f)
-        if x0 is not None:
-            x[:] = _to_padded(x0, None)
-            x *= hier.unk  # the iterate lives on the unknowns only
+        channels = v3.shape[2]
         if hier.n_unknown == 0:
-            return x, 0, np.zeros(f.shape[0]), True
-        bd, xd = be.asarray(b), be.asarray(x)
-        out = MG.pcg(be, hier, bd, xd, tol, max_iter)
-        return np.array(be.to_host(xd)), out.iterations, out.residual, out.converged
+            return np.zeros((channels,) + self._mask_p.shape), 0, np.zeros(channels), True
+        ws = be.workspace(channels)
+        be.rhs(self._mask_p, v3, ws.r)  # r = b
+        bnorm = np.sqrt(be.dot(ws.r, ws.r))
+        if x0 is None:
+            ws.x[...] = 0.0
+        else:
+            be.upload(_to_padded(x0, None) * hier.unk, ws.x)  # the iterate lives on unknowns
+            be.fine_residual(ws.r, ws.x, ws.r)  # r = b - A x0
+        for c in np.flatnonzero(bnorm == 0.0):  # no data in this channel: u = 0 exactly
+            ws.x[c] = 0.0
+            ws.r[c] = 0.0
+        out = MG.pcg(be, hier, ws, bnorm, tol, max_iter)
+        # report the true residual b - A x, not CG's recursively updated one
+        be.rhs(self._mask_p, v3, ws.W)
+        be.fine_residual(ws.W, ws.x, ws.W)
+        res = np.sqrt(be.dot(ws.W, ws.W)) / np.where(bnorm > 0, bnorm, 1.0)
+        return be.to_host(ws.x), out.iterations, res, out.converged
 
-    def _solve_direct(self, f):
-        h, w = self.mask.shape
-        x = np.zeros_like(f)
+    def _solve_direct(self, v3):
+        h, w, channels = v3.shape
+        x = np.zeros((channels, h + 2, w + 2))
         cf = self.mask.ravel()
-        for c in range(f.shape[0]):
-            rhs = cf * f[c, 1:-1, 1:-1].ravel()
+        data = self.mask > 0
+        for c in range(channels):
+            rhs = np.where(data, v3[:, :, c], 0.0).ravel() * cf
             x[c, 1:-1, 1:-1] = self._lu.solve(rhs).reshape(h, w)
         return x
 
@@ -331,17 +337,17 @@ def _direct_factor(mask: np.ndarray):
     return spl.splu(system.tocsc())
 
 
-def _residual(mask_p: np.ndarray, f: np.ndarray, x: np.ndarray) -> np.ndarray:
+def _residual(mask_p: np.ndarray, v3: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Relative residual of the symmetric system on the unknowns, per channel."""
     hp, wp = mask_p.shape
     unk = np.zeros((hp, wp), np.uint8)
     diag = np.zeros((hp, wp))
     dinv = np.zeros((hp, wp))
     K.fine_setup(mask_p, unk, diag, dinv)
-    b = np.zeros_like(f)
-    K.fine_rhs(mask_p, f, b)
+    b = np.zeros_like(x)
+    K.fine_rhs(mask_p, v3, b)
     xu = x * unk
-    r = np.zeros_like(f)
+    r = np.zeros_like(x)
     K.fine_residual(unk, diag, b, xu, r)
     bn = np.sqrt((b * b).sum(axis=(1, 2)))
     return np.sqrt((r * r).sum(axis=(1, 2))) / np.where(bn > 0, bn, 1.0)
