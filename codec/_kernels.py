@@ -77,14 +77,19 @@ def dot_rows(x, y, partial):
 
 @njit(parallel=True, cache=True)
 def fine_setup(mask, unk, diag, dinv):
-    """Level-0 operator from the padded confidence mask.
+    """Level-0 operator from the padded confidence mask, and its l1-Jacobi weights.
 
     Unknown pixels are those with c < 1; their row of the SPD system is
-    ``(deg + c / (1 - c)) u_i - sum_{unknown nbrs} u_j = rhs``.
+    ``(deg + c / (1 - c)) u_i - sum_{unknown nbrs} u_j = rhs``.  The smoother divides by
+    the l1 row norm ``diag + number of unknown neighbours`` (see :mod:`codec._multigrid`).
     """
     Hp, Wp = mask.shape
     H = Hp - 2
     W = Wp - 2
+    for i in prange(Hp):
+        for j in range(Wp):
+            inside = 1 <= i <= H and 1 <= j <= W
+            unk[i, j] = 1 if inside and mask[i, j] < 1.0 else 0
     for i in prange(1, H + 1):
         for j in range(1, W + 1):
             c = mask[i, j]
@@ -99,13 +104,28 @@ def fine_setup(mask, unk, diag, dinv):
                 if j < W:
                     deg += 1.0
                 d = deg + c / (1.0 - c)
-                unk[i, j] = 1
+                off = float(unk[i - 1, j] + unk[i + 1, j] + unk[i, j - 1] + unk[i, j + 1])
                 diag[i, j] = d
-                dinv[i, j] = 1.0 / d if d > 0.0 else 0.0
+                dinv[i, j] = 1.0 / (d + off) if d > 0.0 else 0.0
             else:
-                unk[i, j] = 0
                 diag[i, j] = 0.0
                 dinv[i, j] = 0.0
+
+
+@njit(parallel=True, cache=True)
+def coarse_l1_dinv(st, dinv):
+    """Inverse l1 row norms of a 9-point level (0 on inactive rows)."""
+    Hp, Wp = st.shape[1], st.shape[2]
+    for i in prange(1, Hp - 1):
+        for j in range(1, Wp - 1):
+            a = st[0, i, j]
+            if a <= 0.0:
+                dinv[i, j] = 0.0
+                continue
+            off = (abs(st[1, i, j]) + abs(st[2, i, j]) + abs(st[3, i, j]) + abs(st[4, i, j])
+                   + abs(st[1, i, j + 1]) + abs(st[2, i + 1, j]) + abs(st[3, i + 1, j + 1])
+                   + abs(st[4, i + 1, j - 1]))
+            dinv[i, j] = 1.0 / (a + off)
 
 
 @njit(parallel=True, cache=True)
@@ -183,8 +203,8 @@ def fine_residual(unk, diag, b, x, out):
 
 
 @njit(parallel=True, cache=True)
-def fine_presmooth(unk, dinv, r, om, z, t):
-    """One damped-Jacobi sweep from zero, z = om D^-1 r, and its residual t = r - A z.
+def fine_presmooth(unk, diag, dinv, r, om, z, t):
+    """One l1-Jacobi sweep from zero, z = om D_l1^-1 r, and its residual t = r - A z.
 
     A z needs z at the neighbours, which is recomputed from r there: one pass, no
     second sweep over z.
@@ -200,9 +220,10 @@ def fine_presmooth(unk, dinv, r, om, z, t):
                     + r[c, i, j - 1] * dinv[i, j - 1]
                     + r[c, i, j + 1] * dinv[i, j + 1]
                 )
-                z[c, i, j] = om * rc * dinv[i, j]
-                # r - diag * (om r / diag) + om * nb, zero at known pixels
-                t[c, i, j] = ((1.0 - om) * rc + om * nb) * unk[i, j]
+                zc = om * rc * dinv[i, j]
+                z[c, i, j] = zc
+                # r - (diag z_i - sum of neighbours' z), zero at known pixels
+                t[c, i, j] = (rc - diag[i, j] * zc + om * nb) * unk[i, j]
 
 
 @njit(parallel=True, cache=True)
