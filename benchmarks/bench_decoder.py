@@ -269,7 +269,8 @@ def write_results(text: str) -> None:
         head, rest = body.split(MARK_BEGIN, 1)
         body = head + block + rest.split(MARK_END, 1)[1]
     else:
-        body = body.rstrip() + "\n\n## Decoder (homogeneous diffusion inpainting)\n\n" + block + "\n"
+        title = "## Decoder (homogeneous diffusion inpainting)"
+        body = body.rstrip() + f"\n\n{title}\n\n" + block + "\n"
     RESULTS.write_text(body)
 
 
