@@ -1,1 +1,10 @@
-"""inpcodec: baselines (see the project's open issues)."""
+"""Classical mask encoders: the yardsticks for the learned masks.
+
+Each takes a grey image and a target density and returns a :class:`MaskResult` (the
+binary mask plus what it cost: inpaintings and wall time).
+"""
+
+from ._common import MaskResult
+from .belhachmi import belhachmi_mask, floyd_steinberg
+
+__all__ = ["MaskResult", "belhachmi_mask", "floyd_steinberg"]
