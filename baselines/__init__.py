@@ -5,6 +5,6 @@ binary mask plus what it cost: inpaintings and wall time).
 """
 
 from ._common import MaskResult
-from .belhachmi import belhachmi_mask, floyd_steinberg
+from .belhachmi import belhachmi_mask, dither_to_count, floyd_steinberg
 
-__all__ = ["MaskResult", "belhachmi_mask", "floyd_steinberg"]
+__all__ = ["MaskResult", "belhachmi_mask", "dither_to_count", "floyd_steinberg"]

@@ -38,6 +38,7 @@ the CPU and is shared by both.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -51,6 +52,7 @@ PRECONDITIONER_DTYPE = np.float32
 # ----------------------------------------------------------------------------- hierarchy
 
 
+@lru_cache(maxsize=256)
 def _transfer_tables(n: int, coarsen: bool):
     """1-D interpolation tables between a fine axis of length n and its coarse axis.
 
@@ -85,6 +87,8 @@ def _transfer_tables(n: int, coarsen: bool):
                 if w != 0.0:
                     fi[big + 1, k] = i + 1
                     fw[big + 1, k] = w
+    for a in (pc, pw, fi, fw):  # cached and shared between hierarchies: keep them immutable
+        a.flags.writeable = False
     return nc, pc, pw, fi, fw
 
 
