@@ -6,5 +6,16 @@ binary mask plus what it cost: inpaintings and wall time).
 
 from ._common import MaskResult
 from .belhachmi import belhachmi_mask, dither_to_count, floyd_steinberg
+from .sparsification import nonlocal_pixel_exchange, probabilistic_sparsification
+from .tonal import TonalResult, tonal_optimisation
 
-__all__ = ["MaskResult", "belhachmi_mask", "dither_to_count", "floyd_steinberg"]
+__all__ = [
+    "MaskResult",
+    "TonalResult",
+    "belhachmi_mask",
+    "dither_to_count",
+    "floyd_steinberg",
+    "nonlocal_pixel_exchange",
+    "probabilistic_sparsification",
+    "tonal_optimisation",
+]

@@ -54,3 +54,51 @@ def target_count(shape, density: float) -> int:
     if not 0.0 < density <= 1.0:
         raise ValueError(f"density must lie in (0, 1], got {density}")
     return max(1, int(round(density * shape[0] * shape[1])))
+
+
+class Budget:
+    """Stops a long search after a wall time or a number of inpaintings, whichever first.
+
+    Parameters
+    ----------
+    max_seconds : float, optional
+    max_inpaintings : int, optional
+        ``None`` means no limit.
+    """
+
+    def __init__(self, max_seconds: float | None = None, max_inpaintings: int | None = None):
+        import time  # noqa: PLC0415
+
+        if max_seconds is not None and max_seconds <= 0:
+            raise ValueError(f"max_seconds must be positive, got {max_seconds}")
+        if max_inpaintings is not None and max_inpaintings < 1:
+            raise ValueError(f"max_inpaintings must be at least 1, got {max_inpaintings}")
+        self._clock = time.perf_counter
+        self.start = self._clock()
+        self.max_seconds = max_seconds
+        self.max_inpaintings = max_inpaintings
+        self.inpaintings = 0
+
+    def spend(self, n: int = 1) -> None:
+        self.inpaintings += n
+
+    @property
+    def seconds(self) -> float:
+        return self._clock() - self.start
+
+    def exhausted(self) -> bool:
+        if self.max_inpaintings is not None and self.inpaintings >= self.max_inpaintings:
+            return True
+        return self.max_seconds is not None and self.seconds >= self.max_seconds
+
+
+def progress_bar(total: int, desc: str, enabled: bool):
+    """A tqdm bar when ``enabled`` (the CLI), a silent stand-in otherwise."""
+    from tqdm.auto import tqdm  # noqa: PLC0415
+
+    return tqdm(total=total, desc=desc, disable=not enabled, leave=False, unit="step")
+
+
+def mse(a: np.ndarray, b: np.ndarray) -> float:
+    d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
+    return float(np.mean(d * d))

@@ -37,6 +37,7 @@ the CPU and is shared by both.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -184,12 +185,9 @@ class NumbaBackend:
     def __init__(self, hier: Hierarchy):
         self.h = hier
         self._partials = {}
-        self._ws = {}
 
     def workspace(self, channels):
-        if channels not in self._ws:
-            self._ws = {channels: _Workspace(self, self.h, channels)}  # keep one size only
-        return self._ws[channels]
+        return _pooled_workspace(self, self.h, channels)
 
     # -- memory
     def zeros(self, shape, dtype=np.float64):
@@ -407,6 +405,25 @@ class ArrayBackend:
 
 
 # ----------------------------------------------------------------------------- algorithm
+
+
+_POOL = threading.local()
+
+
+def _pooled_workspace(be, hier: Hierarchy, channels: int) -> _Workspace:
+    """The buffers of the last solve of this shape in this thread, or new ones.
+
+    Encoders (PS, NLPE, tonal optimisation) build thousands of hierarchies of one image
+    size; reusing the buffers spares the page faults of fresh allocations.  A solve
+    re-initialises every buffer it reads, so sharing between sequential solves is safe;
+    the pool is per thread, so concurrent solves never share.
+    """
+    key = (type(be).__name__, hier.shape, channels,
+           tuple(hier.level_shape(lev) for lev in range(hier.n_levels)))
+    pool = getattr(_POOL, "pool", None)
+    if pool is None or pool[0] != key:
+        pool = _POOL.pool = (key, _Workspace(be, hier, channels))
+    return pool[1]
 
 
 class _Workspace:

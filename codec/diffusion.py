@@ -276,13 +276,43 @@ class Inpainter:
 
     __call__ = solve
 
-    def _solve_mg(self, v3, x0, tol, max_iter):
+    def solve_unknowns(self, rhs, *, tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX_ITER):
+        """Solve the symmetric system on the unknown pixels for an arbitrary right-hand side.
+
+        ``L y = rhs`` with L the operator of :mod:`codec._multigrid` (rows of the inpainting
+        equation divided by 1 - c).  ``rhs`` has shape (H, W) or (H, W, C) and is read at
+        unknown pixels only; ``y`` is returned in the same shape, zero at known pixels.  This
+        is the adjoint building block of tonal optimisation: for a binary mask the map from
+        the known values g to the reconstruction is u = [g; L^-1 N g] (N couples each unknown
+        pixel to its known neighbours), so its transpose is w -> w_K + N^T L^-1 w_U.
+        """
+        r = _as_real_array(rhs, "rhs")
+        if r.shape[:2] != self.mask.shape or r.ndim not in (2, 3):
+            raise ValueError(f"rhs shape {r.shape} does not match mask shape {self.mask.shape}")
+        h, w = self.mask.shape
+        r3 = r.reshape(h, w, -1)
+        if self.solver == "direct":
+            raise ValueError("solve_unknowns needs an iterative solver (numba or cupy)")
+        host = np.zeros((r3.shape[2], h + 2, w + 2))
+        for c in range(r3.shape[2]):
+            host[c, 1:-1, 1:-1] = r3[:, :, c] * self.hierarchy.unk[1:-1, 1:-1]
+        x, *_ = self._solve_mg(None, None, tol, int(max_iter), rhs_padded=host)
+        return np.ascontiguousarray(np.moveaxis(x[:, 1:-1, 1:-1], 0, -1)).reshape(r.shape)
+
+    def _solve_mg(self, v3, x0, tol, max_iter, rhs_padded=None):
         hier, be = self.hierarchy, self._backend
-        channels = v3.shape[2]
+        channels = v3.shape[2] if rhs_padded is None else rhs_padded.shape[0]
         if hier.n_unknown == 0:
             return np.zeros((channels,) + self._mask_p.shape), 0, np.zeros(channels), True
         ws = be.workspace(channels)
-        be.rhs(self._mask_p, v3, ws.r)  # r = b
+
+        def fill_rhs(out):
+            if rhs_padded is None:
+                be.rhs(self._mask_p, v3, out)
+            else:
+                be.upload(rhs_padded, out)
+
+        fill_rhs(ws.r)  # r = b
         bnorm = np.sqrt(be.dot(ws.r, ws.r))
         if x0 is None:
             ws.x[...] = 0.0
@@ -294,10 +324,10 @@ class Inpainter:
             ws.r[c] = 0.0
         out = MG.pcg(be, hier, ws, bnorm, tol, max_iter)
         # report the true residual b - A x, not CG's recursively updated one
-        be.rhs(self._mask_p, v3, ws.W)
+        fill_rhs(ws.W)
         be.fine_residual(ws.W, ws.x, ws.W)
         res = np.sqrt(be.dot(ws.W, ws.W)) / np.where(bnorm > 0, bnorm, 1.0)
-        return be.to_host(ws.x), out.iterations, res, out.converged
+        return be.to_host(ws.x), out.iterations, res, out.converged  # pooled: use at once
 
     def _solve_direct(self, v3):
         h, w, channels = v3.shape

@@ -1,0 +1,241 @@
+"""Tonal optimisation: the best values to store at the mask pixels.
+
+For a fixed binary mask K the reconstruction is linear in the stored values g:
+u = B g = [g on K; L^-1 N g on the rest], L the symmetric operator on the unknown pixels
+and N their coupling to known neighbours.  The values minimising ||B g - f||^2 solve the
+normal equations B^T B g = B^T f, here by CGLS (conjugate gradients on the normal
+equations, in the numerically stable form), each iteration costing one inpainting (B p)
+and one adjoint solve (B^T r = r_K + N^T L^-1 r_U, :meth:`codec.Inpainter.solve_unknowns`).
+
+With ``levels`` the values must come from a finite set (the codec's quantiser): the
+continuous optimum is rounded to the nearest levels, then improved by quantised
+re-optimisation: sweeps of one-level moves for the pixels whose move is predicted to
+lower the error (from the gradient and the diagonal of B^T B, estimated by random
+probing), kept only when the real MSE falls.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from codec import Inpainter
+
+from ._common import Budget, progress_bar
+
+
+@dataclass
+class TonalResult:
+    """Optimised values and what they cost.
+
+    Attributes
+    ----------
+    values : ndarray, shape of the image
+        The image with its mask pixels replaced by the optimised values (other pixels
+        unchanged); ``codec.inpaint(values, mask)`` is the optimised reconstruction.
+    reconstruction : ndarray
+        That reconstruction.
+    mse, mse_before : float
+        MSE of the reconstruction with the optimised and with the original values (for
+        ``levels``: with the original values rounded to the levels).
+    iterations : int
+        CGLS iterations (plus quantised refinement sweeps).
+    inpaintings : int
+        Forward and adjoint solves spent.
+    seconds : float
+    """
+
+    values: np.ndarray
+    reconstruction: np.ndarray
+    mse: float
+    mse_before: float
+    iterations: int
+    inpaintings: int
+    seconds: float
+
+
+class _Operator:
+    """B and B^T for one binary mask, on value vectors of shape (K, C)."""
+
+    def __init__(self, mask, shape, solver, tol, budget):
+        self.ip = Inpainter(mask, solver=solver)
+        self.known = np.asarray(mask, bool)
+        self.idx = np.flatnonzero(self.known)
+        self.shape = shape  # (H, W, C)
+        self.tol = tol
+        self.budget = budget
+
+    def forward(self, g):
+        h, w, c = self.shape
+        full = np.zeros((h * w, c))
+        full[self.idx] = g
+        self.budget.spend()
+        return self.ip.solve(full.reshape(h, w, c), tol=self.tol)
+
+    def adjoint(self, r):
+        h, w, c = self.shape
+        y = self.ip.solve_unknowns(r, tol=self.tol)  # zero at known pixels
+        self.budget.spend()
+        yp = np.pad(y, ((1, 1), (1, 1), (0, 0)))
+        nt = yp[:-2, 1:-1] + yp[2:, 1:-1] + yp[1:-1, :-2] + yp[1:-1, 2:]
+        return r.reshape(h * w, c)[self.idx] + nt.reshape(h * w, c)[self.idx]
+
+
+def _mse(u, f):
+    d = u - f
+    return float(np.mean(d * d))
+
+
+def _quantise(g, levels):
+    pos = np.clip(np.searchsorted(levels, g), 1, len(levels) - 1)
+    lo, hi = levels[pos - 1], levels[pos]
+    return np.where(g - lo <= hi - g, lo, hi)
+
+
+def tonal_optimisation(image, mask, *, levels=None, tol: float = 1e-4, max_iter: int = 200,
+                       solver: str = "numba", solve_tol: float = 1e-9, probes: int = 4,
+                       max_sweeps: int = 20, seed: int = 0,
+                       max_seconds: float | None = None, max_inpaintings: int | None = None,
+                       progress: bool = False) -> TonalResult:
+    """Grey (or colour) values at the mask pixels that minimise the reconstruction's MSE.
+
+    Parameters
+    ----------
+    image : array_like, shape (H, W) or (H, W, C)
+        The original; every channel is optimised (jointly, one solve serves all).
+    mask : array_like of bool, shape (H, W)
+        Binary mask (non-empty).
+    levels : array_like, optional
+        Allowed values (e.g. ``np.linspace(0, 255, 64)``): optimise over these only.
+    tol : float
+        CGLS stops when ||B^T (f - B g)|| <= tol * ||B^T (f - B g0)|| in every channel.
+    max_iter : int
+        CGLS iteration limit.
+    solver, solve_tol
+        Inpainting solver and the tolerance of its inner solves (tight, so that B and
+        B^T stay each other's transpose to the precision CGLS needs).
+    probes, max_sweeps, seed
+        Quantised refinement: probes for the diagonal of B^T B, sweep limit, RNG seed.
+    max_seconds, max_inpaintings : optional
+        Budget; when spent, the best values so far are returned.
+    progress : bool
+        Show a tqdm progress bar.
+    """
+    f = np.asarray(image, dtype=np.float64)
+    if f.ndim not in (2, 3) or f.size == 0:
+        raise ValueError(f"image must be a non-empty (H, W) or (H, W, C) array, got {f.shape}")
+    if not np.isfinite(f).all():
+        raise ValueError("image contains NaN or infinite values")
+    m = np.asarray(mask)
+    if m.shape != f.shape[:2]:
+        raise ValueError(f"mask shape {m.shape} does not match image shape {f.shape[:2]}")
+    if m.dtype != bool and not np.isin(m, (0, 1)).all():
+        raise ValueError("tonal optimisation needs a binary mask")
+    m = m.astype(bool)
+    if not m.any():
+        raise ValueError("mask has no known pixel: nothing to optimise")
+    if levels is not None:
+        levels = np.unique(np.asarray(levels, dtype=np.float64))
+        if levels.size < 2 or not np.isfinite(levels).all():
+            raise ValueError("levels must hold at least two finite values")
+    t0 = time.perf_counter()
+    f3 = f.reshape(f.shape[0], f.shape[1], -1)
+    budget = Budget(max_seconds, max_inpaintings)
+    B = _Operator(m, f3.shape, solver, solve_tol, budget)
+    g0 = f3.reshape(-1, f3.shape[2])[B.idx].copy()
+    if levels is not None:
+        g0 = _quantise(g0, levels)
+    bar = progress_bar(max_iter, "tonal", progress)
+
+    # CGLS, per channel scalars
+    g = g0.copy()
+    u = B.forward(g)
+    mse_before = _mse(u, f3)
+    r = f3 - u
+    s = B.adjoint(r)
+    p = s.copy()
+    gamma = np.sum(s * s, axis=0)
+    stop = tol * np.sqrt(gamma)
+    it = 0
+    while it < max_iter and np.any(np.sqrt(gamma) > stop) and not budget.exhausted():
+        q = B.forward(p)
+        qq = np.sum(q * q, axis=(0, 1))
+        alpha = np.where(qq > 0, gamma / np.where(qq > 0, qq, 1.0), 0.0)
+        g += alpha * p
+        r -= alpha * q
+        s = B.adjoint(r)
+        gamma_new = np.sum(s * s, axis=0)
+        p = s + np.where(gamma > 0, gamma_new / np.where(gamma > 0, gamma, 1.0), 0.0) * p
+        gamma = gamma_new
+        it += 1
+        bar.update(1)
+    bar.close()
+    if levels is None:
+        u = B.forward(g)
+        best_g, best_u, best_err = g, u, _mse(u, f3)
+        if best_err > mse_before:  # inexact inner solves can only cost a rounding error
+            best_g, best_u, best_err = g0, B.forward(g0), mse_before
+    else:
+        best_g, best_u, best_err, sweeps = _quantised_refinement(
+            B, f3, g, g0, mse_before, levels, probes, max_sweeps, seed, budget)
+        it += sweeps
+    values = f3.copy().reshape(-1, f3.shape[2])
+    values[B.idx] = best_g
+    return TonalResult(values.reshape(f.shape), best_u.reshape(f.shape), best_err, mse_before,
+                       it, budget.inpaintings, time.perf_counter() - t0)
+
+
+def _quantised_refinement(B, f3, g_cont, g_start, err_start, levels, probes, max_sweeps,
+                          seed, budget):
+    """Round the continuous optimum, then improve it by one-level moves.
+
+    Moving value k alone by delta changes ||f - B g||^2 by -2 delta s_k + delta^2 d_k, with
+    s = B^T (f - B g) and d = diag(B^T B) (estimated by random probing; its exact value is
+    at least 1).  Each sweep moves the pixels whose one-level move towards -gradient is
+    predicted to gain, best first, and halves that set until the real MSE falls.
+    """
+    rng = np.random.default_rng(seed)
+    k, c = g_cont.shape
+    diag = np.zeros((k, c))
+    for _ in range(probes):
+        z = rng.choice((-1.0, 1.0), size=(k, c))
+        diag += z * B.adjoint(B.forward(z))
+    diag = np.maximum(diag / max(probes, 1), 1.0)
+    best_g, best_err, best_u = g_start, err_start, None
+    gq = _quantise(g_cont, levels)
+    uq = B.forward(gq)
+    eq = _mse(uq, f3)
+    if eq < best_err:
+        best_g, best_err, best_u = gq, eq, uq
+    pos = np.searchsorted(levels, best_g)  # exact level indices of the current values
+    sweeps = 0
+    while sweeps < max_sweeps and not budget.exhausted():
+        sweeps += 1
+        u = best_u if best_u is not None else B.forward(best_g)
+        grad = B.adjoint(f3 - u)
+        up = grad > 0
+        target = np.clip(pos + np.where(up, 1, -1), 0, len(levels) - 1)
+        delta = levels[target] - best_g
+        gain = 2.0 * grad * delta - diag * delta * delta
+        order = np.argsort(-gain, axis=None)
+        n_good = int(np.count_nonzero(gain > 0))
+        improved = False
+        while n_good >= 1 and not budget.exhausted():
+            sel = np.zeros(gain.size, bool)
+            sel[order[:n_good]] = True
+            sel = sel.reshape(gain.shape)
+            cand = np.where(sel, levels[target], best_g)
+            uc = B.forward(cand)
+            ec = _mse(uc, f3)
+            if ec < best_err:
+                best_g, best_err, best_u, improved = cand, ec, uc, True
+                pos = np.where(sel, target, pos)
+                break
+            n_good //= 2
+        if not improved:
+            break
+    if best_u is None:
+        best_u = B.forward(best_g)
+    return best_g, best_u, best_err, sweeps
