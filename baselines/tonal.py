@@ -66,6 +66,7 @@ class _Operator:
         self.shape = shape  # (H, W, C)
         self.tol = tol
         self.budget = budget
+        self._y = None
 
     def forward(self, g):
         h, w, c = self.shape
@@ -76,7 +77,8 @@ class _Operator:
 
     def adjoint(self, r):
         h, w, c = self.shape
-        y = self.ip.solve_unknowns(r, tol=self.tol)  # zero at known pixels
+        y = self.ip.solve_unknowns(r, tol=self.tol, x0=self._y)  # zero at known pixels
+        self._y = y  # successive residuals differ little: warm-start the next adjoint solve
         self.budget.spend()
         yp = np.pad(y, ((1, 1), (1, 1), (0, 0)))
         nt = yp[:-2, 1:-1] + yp[2:, 1:-1] + yp[1:-1, :-2] + yp[1:-1, 2:]
@@ -95,8 +97,8 @@ def _quantise(g, levels):
 
 
 def tonal_optimisation(image, mask, *, levels=None, tol: float = 1e-4, max_iter: int = 200,
-                       solver: str = "numba", solve_tol: float = 1e-9, probes: int = 4,
-                       max_sweeps: int = 20, seed: int = 0,
+                       solver: str = "numba", solve_tol: float = 1e-7, probes: int = 2,
+                       max_sweeps: int = 8, seed: int = 0,
                        max_seconds: float | None = None, max_inpaintings: int | None = None,
                        progress: bool = False) -> TonalResult:
     """Grey (or colour) values at the mask pixels that minimise the reconstruction's MSE.

@@ -276,7 +276,8 @@ class Inpainter:
 
     __call__ = solve
 
-    def solve_unknowns(self, rhs, *, tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX_ITER):
+    def solve_unknowns(self, rhs, *, tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX_ITER,
+                       x0=None):
         """Solve the symmetric system on the unknown pixels for an arbitrary right-hand side.
 
         ``L y = rhs`` with L the operator of :mod:`codec._multigrid` (rows of the inpainting
@@ -285,6 +286,7 @@ class Inpainter:
         is the adjoint building block of tonal optimisation: for a binary mask the map from
         the known values g to the reconstruction is u = [g; L^-1 N g] (N couples each unknown
         pixel to its known neighbours), so its transpose is w -> w_K + N^T L^-1 w_U.
+        ``x0`` (shape of ``rhs``) warm-starts the solve.
         """
         r = _as_real_array(rhs, "rhs")
         if r.shape[:2] != self.mask.shape or r.ndim not in (2, 3):
@@ -296,7 +298,11 @@ class Inpainter:
         host = np.zeros((r3.shape[2], h + 2, w + 2))
         for c in range(r3.shape[2]):
             host[c, 1:-1, 1:-1] = r3[:, :, c] * self.hierarchy.unk[1:-1, 1:-1]
-        x, *_ = self._solve_mg(None, None, tol, int(max_iter), rhs_padded=host)
+        if x0 is not None:
+            x0 = _as_real_array(x0, "x0")
+            if x0.shape != r.shape:
+                raise ValueError(f"x0 shape {x0.shape} does not match rhs shape {r.shape}")
+        x, *_ = self._solve_mg(None, x0, tol, int(max_iter), rhs_padded=host)
         return np.ascontiguousarray(np.moveaxis(x[:, 1:-1, 1:-1], 0, -1)).reshape(r.shape)
 
     def _solve_mg(self, v3, x0, tol, max_iter, rhs_padded=None):
