@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import tempfile
 import time
 
 import click
@@ -28,17 +29,60 @@ def _clean_errors(fn):
     return wrapper
 
 
-def _load_grey(path: str) -> np.ndarray:
+_SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N", "I", "F"}
+_ALPHA = {"RGBA", "LA", "PA", "RGBa", "La"}
+
+
+def _open_image(path: str):
     from PIL import Image, UnidentifiedImageError  # noqa: PLC0415
 
+    if not os.path.exists(path):
+        raise ValueError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: is a folder, not an image")
     try:
-        with Image.open(path) as im:
-            if im.mode not in ("L", "RGB", "P", "1"):
-                raise ValueError(
-                    f"{path}: unsupported image mode {im.mode} (need 8-bit grey or RGB)")
-            return np.asarray(im.convert("L"))
+        im = Image.open(path)
+        im.load()
     except UnidentifiedImageError:
         raise ValueError(f"{path}: not an image file Pillow can read") from None
+    except (OSError, SyntaxError) as exc:
+        raise ValueError(f"{path}: damaged or unreadable image ({exc})") from None
+    return im
+
+
+def load_image(path: str, *, drop_alpha: bool = False, grey: bool = False) -> np.ndarray:
+    """8-bit grey (H, W) or RGB (H, W, 3) from any format Pillow reads; refuses, never mangles.
+
+    16-bit and floating-point images and images with an alpha channel are refused by name
+    (alpha can be dropped explicitly with ``drop_alpha``).
+    """
+    im = _open_image(path)
+    mode = im.mode
+    if mode in _SIXTEEN_BIT:
+        raise ValueError(f"{path}: {mode} images (16-bit or floating point) are not "
+                         "supported; convert to 8 bits per channel first")
+    if mode == "P" and "transparency" in im.info:
+        mode = "PA"
+    if mode in _ALPHA:
+        if not drop_alpha:
+            raise ValueError(f"{path}: the image has an alpha channel ({mode}); pass "
+                             "--drop-alpha to encode it without transparency")
+        im = im.convert("RGBA" if mode != "LA" else "LA")
+        im = im.convert("RGB" if mode != "LA" else "L")
+    elif mode in ("1", "L"):
+        im = im.convert("L")
+    elif mode in ("RGB", "P", "CMYK", "YCbCr", "LAB", "HSV"):
+        im = im.convert("RGB")
+    else:
+        raise ValueError(f"{path}: unsupported image mode {mode}")
+    a = np.asarray(im)
+    if grey and a.ndim == 3:
+        a = np.asarray(im.convert("L"))
+    return a
+
+
+def _load_grey(path: str) -> np.ndarray:
+    return load_image(path, grey=True)
 
 
 def _check_output_path(path: str) -> None:
@@ -52,18 +96,42 @@ def _check_output_path(path: str) -> None:
         raise ValueError(f"{path}: is a folder")
 
 
-def _save_png(path: str, img: np.ndarray) -> None:
-    """Write atomically: a temporary file next to the target, renamed when complete."""
-    from PIL import Image  # noqa: PLC0415
-
-    out = np.clip(np.rint(img), 0, 255).astype(np.uint8)
-    tmp = f"{path}.tmp{os.getpid()}.png"
+def _write_atomic(path: str, write) -> None:
+    """Write through a temporary file in the target folder, renamed when complete."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".inpcodec-", dir=folder)
     try:
-        Image.fromarray(out).save(tmp, format="PNG")
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def save_image(path: str, img: np.ndarray) -> None:
+    """Write an image with Pillow, format from the file extension (atomically)."""
+    from PIL import Image  # noqa: PLC0415
+
+    out = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+    ext = os.path.splitext(path)[1].lower()
+    formats = {".png": "PNG", ".pgm": "PPM", ".ppm": "PPM", ".pnm": "PPM", ".tif": "TIFF",
+               ".tiff": "TIFF", ".bmp": "BMP", ".webp": "WEBP", ".jpg": "JPEG",
+               ".jpeg": "JPEG"}
+    if ext not in formats:
+        raise ValueError(f"{path}: unknown image extension {ext or '(none)'}; use one of "
+                         f"{', '.join(sorted(formats))}")
+    opts = {"lossless": True} if formats[ext] == "WEBP" else {}
+    if formats[ext] == "JPEG":
+        opts = {"quality": 100}
+    _write_atomic(path, lambda fh: Image.fromarray(out).save(fh, format=formats[ext], **opts))
+
+
+def _save_png(path: str, img: np.ndarray) -> None:
+    save_image(path, img)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -72,47 +140,170 @@ def main():
     """inpcodec: image compression with homogeneous diffusion inpainting."""
 
 
+def _jpeg_at_size(img: np.ndarray, max_bytes: int):
+    """Pillow JPEG (optimised Huffman) of the largest quality whose file fits in max_bytes."""
+    import io  # noqa: PLC0415
+
+    from PIL import Image  # noqa: PLC0415
+
+    best = None
+    for q in range(1, 96):
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="JPEG", quality=q, optimize=True)
+        if buf.tell() > max_bytes:
+            break
+        best = (q, buf.getvalue())
+    if best is None:
+        return None
+    with Image.open(io.BytesIO(best[1])) as im:
+        dec = np.asarray(im.convert("L" if img.ndim == 2 else "RGB"))
+    return best[0], len(best[1]), dec
+
+
+def _print_report(r, name):
+    from bitstreams.container import COLOUR_NAMES  # noqa: PLC0415
+
+    colour = COLOUR_NAMES[0 if r.channels == 1 else 1]
+    click.echo(f"image      {name}  {r.width}x{r.height}, {colour}")
+    click.echo(f"mask       {r.encoder}, {r.points} points = {r.density * 100:.2f} %"
+               f"{', tonal optimisation' if r.tonal else ''}, "
+               f"levels {r.levels}" + (f"/{r.chroma_levels}" if r.channels == 3 else ""))
+    click.echo(f"size       {len(r.data)} bytes = {r.bpp:.4f} bpp (header {r.bytes_header}, "
+               f"mask {r.bytes_mask}: {r.mask_bits_per_point:.2f} bits/point, values "
+               f"{r.bytes_values}: {r.value_bits_per_point:.2f} bits/value)")
+    click.echo(f"time       encode {r.encode_seconds:.2f} s, decode {r.decode_seconds:.2f} s")
+    click.echo(f"PSNR       {r.psnr:.2f} dB" + (f" (luma {r.psnr_luma:.2f} dB)"
+                                                  if r.channels == 3 else ""))
+
+
 @main.command()
 @click.option("--image", type=click.Path(dir_okay=False), default=None,
-              help="Grey image to use instead of the bundled 512x512 cameraman.")
-@click.option("--density", type=float, default=0.04, show_default=True,
-              help="Fraction of pixels kept (random mask).")
-@click.option("--solver", type=click.Choice(SOLVER_CHOICES), default="auto", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random mask.")
+              help="Image to use instead of the bundled 512x512 cameraman.")
+@click.option("--density", type=float, default=0.03, show_default=True)
 @click.option("--output", type=click.Path(dir_okay=False), default=None,
-              help="Write the reconstruction to this PNG file.")
+              help="Write the decoded image here.")
 @_clean_errors
-def demo(image, density, solver, seed, output):
-    """Reconstruct an image from a random sparse mask and report PSNR and time."""
+def demo(image, density, output):
+    """Round trip a bundled image: encode, decode, PSNR, time, and JPEG at the same size."""
     from skimage.metrics import peak_signal_noise_ratio  # noqa: PLC0415
 
-    from codec import Inpainter  # noqa: PLC0415
     from codec.data import cameraman  # noqa: PLC0415
+    from codec.pipeline import encode_report  # noqa: PLC0415
 
-    if not 0.0 < density <= 1.0:
-        raise ValueError(f"--density must lie in (0, 1], got {density}")
-    f = cameraman() if image is None else _load_grey(image)
-    name = "bundled cameraman" if image is None else image
-    rng = np.random.default_rng(seed)
-    mask = rng.random(f.shape) < density
-    if not mask.any():
-        mask.flat[rng.integers(mask.size)] = True
-    t0 = time.perf_counter()
-    ip = Inpainter(mask, solver=solver)
-    u, info = ip.solve(f.astype(np.float64), return_info=True)
-    elapsed = time.perf_counter() - t0
-    decoded = np.clip(np.rint(u), 0, 255).astype(np.uint8)
-    psnr = peak_signal_noise_ratio(f, decoded, data_range=255)
-    click.echo(f"image      {name}  {f.shape[1]}x{f.shape[0]}")
-    click.echo(f"mask       random, {mask.mean() * 100:.2f} % of pixels known (seed {seed})")
-    click.echo(f"solver     {info.solver}, {info.levels} multigrid levels, "
-               f"{info.iterations} iterations, relative residual {info.residual:.1e}")
-    click.echo(f"time       {elapsed * 1e3:.1f} ms (set-up {info.setup_time * 1e3:.1f} ms, "
-               f"solve {info.solve_time * 1e3:.1f} ms)")
-    click.echo(f"PSNR       {psnr:.2f} dB")
     if output:
-        _save_png(output, decoded)
+        _check_output_path(output)
+    img = cameraman() if image is None else load_image(image)
+    r = encode_report(img, encoder="belhachmi", density=density, tonal=True)
+    _print_report(r, "bundled cameraman" if image is None else image)
+    jp = _jpeg_at_size(img, len(r.data))
+    if jp is None:
+        click.echo("JPEG       no JPEG quality fits in the same number of bytes")
+    else:
+        q, n, dec = jp
+        jbpp = 8 * n / (img.shape[0] * img.shape[1])
+        jpsnr = peak_signal_noise_ratio(img, dec, data_range=255)
+        click.echo(f"JPEG       quality {q}, {n} bytes = {jbpp:.4f} bpp, PSNR {jpsnr:.2f} dB "
+                   "(Pillow, optimised Huffman, at most the same size)")
+    if output:
+        save_image(output, r.decoded)
         click.echo(f"written    {output}")
+
+
+ENCODER_CHOICES = ["belhachmi", "ps", "ps+nlpe", "random", "learned"]
+
+
+@main.command()
+@click.argument("input_path", metavar="IN", type=click.Path(dir_okay=False))
+@click.argument("output_path", metavar="OUT", type=click.Path(dir_okay=False))
+@click.option("--encoder", type=click.Choice(ENCODER_CHOICES), default="belhachmi",
+              show_default=True, help="How the mask is chosen.")
+@click.option("--density", type=float, default=None,
+              help="Fraction of pixels stored, in (0, 1] (default 0.04 unless --bpp).")
+@click.option("--bpp", type=float, default=None, help="Target size in bits per pixel.")
+@click.option("--levels", type=int, default=None,
+              help="Quantisation levels of the (luma) values (default 64, searched with --bpp).")
+@click.option("--chroma-levels", type=int, default=None,
+              help="Quantisation levels of the chroma values (default: half of --levels).")
+@click.option("--tonal/--no-tonal", default=True, show_default=True,
+              help="Optimise the stored values (quantiser in the loop).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--drop-alpha", is_flag=True, help="Encode RGBA/LA images without their alpha.")
+@click.option("--quiet", "-q", is_flag=True)
+@_clean_errors
+def encode(input_path, output_path, encoder, density, bpp, levels, chroma_levels, tonal,
+           seed, drop_alpha, quiet):
+    """Compress image IN into the inpcodec file OUT."""
+    from codec.pipeline import encode_report  # noqa: PLC0415
+
+    if density is not None and bpp is not None:
+        raise ValueError("give either --density or --bpp, not both")
+    if density is None and bpp is None:
+        density = 0.04
+    if density is not None and not 0.0 < density <= 1.0:
+        raise ValueError(f"--density must lie in (0, 1], got {density}")
+    _check_output_path(output_path)
+    img = load_image(input_path, drop_alpha=drop_alpha)
+    r = encode_report(img, encoder=encoder, density=density, bpp=bpp, levels=levels,
+                      chroma_levels=chroma_levels, tonal=tonal, seed=seed,
+                      progress=not quiet)
+    _write_atomic(output_path, lambda fh: fh.write(r.data))
+    if not quiet:
+        _print_report(r, input_path)
+        click.echo(f"written    {output_path}")
+
+
+@main.command()
+@click.argument("input_path", metavar="IN", type=click.Path(dir_okay=False))
+@click.argument("output_path", metavar="OUT", type=click.Path(dir_okay=False))
+@click.option("--solver", type=click.Choice(SOLVER_CHOICES), default="auto", show_default=True)
+@click.option("--postprocess", type=click.Choice(["none", "gan"]), default="none",
+              show_default=True, help="Optional post-processor of the reconstruction.")
+@_clean_errors
+def decode(input_path, output_path, solver, postprocess):
+    """Decode the inpcodec file IN into the image OUT (format from its extension)."""
+    from codec.pipeline import decode as decode_bytes  # noqa: PLC0415
+
+    _check_output_path(output_path)
+    ext = os.path.splitext(output_path)[1].lower()
+    if ext not in (".png", ".pgm", ".ppm", ".pnm", ".tif", ".tiff", ".bmp", ".webp", ".jpg",
+                   ".jpeg"):
+        raise ValueError(f"{output_path}: unknown image extension {ext or '(none)'}")
+    data = _read_bytes(input_path)
+    img = decode_bytes(data, solver=solver, postprocess=postprocess)
+    save_image(output_path, img)
+
+
+def _read_bytes(path: str) -> bytes:
+    if not os.path.exists(path):
+        raise ValueError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: is a folder")
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+@main.command()
+@click.argument("input_path", metavar="IN", type=click.Path(dir_okay=False))
+@_clean_errors
+def info(input_path):
+    """Show the header of the inpcodec file IN and where its bits go."""
+    from codec.pipeline import info as file_info  # noqa: PLC0415
+
+    i = file_info(_read_bytes(input_path))
+    px = i.width * i.height
+    click.echo(f"size         {i.width}x{i.height}, {i.channels} channel(s), {i.colour}")
+    click.echo("format       inpcodec version 1, quadtree mask coder, predictive value coder")
+    chroma = f" (chroma {i.chroma_levels})" if i.channels == 3 else ""
+    click.echo(f"levels       {i.levels}{chroma}")
+    click.echo(f"mask         {i.points} points = {100 * i.points / px:.2f} % of the pixels")
+    click.echo(f"bytes        {i.bytes_total} = {i.bpp:.4f} bpp")
+    click.echo(f"  header      {i.bytes_header} ({8 * i.bytes_header / px:.4f} bpp)")
+    click.echo(f"  mask        {i.bytes_mask} ({8 * i.bytes_mask / px:.4f} bpp, "
+               f"{8 * i.bytes_mask / i.points:.2f} bits/point)")
+    for c, n in enumerate(i.bytes_values):
+        name = ("luma" if c == 0 else ("Cb" if c == 1 else "Cr")) if i.channels == 3 else "grey"
+        click.echo(f"  {name + ' values':<12} {n} ({8 * n / px:.4f} bpp, "
+                   f"{8 * n / i.points:.2f} bits/value)")
 
 
 MASK_METHODS = ["random", "belhachmi", "ps", "ps+nlpe"]

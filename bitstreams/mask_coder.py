@@ -11,10 +11,13 @@ at a coarse level, and the densities of structured masks are learned per context
     context = (level (0..4, 5+), phase and number of earlier siblings that are 1 (10),
                number of the parent's 4 neighbours that are 1 (0, 1-2, 3-4))
 
-The probability of a 1 in a context is estimated from the counts of the symbols coded
-before: (n1 + a p) / (n0 + n1 + a), backed off (a = 4) to p, the Krichevsky-Trofimov
-estimate of the same context pooled over the neighbour buckets; computed in float64 from
-integer counts, identically in encoder and decoder, and clipped to [1e-6, 1 - 1e-6].  A phase is
+The section starts with the number of points (one uint32 word), which gives the exact
+probabilities of every (level, phase, siblings) context for an i.i.d. mask of that
+density (:func:`iid_prior`).  The probability of a 1 in a context is estimated from the
+counts of the symbols coded before, (n1 + a p) / (n0 + n1 + a), backed off (a = 4) to p,
+the same context pooled over the neighbour buckets, itself backed off (weight 16) to the
+i.i.d. prior; computed in float64 from integer counts, identically in encoder and
+decoder, and clipped to [1e-6, 1 - 1e-6].  A phase is
 coded in chunks of doubling size (1, 2, 4, ...) with the counts updated between chunks,
 so the model adapts from the first symbols at the cost of about log2(n) calls per phase.
 """
@@ -31,6 +34,7 @@ _COMBO_BASE = np.array([0, 1, 3, 6])  # combo index = base[phase] + earlier ones
 P_MIN = 1e-6
 FIRST_CHUNK = 1
 BACKOFF = 4.0
+PRIOR_WEIGHT = 16.0
 
 
 def _model():
@@ -112,18 +116,38 @@ def _chunks(n: int):
         size *= 2
 
 
-def _probabilities(n0, n1, ctx):
-    """P(1) per symbol: the context's counts, backed off to the pooled (level, combo) counts.
+def iid_prior(density: float) -> np.ndarray:
+    """P(child block holds a point) per (level, combo) context for an i.i.d. mask.
 
-    The pooled estimate (KT over all neighbour buckets) is the prior of the full context,
-    with weight ``BACKOFF``: a context only pays to learn where it really differs from its
-    pool, which keeps the learning cost of the neighbour split small on unstructured masks.
+    A block of 4^l pixels is non-empty with probability pi = 1 - (1 - d)^(4^l).  Once a
+    sibling is known to be non-empty the children are independent (P = pi); while all
+    earlier siblings are empty, one of the r = 4 - phase remaining children must hold the
+    parent's point: P = pi / (1 - (1 - pi)^r).
     """
-    t0 = n0.reshape(-1, N_NB)
-    t1 = n1.reshape(-1, N_NB)
-    pooled = (t1.sum(axis=1) + 0.5) / (t0.sum(axis=1) + t1.sum(axis=1) + 1.0)
-    prior = pooled[ctx // N_NB]
-    p = (n1[ctx] + BACKOFF * prior) / (n0[ctx] + n1[ctx] + BACKOFF)
+    d = min(max(density, 1e-12), 1.0)
+    prior = np.empty((N_LEVEL, N_COMBO))
+    for lev in range(N_LEVEL):
+        pi = -np.expm1(4.0**lev * np.log1p(-d)) if d < 1.0 else 1.0
+        for phase in range(4):
+            r = 4 - phase
+            first = pi / (-np.expm1(r * np.log1p(-pi))) if 0 < pi < 1 else pi
+            for ones in range(phase + 1):
+                prior[lev, _COMBO_BASE[phase] + ones] = first if ones == 0 else pi
+    return np.clip(prior.ravel(), P_MIN, 1.0 - P_MIN)
+
+
+def _probabilities(n0, n1, ctx, prior):
+    """P(1) per symbol, by two stages of backoff ending in the i.i.d. prior.
+
+    The (level, combo) counts pooled over neighbour buckets start from the i.i.d.
+    prior (weight ``PRIOR_WEIGHT``); each full context starts from its pool (weight
+    ``BACKOFF``).  On an i.i.d. mask nothing is left to learn; on a structured mask the
+    counts take over where the data differ.
+    """
+    t0 = n0.reshape(-1, N_NB).sum(axis=1)
+    t1 = n1.reshape(-1, N_NB).sum(axis=1)
+    pooled = (t1 + PRIOR_WEIGHT * prior) / (t0 + t1 + PRIOR_WEIGHT)
+    p = (n1[ctx] + BACKOFF * pooled[ctx // N_NB]) / (n0[ctx] + n1[ctx] + BACKOFF)
     return np.clip(p, P_MIN, 1.0 - P_MIN)
 
 
@@ -135,6 +159,8 @@ def encode_mask(mask: np.ndarray) -> np.ndarray:
     if m.ndim != 2 or m.size == 0 or not m.any():
         raise ValueError("the mask must be a non-empty 2-D array with at least one point")
     levels = pyramid(m)
+    count = int(m.sum())
+    prior = iid_prior(count / m.size)
     enc = constriction.stream.queue.RangeEncoder()
     model = _model()
     n0 = np.zeros(N_CONTEXTS, np.int64)
@@ -149,16 +175,20 @@ def encode_mask(mask: np.ndarray) -> np.ndarray:
             sym = child[ci[keep], cj[keep]].astype(np.int32)
             cx = ctx[keep]
             for s, e in _chunks(sym.size):
-                enc.encode(sym[s:e], model, _probabilities(n0, n1, cx[s:e]))
+                enc.encode(sym[s:e], model, _probabilities(n0, n1, cx[s:e], prior))
                 _count(n0, n1, cx[s:e], sym[s:e])
-    return enc.get_compressed()
+    return np.concatenate([np.array([count], np.uint32), enc.get_compressed()])
 
 
 def decode_mask(words: np.ndarray, height: int, width: int) -> np.ndarray:
     """Inverse of :func:`encode_mask`; ``words`` are uint32 compressed words."""
     import constriction  # noqa: PLC0415
 
-    dec = constriction.stream.queue.RangeDecoder(np.asarray(words, np.uint32))
+    words = np.asarray(words, np.uint32)
+    if words.size < 1 or not 1 <= int(words[0]) <= height * width:
+        raise ValueError("invalid point count in the mask section")
+    prior = iid_prior(int(words[0]) / (height * width))
+    dec = constriction.stream.queue.RangeDecoder(words[1:])
     model = _model()
     shapes = level_shapes(height, width)
     parent = np.ones((1, 1), bool)
@@ -175,7 +205,8 @@ def decode_mask(words: np.ndarray, height: int, width: int) -> np.ndarray:
             cx = ctx[keep]
             ti, tj = ci[keep], cj[keep]
             for s, e in _chunks(cx.size):
-                sym = np.asarray(dec.decode(model, _probabilities(n0, n1, cx[s:e])), np.int64)
+                sym = np.asarray(dec.decode(model, _probabilities(n0, n1, cx[s:e], prior)),
+                                 np.int64)
                 child[ti[s:e], tj[s:e]] = sym.astype(bool)
                 _count(n0, n1, cx[s:e], sym)
         parent = child

@@ -360,7 +360,11 @@ def _words(b: bytes) -> np.ndarray:
 def info(data: bytes) -> FileInfo:
     """Header fields and the bytes per part, from the file alone (the mask is decoded)."""
     cont, lv, clv = _parse(data)
-    mask = decode_mask(_words(cont.section("MASK")), cont.height, cont.width)
+    check_memory(cont.width, cont.height, 1, factor=0.2)  # the mask alone
+    try:
+        mask = decode_mask(_words(cont.section("MASK")), cont.height, cont.width)
+    except (ValueError, RuntimeError) as exc:
+        raise C.FormatError(f"corrupt entropy-coded data ({exc})") from None
     vals = [len(cont.section(f"VAL{c}")) for c in range(cont.channels)]
     return FileInfo(cont.width, cont.height, cont.channels, C.COLOUR_NAMES[cont.colour], lv,
                     clv, int(mask.sum()), len(data), len(data) - len(cont.section("MASK"))

@@ -1,0 +1,290 @@
+"""The codec: bitstream format, entropy coders, pipeline, rate control, CLI, bad input."""
+
+import struct
+import zlib
+
+import numba
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+from scipy.ndimage import gaussian_filter
+
+import cli
+from baselines import belhachmi_mask
+from bitstreams import FormatError
+from bitstreams.mask_coder import decode_mask, encode_mask
+from bitstreams.value_coder import decode_values, encode_values
+from codec import pipeline as P
+
+
+def make_image(h=48, w=64, colour=False, seed=0):
+    rng = np.random.default_rng(seed)
+    shape = (h, w, 3) if colour else (h, w)
+    img = gaussian_filter(rng.standard_normal(shape), (3, 3, 0) if colour else 3)
+    img = (img - img.min()) / np.ptp(img) * 220 + 15
+    return np.clip(img + rng.normal(0, 3, shape), 0, 255).astype(np.uint8)
+
+
+def entropy_bound(d):
+    return -(d * np.log2(d) + (1 - d) * np.log2(1 - d)) / d
+
+
+# ----------------------------------------------------------------------------- mask coder
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 37), (37, 1), (2, 3), (33, 47), (64, 64)])
+def test_mask_coder_round_trip(shape):
+    rng = np.random.default_rng(1)
+    for d in (0.01, 0.2, 1.0):
+        m = rng.random(shape) < d
+        m.flat[rng.integers(m.size)] = True
+        np.testing.assert_array_equal(decode_mask(encode_mask(m), *shape), m)
+
+
+def test_mask_coder_near_entropy_on_iid_and_below_on_structured():
+    rng = np.random.default_rng(2)
+    for d in (0.02, 0.05):
+        m = rng.random((256, 256)) < d
+        bits = 32 * encode_mask(m).size / m.sum()
+        assert bits <= 1.03 * entropy_bound(m.mean())
+    img = gaussian_filter(rng.standard_normal((256, 256)), 4) * 100
+    img[100:, 128:] += 60
+    m = belhachmi_mask(img, 0.04).mask
+    assert 32 * encode_mask(m).size / m.sum() < entropy_bound(m.mean())
+
+
+def test_mask_coder_refuses_empty():
+    with pytest.raises(ValueError, match="at least one point"):
+        encode_mask(np.zeros((4, 4), bool))
+
+
+# ----------------------------------------------------------------------------- value coder
+
+
+@pytest.mark.parametrize("levels", [2, 16, 256, 4096])
+def test_value_coder_round_trip(levels):
+    rng = np.random.default_rng(3)
+    m = rng.random((40, 50)) < 0.1
+    q = rng.integers(0, levels, m.sum())
+    np.testing.assert_array_equal(decode_values(encode_values(m, q, levels), m, levels), q)
+    one = np.zeros((5, 5), bool)
+    one[2, 3] = True
+    np.testing.assert_array_equal(decode_values(encode_values(one, [levels - 1], levels), one,
+                                                levels), [levels - 1])
+
+
+def test_value_prediction_pays_on_smooth_data():
+    yy, xx = np.mgrid[0:128, 0:128]
+    img = 128 + 90 * np.sin(xx / 23.0) * np.cos(yy / 31.0)  # smooth at the point spacing
+    m = np.random.default_rng(4).random(img.shape) < 0.05
+    q = np.rint(img[m] * 63 / 255).astype(int)
+    bits = 32 * encode_values(m, q, 64).size / q.size
+    hist = np.bincount(q, minlength=64) / q.size
+    h0 = -(hist[hist > 0] * np.log2(hist[hist > 0])).sum()
+    assert bits < h0 - 0.5
+
+
+# ----------------------------------------------------------------------------- pipeline
+
+
+@pytest.mark.parametrize("colour", [False, True])
+def test_round_trip_is_bit_exact_and_reported_on_real_file(colour):
+    img = make_image(40, 52, colour=colour)
+    r = P.encode_report(img, density=0.08, tonal=True)
+    assert r.decoded.shape == img.shape and r.decoded.dtype == np.uint8
+    np.testing.assert_array_equal(P.decode(r.data), r.decoded)
+    assert r.bpp == pytest.approx(8 * len(r.data) / (40 * 52))
+    mse = np.mean((r.decoded.astype(float) - img) ** 2)
+    assert r.psnr == pytest.approx(10 * np.log10(255**2 / mse))
+    inf = P.info(r.data)
+    assert inf.points == r.points and inf.bytes_total == len(r.data)
+    assert inf.channels == (3 if colour else 1)
+
+
+def test_decode_identical_for_any_thread_count():
+    r = P.encode_report(make_image(96, 80, colour=True), density=0.05, tonal=False)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = P.decode(r.data)
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        two = P.decode(r.data)
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(one, two)
+    np.testing.assert_array_equal(one, r.decoded)
+
+
+def test_tonal_optimisation_pays_at_the_same_rate():
+    img = make_image(64, 64)
+    plain = P.encode_report(img, density=0.05, tonal=False, levels=32)
+    tonal = P.encode_report(img, density=0.05, tonal=True, levels=32)
+    assert tonal.psnr > plain.psnr + 0.5
+    assert abs(tonal.bpp / plain.bpp - 1) < 0.1
+
+
+def test_rate_control_hits_the_target():
+    img = make_image(64, 64, seed=5)
+    for target in (0.4, 0.8):
+        r = P.encode_report(img, bpp=target, levels=32, tonal=False)
+        assert abs(r.bpp / target - 1) <= 0.03
+
+
+def test_rate_control_refuses_unreachable_rates():
+    img = make_image(32, 32)
+    with pytest.raises(P.CodecError, match="lowest this image can reach"):
+        P.encode_report(img, bpp=0.01)
+
+
+def test_encoder_input_errors():
+    with pytest.raises(P.CodecError, match="8-bit"):
+        P.encode(np.zeros((8, 8), np.uint16), density=0.1)
+    with pytest.raises(P.CodecError, match="shape"):
+        P.encode(np.zeros((8, 8, 4), np.uint8), density=0.1)
+    with pytest.raises(P.CodecError, match="density"):
+        P.encode(np.zeros((8, 8), np.uint8), density=1.5)
+    with pytest.raises(P.CodecError, match="exactly one"):
+        P.encode(np.zeros((8, 8), np.uint8), density=0.1, bpp=1.0)
+    with pytest.raises(P.CodecError, match="not available yet"):
+        P.encode(np.zeros((8, 8), np.uint8), density=0.1, encoder="learned")
+
+
+def test_memory_limit_is_checked_before_work(monkeypatch):
+    data = P.encode(make_image(16, 16), density=0.2)
+    monkeypatch.setattr(P, "_available_memory", lambda: 1000)
+    with pytest.raises(P.CodecError, match="memory is available"):
+        P.decode(data)
+    with pytest.raises(P.CodecError, match="memory is available"):
+        P.encode(make_image(16, 16), density=0.2)
+
+
+# ----------------------------------------------------------------------------- container
+
+
+@pytest.fixture(scope="module")
+def small_file():
+    return P.encode(make_image(16, 20, colour=True), density=0.15, tonal=False)
+
+
+def _refresh_crc(body: bytes) -> bytes:
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def test_container_errors_name_the_problem(small_file):
+    cases = {
+        b"": "empty file",
+        b"PNG\x89" + small_file[4:]: "wrong magic",
+        small_file[:10]: "truncated",
+        small_file[:-7] + small_file[-6:]: "checksum",
+        small_file[:4] + bytes([9]) + small_file[5:]: "format version 9 is newer",
+    }
+    for data, message in cases.items():
+        with pytest.raises(FormatError, match=message):
+            P.decode(data)
+
+
+def test_forged_header_is_refused_before_allocation(small_file):
+    body = bytearray(small_file[:-4])
+    struct.pack_into("<II", body, 5, 100000, 100000)  # width, height
+    with pytest.raises(FormatError, match="outside 1..32768"):
+        P.decode(_refresh_crc(bytes(body)))
+    struct.pack_into("<II", body, 5, 32768, 32768)  # within the side limit, too many pixels
+    with pytest.raises(FormatError, match="exceeds the limit"):
+        P.decode(_refresh_crc(bytes(body)))
+
+
+def test_every_single_bit_flip_is_detected(small_file):
+    for k in range(0, 8 * len(small_file), 7):
+        data = bytearray(small_file)
+        data[k // 8] ^= 1 << (k % 8)
+        with pytest.raises(FormatError):
+            P.decode(bytes(data))
+
+
+def test_fuzz_mutations_never_crash(small_file):
+    """Seeded mutations, also with the CRC repaired so the parser and decoders see garbage."""
+    rng = np.random.default_rng(12345)
+    outcomes = {"refused": 0, "decoded": 0}
+    for i in range(2000):
+        data = bytearray(small_file)
+        kind = rng.integers(4)
+        if kind == 0:  # random byte changes
+            for _ in range(rng.integers(1, 6)):
+                data[rng.integers(len(data))] = rng.integers(256)
+        elif kind == 1:  # truncate or extend
+            data = data[: rng.integers(len(data))] if rng.random() < 0.5 else \
+                data + rng.integers(0, 256, rng.integers(1, 50), dtype=np.uint8).tobytes()
+        elif kind == 2:  # garbage entropy-coded payload, header intact
+            start = rng.integers(30, len(data) - 4)
+            junk = rng.integers(0, 256, len(data) - 4 - start, dtype=np.uint8)
+            data[start:-4] = junk.tobytes()
+        else:  # entirely random bytes behind the right magic
+            data = bytearray(b"INPC" + rng.integers(0, 256, rng.integers(0, 80),
+                                                    dtype=np.uint8).tobytes())
+        if i % 2 and len(data) > 4:
+            data = bytearray(_refresh_crc(bytes(data[:-4])))
+        try:
+            out = P.decode(bytes(data))
+            assert out.dtype == np.uint8
+            outcomes["decoded"] += 1
+        except (FormatError, P.CodecError):
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 1000
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def run(args):
+    return CliRunner().invoke(cli.main, args, catch_exceptions=False)
+
+
+def test_cli_encode_decode_info_round_trip(tmp_path):
+    src = tmp_path / "in.png"
+    Image.fromarray(make_image(40, 44, colour=True)).save(src)
+    out = tmp_path / "x.inpc"
+    r = run(["encode", str(src), str(out), "--density", "0.1", "--no-tonal", "-q"])
+    assert r.exit_code == 0, r.output
+    r = run(["info", str(out)])
+    assert r.exit_code == 0 and "44x40" in r.output and "bpp" in r.output
+    for ext in ("png", "ppm", "bmp", "tif", "webp"):
+        dst = tmp_path / f"y.{ext}"
+        r = run(["decode", str(out), str(dst)])
+        assert r.exit_code == 0, r.output
+        back = np.asarray(Image.open(dst).convert("RGB"))
+        np.testing.assert_array_equal(back, P.decode(out.read_bytes()))
+
+
+def test_cli_bad_input_is_one_line_exit_2_and_leaves_no_file(tmp_path):
+    rgba = tmp_path / "a.png"
+    Image.fromarray(np.zeros((8, 8, 4), np.uint8)).save(rgba)
+    deep = tmp_path / "d.png"
+    Image.fromarray(np.zeros((8, 8), np.uint16)).save(deep)
+    text = tmp_path / "t.png"
+    text.write_text("not an image")
+    junk = tmp_path / "j.inpc"
+    junk.write_bytes(b"INPC" + bytes(range(60)))
+    out = tmp_path / "o.inpc"
+    cases = [
+        (["encode", str(tmp_path / "missing.png"), str(out)], "no such file"),
+        (["encode", str(rgba), str(out)], "alpha channel"),
+        (["encode", str(deep), str(out)], "16-bit"),
+        (["encode", str(text), str(out)], "not an image"),
+        (["encode", str(rgba), str(tmp_path / "nodir" / "o.inpc"), "--drop-alpha"],
+         "folder does not exist"),
+        (["encode", str(rgba), str(out), "--drop-alpha", "--density", "0"], "density"),
+        (["decode", str(junk), str(tmp_path / "o.png")], "checksum"),
+        (["decode", str(tmp_path / "missing.inpc"), str(tmp_path / "o.png")], "no such file"),
+        (["decode", str(junk), str(tmp_path / "o.xyz")], "extension"),
+        (["info", str(text)], "magic"),
+    ]
+    for args, message in cases:
+        r = CliRunner().invoke(cli.main, args)
+        assert r.exit_code == 2, (args, r.output)
+        lines = [ln for ln in r.output.splitlines() if ln.strip()]
+        assert len(lines) == 1 and message in lines[0] and "Traceback" not in r.output
+    assert not out.exists() and not (tmp_path / "o.png").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".inpcodec-")]
+    r = run(["encode", str(rgba), str(out), "--drop-alpha", "--density", "0.2", "-q"])
+    assert r.exit_code == 0 and out.exists()
