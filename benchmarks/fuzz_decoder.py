@@ -1,0 +1,121 @@
+"""Long fuzz run of the decoder: mutated files must be refused cleanly, never crash or hang.
+
+    python benchmarks/fuzz_decoder.py --mutations 100000 --write-results
+
+Seeded mutations of small valid files (grey and colour): byte changes, truncations and
+extensions, garbage entropy-coded payloads behind an intact header, random bytes behind
+the right magic; every other mutation gets its CRC repaired so that the parser and the
+entropy decoders see the garbage too.  Outcomes: *refused* (FormatError / CodecError,
+the expected one-line error), *decoded* (a valid-looking file: the decoder returned an
+image), *crash* (any other exception) and *hang* (a decode over ``--timeout`` seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import struct
+import time
+import traceback
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+MARK = "fuzz_decoder"
+
+
+class _Hang(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise _Hang()
+
+
+def mutate(rng, data: bytes) -> bytes:
+    d = bytearray(data)
+    kind = rng.integers(4)
+    if kind == 0:
+        for _ in range(rng.integers(1, 6)):
+            d[rng.integers(len(d))] = rng.integers(256)
+    elif kind == 1:
+        if rng.random() < 0.5:
+            d = d[: rng.integers(len(d))]
+        else:
+            d += rng.integers(0, 256, rng.integers(1, 50), dtype=np.uint8).tobytes()
+    elif kind == 2:
+        start = int(rng.integers(20, max(21, len(d) - 4)))
+        d[start:-4] = rng.integers(0, 256, max(0, len(d) - 4 - start), dtype=np.uint8).tobytes()
+    else:
+        d = bytearray(b"INPC" + rng.integers(0, 256, rng.integers(0, 120),
+                                             dtype=np.uint8).tobytes())
+    if rng.random() < 0.5 and len(d) > 4:
+        body = bytes(d[:-4])
+        d = bytearray(body + struct.pack("<I", zlib.crc32(body)))
+    return bytes(d)
+
+
+def main():
+    from bitstreams import FormatError
+    from codec.pipeline import CodecError, decode, encode
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mutations", type=int, default=100_000)
+    ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--timeout", type=float, default=10.0)
+    ap.add_argument("--write-results", action="store_true")
+    args = ap.parse_args()
+    rng = np.random.default_rng(args.seed)
+    img_rng = np.random.default_rng(1)
+    seeds = [
+        encode((img_rng.random((16, 20)) * 255).astype(np.uint8), density=0.15, tonal=False),
+        encode((img_rng.random((12, 9, 3)) * 255).astype(np.uint8), density=0.3, tonal=False),
+        encode(np.full((40, 33), 77, np.uint8), density=0.02, tonal=False),
+    ]
+    signal.signal(signal.SIGALRM, _alarm)
+    counts = {"refused": 0, "decoded": 0, "crash": 0, "hang": 0}
+    examples = []
+    t0 = time.perf_counter()
+    for i in range(args.mutations):
+        data = mutate(rng, seeds[i % len(seeds)])
+        signal.setitimer(signal.ITIMER_REAL, args.timeout)
+        try:
+            decode(data)
+            counts["decoded"] += 1
+        except (FormatError, CodecError):
+            counts["refused"] += 1
+        except _Hang:
+            counts["hang"] += 1
+            examples.append(("hang", data.hex()))
+        except Exception:  # noqa: BLE001 - a crash is what we count
+            counts["crash"] += 1
+            examples.append(("crash", traceback.format_exc(limit=2)))
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        if (i + 1) % 10000 == 0:
+            print(i + 1, counts, flush=True)
+    seconds = time.perf_counter() - t0
+    text = (f"Command: `python benchmarks/fuzz_decoder.py --mutations {args.mutations} "
+            f"--write-results` (seed {args.seed}, 3 seed files, timeout {args.timeout:g} s): "
+            f"{args.mutations} mutated files decoded in {seconds:.0f} s: "
+            f"refused {counts['refused']}, decoded {counts['decoded']}, "
+            f"**crashes {counts['crash']}, hangs {counts['hang']}**.")
+    print(text)
+    for kind, ex in examples[:5]:
+        print(kind, ex)
+    if args.write_results:
+        path = HERE / "RESULTS.md"
+        body = path.read_text()
+        block = f"<!-- {MARK}:begin -->\n{text}\n<!-- {MARK}:end -->"
+        if f"<!-- {MARK}:begin -->" in body:
+            head, rest = body.split(f"<!-- {MARK}:begin -->", 1)
+            body = head + block + rest.split(f"<!-- {MARK}:end -->", 1)[1]
+        else:
+            body = body.rstrip() + "\n\n## Decoder fuzzing\n\n" + block + "\n"
+        path.write_text(body)
+
+
+if __name__ == "__main__":
+    main()
