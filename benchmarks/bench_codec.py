@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _results import write_section
 
 HERE = Path(__file__).resolve().parent
 MARK = "bench_codec"
@@ -109,15 +110,7 @@ def main():
     text = render(rows, args)
     print(text)
     if args.write_results:
-        path = HERE / "RESULTS.md"
-        body = path.read_text()
-        block = f"<!-- {MARK}:begin -->\n{text}\n<!-- {MARK}:end -->"
-        if f"<!-- {MARK}:begin -->" in body:
-            head, rest = body.split(f"<!-- {MARK}:begin -->", 1)
-            body = head + block + rest.split(f"<!-- {MARK}:end -->", 1)[1]
-        else:
-            body = body.rstrip() + "\n\n## Codec: real files against JPEG\n\n" + block + "\n"
-        path.write_text(body)
+        write_section(MARK, "## Codec: real files against JPEG", text)
 
 
 def render(rows, args):

@@ -32,11 +32,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _results import write_section
 
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "RESULTS.md"
-MARK_BEGIN = "<!-- bench_decoder:begin -->"
-MARK_END = "<!-- bench_decoder:end -->"
 
 
 # ----------------------------------------------------------------------------- worker side
@@ -263,15 +261,7 @@ def render(rows, first, steady, args) -> str:
 
 
 def write_results(text: str) -> None:
-    body = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    block = f"{MARK_BEGIN}\n{text}\n{MARK_END}"
-    if MARK_BEGIN in body:
-        head, rest = body.split(MARK_BEGIN, 1)
-        body = head + block + rest.split(MARK_END, 1)[1]
-    else:
-        title = "## Decoder (homogeneous diffusion inpainting)"
-        body = body.rstrip() + f"\n\n{title}\n\n" + block + "\n"
-    RESULTS.write_text(body)
+    write_section("bench_decoder", "## Decoder (homogeneous diffusion inpainting)", text)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _results import write_section
 
 HERE = Path(__file__).resolve().parent
 METHODS = ["random", "belhachmi", "ps", "ps+nlpe"]
@@ -223,18 +224,10 @@ def main():
     text = render(done, speed)
     print(text)
     if args.write_results:
-        path = HERE / "RESULTS.md"
-        body = path.read_text() if path.exists() else "# Benchmark results\n"
         cmd = ("Commands: the three in the header of `benchmarks/bench_masks.py` (raw rows in "
                "`benchmarks/results/masks.jsonl`).")
-        block = f"<!-- {MARK}:begin -->\n{cmd}\n\n{text}\n<!-- {MARK}:end -->"
-        if f"<!-- {MARK}:begin -->" in body:
-            head, rest = body.split(f"<!-- {MARK}:begin -->", 1)
-            body = head + block + rest.split(f"<!-- {MARK}:end -->", 1)[1]
-        else:
-            body = (body.rstrip() + "\n\n## Mask encoders (random, Belhachmi, PS, PS+NLPE)\n\n"
-                    + block + "\n")
-        path.write_text(body)
+        write_section(MARK, "## Mask encoders (random, Belhachmi, PS, PS+NLPE)",
+                      f"{cmd}\n\n{text}")
 
 
 if __name__ == "__main__":

@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spl
+from _results import write_section
 from scipy.ndimage import gaussian_filter, laplace
 
 HERE = Path(__file__).resolve().parent
-MARK_BEGIN = "<!-- bench_solver_design:begin -->"
-MARK_END = "<!-- bench_solver_design:end -->"
+MARK = "bench_solver_design"
 
 
 def spd_system(f, c):
@@ -106,15 +106,7 @@ def main():
     ])
     print(text)
     if args.write_results:
-        path = HERE / "RESULTS.md"
-        body = path.read_text()
-        block = f"{MARK_BEGIN}\n{text}\n{MARK_END}"
-        if MARK_BEGIN in body:
-            head, rest = body.split(MARK_BEGIN, 1)
-            body = head + block + rest.split(MARK_END, 1)[1]
-        else:
-            body = body.rstrip() + "\n\n### Solver design: iterations per method\n\n" + block + "\n"
-        path.write_text(body)
+        write_section(MARK, "### Solver design: iterations per method", text)
 
 
 if __name__ == "__main__":

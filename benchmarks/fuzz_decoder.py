@@ -21,6 +21,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from _results import write_section
 
 HERE = Path(__file__).resolve().parent
 MARK = "fuzz_decoder"
@@ -106,15 +107,7 @@ def main():
     for kind, ex in examples[:5]:
         print(kind, ex)
     if args.write_results:
-        path = HERE / "RESULTS.md"
-        body = path.read_text()
-        block = f"<!-- {MARK}:begin -->\n{text}\n<!-- {MARK}:end -->"
-        if f"<!-- {MARK}:begin -->" in body:
-            head, rest = body.split(f"<!-- {MARK}:begin -->", 1)
-            body = head + block + rest.split(f"<!-- {MARK}:end -->", 1)[1]
-        else:
-            body = body.rstrip() + "\n\n## Decoder fuzzing\n\n" + block + "\n"
-        path.write_text(body)
+        write_section(MARK, "## Decoder fuzzing", text)
 
 
 if __name__ == "__main__":

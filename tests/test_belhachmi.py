@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from scipy.ndimage import gaussian_filter
+from _images import natural_like
 
 from baselines import belhachmi_mask, floyd_steinberg
 
@@ -28,14 +28,6 @@ def test_floyd_steinberg_extremes_and_errors():
     assert floyd_steinberg(np.ones((5, 7))).all()
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         floyd_steinberg(np.full((3, 3), 1.5))
-
-
-def natural_like(h, w, seed=0):
-    rng = np.random.default_rng(seed)
-    img = gaussian_filter(rng.standard_normal((h, w)), 4)
-    img = (img - img.min()) / np.ptp(img) * 200 + 20
-    img[h // 3:, w // 2:] += 30  # an edge
-    return img
 
 
 @pytest.mark.parametrize("density", [0.01, 0.03, 0.05, 0.10])

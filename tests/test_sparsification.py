@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from scipy.ndimage import gaussian_filter
+from _images import natural_like
 
 from baselines import (
     belhachmi_mask,
@@ -11,14 +11,6 @@ from baselines import (
     tonal_optimisation,
 )
 from codec import Inpainter, inpaint
-
-
-def natural_like(h, w, seed=0):
-    rng = np.random.default_rng(seed)
-    img = gaussian_filter(rng.standard_normal((h, w)), 3)
-    img = (img - img.min()) / np.ptp(img) * 180 + 30
-    img[h // 3:, w // 2:] += 40  # an edge
-    return img
 
 
 def err(f, m, values=None):

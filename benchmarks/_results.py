@@ -1,0 +1,20 @@
+"""Writing a benchmark's section of benchmarks/RESULTS.md (between marker comments)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def write_section(mark: str, title: str, text: str) -> None:
+    """Replace the block of ``mark`` in RESULTS.md, or append it under ``title``."""
+    body = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    begin, end = f"<!-- {mark}:begin -->", f"<!-- {mark}:end -->"
+    block = f"{begin}\n{text}\n{end}"
+    if begin in body:
+        head, rest = body.split(begin, 1)
+        body = head + block + rest.split(end, 1)[1]
+    else:
+        body = body.rstrip() + f"\n\n{title}\n\n{block}\n"
+    RESULTS.write_text(body)
