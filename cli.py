@@ -81,10 +81,6 @@ def load_image(path: str, *, drop_alpha: bool = False, grey: bool = False) -> np
     return a
 
 
-def _load_grey(path: str) -> np.ndarray:
-    return load_image(path, grey=True)
-
-
 def _check_output_path(path: str) -> None:
     """Refuse before any work if the output cannot be written (no partial files later)."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -128,10 +124,6 @@ def save_image(path: str, img: np.ndarray) -> None:
     if formats[ext] == "JPEG":
         opts = {"quality": 100}
     _write_atomic(path, lambda fh: Image.fromarray(out).save(fh, format=formats[ext], **opts))
-
-
-def _save_png(path: str, img: np.ndarray) -> None:
-    save_image(path, img)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -350,7 +342,7 @@ def mask(image, output, method, density, tonal, seed, runs, cycles, sigma, max_s
     for path in (output, reconstruction):
         if path:
             _check_output_path(path)
-    f = _load_grey(image).astype(np.float64)
+    f = load_image(image, grey=True).astype(np.float64)
     t0 = time.perf_counter()
     spent = 0
     if method == "random":
@@ -375,9 +367,9 @@ def mask(image, output, method, density, tonal, seed, runs, cycles, sigma, max_s
         values, spent = tr.values, spent + tr.inpaintings
     u = np.clip(np.rint(inpaint(values, m)), 0, 255)
     psnr = peak_signal_noise_ratio(f.astype(np.uint8), u.astype(np.uint8), data_range=255)
-    _save_png(output, m.astype(np.uint8) * 255)
+    save_image(output, m.astype(np.uint8) * 255)
     if reconstruction:
-        _save_png(reconstruction, u)
+        save_image(reconstruction, u)
     click.echo(f"mask       {method}, {int(m.sum())} pixels = {m.mean() * 100:.2f} %"
                f"{' + tonal optimisation' if tonal else ''}")
     click.echo(f"cost       {spent} inpaintings, {mask_seconds:.2f} s for the mask, "

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 MAGIC = b"INPC"
 VERSION = 1
 MAX_SIDE = 32768  # pixels per side
-MAX_PIXELS = 1 << 28  # 268 M pixels (a 16k x 16k image)
+MAX_PIXELS = 1 << 26  # 67 M pixels (an 8192 x 8192 image; 8 x a 4K frame)
 MAX_SECTIONS = 16
 
 COLOUR_GREY = 0

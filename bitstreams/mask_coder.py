@@ -187,7 +187,8 @@ def decode_mask(words: np.ndarray, height: int, width: int) -> np.ndarray:
     words = np.asarray(words, np.uint32)
     if words.size < 1 or not 1 <= int(words[0]) <= height * width:
         raise ValueError("invalid point count in the mask section")
-    prior = iid_prior(int(words[0]) / (height * width))
+    count = int(words[0])
+    prior = iid_prior(count / (height * width))
     dec = constriction.stream.queue.RangeDecoder(words[1:])
     model = _model()
     shapes = level_shapes(height, width)
@@ -209,5 +210,9 @@ def decode_mask(words: np.ndarray, height: int, width: int) -> np.ndarray:
                                  np.int64)
                 child[ti[s:e], tj[s:e]] = sym.astype(bool)
                 _count(n0, n1, cx[s:e], sym)
+        # every occupied block holds a point: no level has more ones than the point count,
+        # which bounds the work on damaged or forged data by the count, not the image size
+        if int(np.count_nonzero(child)) > count:
+            raise ValueError(f"level {lev} has more occupied blocks than the {count} points")
         parent = child
     return parent

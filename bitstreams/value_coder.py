@@ -26,6 +26,17 @@ N_CONTEXTS = N_STAGE * N_ACT
 MIN_SCALE = 0.3
 
 
+def max_values(n_bytes: int) -> int:
+    """Most values a section of ``n_bytes`` can hold.
+
+    With the scale never below MIN_SCALE the likeliest residual has probability at most
+    P(0) = 1 - exp(-1 / (2 MIN_SCALE)), so every value costs at least -log2 P(0) bits
+    (0.30 bits); with a margin for the coder's fixed-point rounding and its final words.
+    """
+    bits_per_value = -np.log2(1.0 - np.exp(-0.5 / MIN_SCALE))
+    return int(8 * n_bytes / (0.9 * bits_per_value)) + 1024
+
+
 def _model(levels: int):
     import constriction  # noqa: PLC0415
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from bitstreams import container as C
 from bitstreams.mask_coder import decode_mask, encode_mask
-from bitstreams.value_coder import decode_values, encode_values
+from bitstreams.value_coder import decode_values, encode_values, max_values
 
 from .diffusion import Inpainter
 
@@ -88,10 +88,11 @@ def decoder_memory(width: int, height: int, channels: int) -> int:
 
 def check_memory(width: int, height: int, channels: int, factor: float = 1.0) -> None:
     need = int(decoder_memory(width, height, channels) * factor)
-    have = _available_memory()
+    have = int(0.75 * _available_memory())  # leave the rest of the machine some room
     if need > have:
         raise CodecError(f"a {width}x{height} image needs about {need / 2**30:.1f} GiB, "
-                         f"only {have / 2**30:.1f} GiB of memory is available")
+                         f"more than the {have / 2**30:.1f} GiB of memory available to "
+                         "inpcodec (75 % of the free memory)")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -350,6 +351,14 @@ def _parse(data: bytes):
     for k, v in cont.sections.items():
         if k != "PARM" and (len(v) % 4 or not v):
             raise C.FormatError(f"section {k} is not a whole number of 32-bit words")
+    points = int(_words(cont.sections["MASK"][:4])[0])
+    if not 1 <= points <= cont.width * cont.height:
+        raise C.FormatError(f"point count {points} does not fit a {cont.width}x{cont.height} "
+                            "image")
+    for c in range(cont.channels):
+        if points > max_values(len(cont.sections[f"VAL{c}"])):
+            raise C.FormatError(f"{points} points cannot be coded in the "
+                                f"{len(cont.sections[f'VAL{c}'])} bytes of channel {c}")
     return cont, lv, clv
 
 
@@ -357,14 +366,28 @@ def _words(b: bytes) -> np.ndarray:
     return np.frombuffer(b, dtype="<u4").astype(np.uint32)
 
 
+# constriction reports compressed data that cannot come from its model by an
+# AssertionError (found by benchmarks/fuzz_decoder.py); numpy/constriction raise the others
+_ENTROPY_ERRORS = (ValueError, RuntimeError, AssertionError, IndexError, OverflowError)
+
+
+def _decode_mask_checked(cont) -> np.ndarray:
+    words = _words(cont.section("MASK"))
+    try:
+        mask = decode_mask(words, cont.height, cont.width)
+    except _ENTROPY_ERRORS as exc:
+        raise C.FormatError(f"corrupt mask data ({exc})") from None
+    if int(mask.sum()) != int(words[0]):
+        raise C.FormatError(f"corrupt mask data: {int(mask.sum())} points decoded, "
+                            f"{int(words[0])} stored")
+    return mask
+
+
 def info(data: bytes) -> FileInfo:
     """Header fields and the bytes per part, from the file alone (the mask is decoded)."""
     cont, lv, clv = _parse(data)
     check_memory(cont.width, cont.height, 1, factor=0.2)  # the mask alone
-    try:
-        mask = decode_mask(_words(cont.section("MASK")), cont.height, cont.width)
-    except (ValueError, RuntimeError) as exc:
-        raise C.FormatError(f"corrupt entropy-coded data ({exc})") from None
+    mask = _decode_mask_checked(cont)
     vals = [len(cont.section(f"VAL{c}")) for c in range(cont.channels)]
     return FileInfo(cont.width, cont.height, cont.channels, C.COLOUR_NAMES[cont.colour], lv,
                     clv, int(mask.sum()), len(data), len(data) - len(cont.section("MASK"))
@@ -390,15 +413,15 @@ def decode(data: bytes, *, solver: str = "auto", postprocess: str = "none",
     cont, lv, clv = _parse(data)
     check_memory(cont.width, cont.height, cont.channels)
     h, w = cont.height, cont.width
-    try:
-        mask = decode_mask(_words(cont.section("MASK")), h, w)
-        planes = np.zeros((h, w, cont.channels))
-        for c in range(cont.channels):
-            q = lv if c == 0 else clv
+    mask = _decode_mask_checked(cont)
+    planes = np.zeros((h, w, cont.channels))
+    for c in range(cont.channels):
+        q = lv if c == 0 else clv
+        try:
             vals = decode_values(_words(cont.section(f"VAL{c}")), mask, q)
-            planes[:, :, c][mask] = quantiser(q)[vals]
-    except (ValueError, RuntimeError) as exc:
-        raise C.FormatError(f"corrupt entropy-coded data ({exc})") from None
+        except _ENTROPY_ERRORS as exc:
+            raise C.FormatError(f"corrupt value data in channel {c} ({exc})") from None
+        planes[:, :, c][mask] = quantiser(q)[vals]
     u = Inpainter(mask, solver=solver).solve(planes if cont.channels == 3 else planes[:, :, 0])
     if cont.channels == 3:
         u = ycbcr_to_rgb(u)
