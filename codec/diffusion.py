@@ -9,15 +9,16 @@ with A the 5-point Laplacian (grid size 1) and reflecting boundaries.  Pixels wi
 known (u = f there), pixels with c = 0 are filled by the Laplace equation, and 0 < c < 1
 blends the data term with diffusion (used by the learned masks).
 
-Example
--------
->>> import numpy as np
->>> from codec import inpaint
->>> f = np.linspace(0, 255, 64 * 64).reshape(64, 64)
->>> mask = np.zeros((64, 64)); mask[::8, ::8] = 1
->>> u = inpaint(f, mask)                     # fast multigrid-CG solver (auto)
->>> u, info = inpaint(f, mask, return_info=True)
->>> info.iterations, info.residual <= 1e-6
+Example::
+
+    import numpy as np
+    from codec import inpaint
+
+    f = np.linspace(0, 255, 64 * 64).reshape(64, 64)
+    mask = np.zeros((64, 64))
+    mask[::8, ::8] = 1
+    u = inpaint(f, mask)                            # multigrid-preconditioned CG (auto)
+    u, info = inpaint(f, mask, return_info=True)    # info.iterations, info.residual
 """
 
 from __future__ import annotations
