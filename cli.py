@@ -313,8 +313,8 @@ MASK_METHODS = ["random", "belhachmi", "ps", "ps+nlpe"]
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--runs", type=int, default=5, show_default=True, help="PS: best of this many.")
 @click.option("--cycles", type=float, default=10.0, show_default=True, help="NLPE cycles.")
-@click.option("--sigma", type=float, default=1.0, show_default=True,
-              help="Belhachmi: Gaussian pre-smoothing.")
+@click.option("--sigma", type=float, default=None,
+              help="Belhachmi: Gaussian pre-smoothing (default: 0.35 / sqrt(density)).")
 @click.option("--max-seconds", type=float, default=None,
               help="Time budget of each stochastic stage (PS, NLPE, tonal).")
 @click.option("--reconstruction", type=click.Path(dir_okay=False), default=None,
@@ -351,7 +351,7 @@ def mask(image, output, method, density, tonal, seed, runs, cycles, sigma, max_s
         m[rng.choice(f.size, max(1, round(density * f.size)), replace=False)] = True
         m = m.reshape(f.shape)
     elif method == "belhachmi":
-        m = belhachmi_mask(f, density, sigma=sigma).mask
+        m = belhachmi_mask(f, density, sigma="auto" if sigma is None else sigma).mask
     else:
         res = probabilistic_sparsification(f, density, runs=runs, seed=seed,
                                            max_seconds=max_seconds, progress=True)
