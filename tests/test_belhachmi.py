@@ -46,7 +46,7 @@ def test_belhachmi_density_is_exact(density, serpentine):
 
 def test_belhachmi_follows_the_laplacian():
     f = natural_like(128, 128)
-    m = belhachmi_mask(f, 0.05).mask
+    m = belhachmi_mask(f, 0.05, sigma=1.0).mask
     # more points on the edge region than in a flat one of the same size
     edge = np.zeros_like(m)
     edge[128 // 3 - 3:128 // 3 + 3, 64:] = True
@@ -61,6 +61,19 @@ def test_belhachmi_constant_image_is_uniform():
     # evenly spread: every 8x8 block holds about 4 points
     blocks = m.reshape(8, 8, 8, 8).sum(axis=(1, 3))
     assert blocks.min() >= 2 and blocks.max() <= 6
+
+
+def test_belhachmi_auto_sigma_tracks_point_spacing():
+    from baselines.belhachmi import auto_sigma
+
+    assert auto_sigma(0.01) == pytest.approx(3.5)
+    assert auto_sigma(0.04) == pytest.approx(1.75)
+    f = natural_like(64, 64)
+    a = belhachmi_mask(f, 0.02).mask
+    b = belhachmi_mask(f, 0.02, sigma=auto_sigma(0.02)).mask
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="auto"):
+        belhachmi_mask(f, 0.02, sigma="wide")
 
 
 def test_belhachmi_bad_input():
