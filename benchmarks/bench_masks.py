@@ -88,7 +88,7 @@ def run_case(name, f, density, args):
     m[rng.choice(f.size, count, replace=False)] = True
     record("random", m.reshape(f.shape), 0, 0.0)
     b = belhachmi_mask(f, density)
-    record("belhachmi", b.mask, 0, b.seconds)
+    record("belhachmi", b.mask, 0, b.seconds, {"sigma": b.info["sigma"]})
     ps = probabilistic_sparsification(f, density, runs=args.runs, seed=0)
     record("ps", ps.mask, ps.inpaintings, ps.seconds,
            {"runs": args.runs, "steps_per_run": ps.info["run_steps"]})
