@@ -35,7 +35,6 @@ def lowest_bpp(img, planes) -> float:
 
 def _secant(bpp_fn, target, d0, tol, max_steps, log):
     """Find d with |bpp(d) / target - 1| <= tol; returns the closest (d, result) seen."""
-    n_min = None
     d, slope = d0, 0.9
     best = None
     prev = None
@@ -53,7 +52,7 @@ def _secant(bpp_fn, target, d0, tol, max_steps, log):
             if 0.3 < s < 2.0:
                 slope = s
         prev = (d, b)
-        d = float(np.clip(d * (target / b) ** (1.0 / slope), n_min or 1e-7, 1.0))
+        d = float(np.clip(d * (target / b) ** (1.0 / slope), 1e-7, 1.0))
     return best[1], best[2]
 
 
