@@ -48,6 +48,7 @@ from . import _kernels as K
 OMEGA = 4.0 / 3.0  # l1-Jacobi weight: safe below 2, 4/3 balances smoothing of all modes
 COARSEST = 128  # grids with at most this many points are solved exactly
 PRECONDITIONER_DTYPE = np.float32
+POOL_MAX_POINTS = 1 << 22  # workspaces up to 4 M pixel-channels are kept for reuse
 
 
 # ----------------------------------------------------------------------------- hierarchy
@@ -418,6 +419,12 @@ def _pooled_workspace(be, hier: Hierarchy, channels: int) -> _Workspace:
     re-initialises every buffer it reads, so sharing between sequential solves is safe;
     the pool is per thread, so concurrent solves never share.
     """
+    h, w = hier.shape
+    if (h + 2) * (w + 2) * channels > POOL_MAX_POINTS:
+        # large images: a solve is long against its page faults, and a pooled workspace
+        # would keep hundreds of MB alive after the call returns
+        _POOL.pool = None
+        return _Workspace(be, hier, channels)
     key = (type(be).__name__, hier.shape, channels,
            tuple(hier.level_shape(lev) for lev in range(hier.n_levels)))
     pool = getattr(_POOL, "pool", None)
