@@ -150,16 +150,12 @@ def _check_values(values, mask: np.ndarray, name: str = "values") -> np.ndarray:
     return v
 
 
-def _to_padded(v: np.ndarray, where: np.ndarray | None) -> np.ndarray:
-    """(H, W[, C]) -> contiguous float64 (C, H + 2, W + 2), zero ghosts (and zero off ``where``)."""
+def _to_padded(v: np.ndarray) -> np.ndarray:
+    """(H, W[, C]) -> contiguous float64 (C, H + 2, W + 2) with zero ghosts."""
     h, w = v.shape[:2]
     chans = v.reshape(h, w, -1)
     out = np.zeros((chans.shape[2], h + 2, w + 2))
-    for c in range(chans.shape[2]):
-        if where is None:
-            out[c, 1:-1, 1:-1] = chans[:, :, c]
-        else:
-            np.copyto(out[c, 1:-1, 1:-1], chans[:, :, c], where=where)
+    out[:, 1:-1, 1:-1] = np.moveaxis(chans, -1, 0)
     return out
 
 
@@ -324,7 +320,7 @@ class Inpainter:
         if x0 is None:
             ws.x[...] = 0.0
         else:
-            be.upload(_to_padded(x0, None) * hier.unk, ws.x)  # the iterate lives on unknowns
+            be.upload(_to_padded(x0) * hier.unk, ws.x)  # the iterate lives on unknowns
             be.fine_residual(ws.r, ws.x, ws.r)  # r = b - A x0
         for c in np.flatnonzero(bnorm == 0.0):  # no data in this channel: u = 0 exactly
             ws.x[c] = 0.0
