@@ -298,7 +298,7 @@ def info(input_path):
                    f"{8 * n / i.points:.2f} bits/value)")
 
 
-MASK_METHODS = ["random", "belhachmi", "ps", "ps+nlpe"]
+MASK_METHODS = ["random", "belhachmi", "ps", "ps+nlpe", "learned"]
 
 
 @main.command()
@@ -317,11 +317,17 @@ MASK_METHODS = ["random", "belhachmi", "ps", "ps+nlpe"]
               help="Belhachmi: Gaussian pre-smoothing (default: 0.35 / sqrt(density)).")
 @click.option("--max-seconds", type=float, default=None,
               help="Time budget of each stochastic stage (PS, NLPE, tonal).")
+@click.option("--samples", type=int, default=1, show_default=True,
+              help="Learned: best of this many coin-flip binarisations (judged by the decoder).")
+@click.option("--binarisation", type=click.Choice(["coin", "dither"]), default="coin",
+              show_default=True, help="Learned: weighted coin flip or Floyd-Steinberg.")
+@click.option("--weights", type=click.Path(dir_okay=False), default=None,
+              help="Learned: mask network weights (default: the shipped ones).")
 @click.option("--reconstruction", type=click.Path(dir_okay=False), default=None,
               help="Also write the inpainted image to this PNG file.")
 @_clean_errors
 def mask(image, output, method, density, tonal, seed, runs, cycles, sigma, max_seconds,
-         reconstruction):
+         samples, binarisation, weights, reconstruction):
     """Compute an inpainting mask for IMAGE and write it to OUTPUT (PNG, white = kept).
 
     Reports the mask's PSNR with homogeneous diffusion inpainting, the number of
@@ -352,6 +358,12 @@ def mask(image, output, method, density, tonal, seed, runs, cycles, sigma, max_s
         m = m.reshape(f.shape)
     elif method == "belhachmi":
         m = belhachmi_mask(f, density, sigma="auto" if sigma is None else sigma).mask
+    elif method == "learned":
+        from learned_masks import learned_mask, load_mask_network  # noqa: PLC0415
+
+        res = learned_mask(f, density, samples=samples, binarisation=binarisation,
+                           seed=seed, network=load_mask_network(weights))
+        m, spent = res.mask, res.inpaintings
     else:
         res = probabilistic_sparsification(f, density, runs=runs, seed=seed,
                                            max_seconds=max_seconds, progress=True)
@@ -376,6 +388,67 @@ def mask(image, output, method, density, tonal, seed, runs, cycles, sigma, max_s
                f"{time.perf_counter() - t0:.2f} s in all")
     click.echo(f"PSNR       {psnr:.2f} dB (homogeneous diffusion inpainting)")
     click.echo(f"written    {output}" + (f", {reconstruction}" if reconstruction else ""))
+
+
+@main.command("train-masks")
+@click.option("--data", multiple=True, required=True, type=click.Path(file_okay=False),
+              help="Training image folder (searched recursively); repeat for several.")
+@click.option("--val", multiple=True, type=click.Path(file_okay=False),
+              help="Validation image folder (its first --val-images images, centre 256x256).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Weights file to write (.safetensors); OUT.ckpt and OUT.json beside it.")
+@click.option("--density", type=float, default=None,
+              help="Train for this one density (the seed's way) instead of a range.")
+@click.option("--density-min", type=float, default=0.01, show_default=True)
+@click.option("--density-max", type=float, default=0.10, show_default=True)
+@click.option("--steps", type=int, default=5000, show_default=True)
+@click.option("--minutes", type=float, default=None, help="Stop after this wall time.")
+@click.option("--batch", type=int, default=8, show_default=True)
+@click.option("--crop", type=int, default=128, show_default=True)
+@click.option("--lr", type=float, default=5e-4, show_default=True)
+@click.option("--alpha", type=float, default=0.01, show_default=True,
+              help="Weight of the inverse-variance regulariser.")
+@click.option("--loss-scale", type=float, default=1.0, show_default=True,
+              help="Multiplies u - f in the inpainting loss (255: 8-bit grey units).")
+@click.option("--val-every", type=int, default=250, show_default=True)
+@click.option("--val-images", type=int, default=8, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=None, help="Torch CPU threads.")
+@click.option("--resume", is_flag=True, help="Continue from OUT.ckpt.")
+@_clean_errors
+def train_masks(data, val, out, density, density_min, density_max, steps, minutes, batch,
+                crop, lr, alpha, loss_scale, val_every, val_images, seed, threads, resume):
+    """Train the mask network jointly with its surrogate inpainting network.
+
+    Writes the mask network to OUT (safetensors) with a provenance JSON beside it; a
+    checkpoint every validation lets --resume continue an interrupted run.
+    """
+    from learned_masks.training import TrainConfig, train  # noqa: PLC0415
+
+    if density is not None:
+        if not 0.0 < density <= 1.0:
+            raise ValueError(f"--density must lie in (0, 1], got {density}")
+        density_min = density_max = density
+    if not 0.0 < density_min <= density_max <= 1.0:
+        raise ValueError(f"need 0 < --density-min <= --density-max <= 1, got "
+                         f"{density_min}, {density_max}")
+    for name, v in (("steps", steps), ("batch", batch), ("val-every", val_every)):
+        if v < 1:
+            raise ValueError(f"--{name} must be at least 1, got {v}")
+    if crop < 32 or crop % 16:
+        raise ValueError(f"--crop must be a multiple of 16 and at least 32, got {crop}")
+    _check_output_path(out)
+    cfg = TrainConfig(data=list(data), val=list(val), density_min=density_min,
+                      density_max=density_max, conditioned=density is None, crop=crop,
+                      batch=batch, steps=steps, minutes=minutes, lr=lr, alpha=alpha,
+                      loss_scale=loss_scale,
+                      seed=seed, val_every=val_every, val_images=val_images,
+                      threads=threads)
+    command = "inpcodec " + " ".join(sys.argv[1:])
+    prov = train(cfg, out, resume=resume, progress=True, command=command,
+                 log=lambda s: click.echo(s, err=True))
+    click.echo(f"wrote {out} after {prov['steps']} steps ({prov['wall_time_minutes']} min); "
+               f"validation PSNR {prov['validation']['final_psnr']}")
 
 
 if __name__ == "__main__":

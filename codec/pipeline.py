@@ -36,6 +36,9 @@ DEFAULT_LEVELS = 64
 _PARM = struct.Struct("<BBHH")  # mask coder, value coder, luma levels, chroma levels
 
 ENCODERS = ("belhachmi", "ps", "ps+nlpe", "random", "learned")
+#: How the codec binarises learned masks (chosen by benchmarks/bench_learned.py).
+LEARNED_BINARISATION = "coin"
+LEARNED_SAMPLES = 1
 
 
 class CodecError(ValueError):
@@ -148,8 +151,11 @@ def make_mask(luma: np.ndarray, encoder: str, density: float, seed: int = 0,
         nl = nonlocal_pixel_exchange(luma, res.mask, seed=seed, progress=progress)
         return nl.mask, res.inpaintings + nl.inpaintings
     if encoder == "learned":
-        raise CodecError("encoder 'learned' is not available yet: the learned mask networks "
-                         "have not landed (use belhachmi, ps or ps+nlpe)")
+        from learned_masks import learned_mask  # noqa: PLC0415
+
+        res = learned_mask(luma, density, samples=LEARNED_SAMPLES,
+                           binarisation=LEARNED_BINARISATION, seed=seed)
+        return res.mask, res.inpaintings
     raise CodecError(f"unknown encoder {encoder!r}; choose one of {', '.join(ENCODERS)}")
 
 

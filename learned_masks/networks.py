@@ -1,0 +1,122 @@
+"""The two U-nets of Alt, Peter and Weickert (2021): a mask network and a surrogate solver.
+
+Both have the seed's shape: 5 scales, 3 convolutions per scale on the way down and 3 on
+the way up, 10 channels on the finest scale doubling per scale (10, 20, 40, 80, 160),
+about 9.2e5 parameters.  Convolutions pad by reflection, the discrete counterpart of the
+reflecting boundary of the inpainting equation, so that the networks see no artificial
+zero frame.  The seed does not give the activation or the resampling: we use LeakyReLU,
+2x2 average pooling down and bilinear upsampling up.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+#: Input sides are padded to a multiple of this (four 2x poolings) ...
+MULTIPLE = 16
+#: ... and to at least this, so that the coarsest scale is 2x2 and reflection padding works.
+MIN_SIDE = 32
+
+WIDTHS = (10, 20, 40, 80, 160)
+
+
+def _conv(cin: int, cout: int) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, padding=1, padding_mode="reflect")
+
+
+class UNet(nn.Module):
+    """U-net with 5 scales and 3 convolutions per scale in each path.
+
+    Down path: at scale s, three convolutions (the first maps to ``WIDTHS[s]``), then
+    average pooling.  The coarsest scale maps 80 -> 160 -> 160 -> 80.  Up path: bilinear
+    upsampling, concatenation with the skip, three convolutions that end at the width of
+    the next finer scale (at the finest scale: ``out_channels``, no activation).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int = 1, widths=WIDTHS):
+        super().__init__()
+        w = list(widths)
+        n = len(w)
+        self.down = nn.ModuleList()
+        cin = in_channels
+        for s in range(n - 1):
+            self.down.append(nn.ModuleList([_conv(cin, w[s]), _conv(w[s], w[s]),
+                                            _conv(w[s], w[s])]))
+            cin = w[s]
+        self.bottom = nn.ModuleList([_conv(w[-2], w[-1]), _conv(w[-1], w[-1]),
+                                     _conv(w[-1], w[-2])])
+        self.up = nn.ModuleList()
+        for s in reversed(range(n - 1)):
+            last = w[s - 1] if s > 0 else out_channels
+            self.up.append(nn.ModuleList([_conv(2 * w[s], w[s]), _conv(w[s], w[s]),
+                                          _conv(w[s], last)]))
+        self.act = nn.LeakyReLU(0.1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for convs in self.down:
+            for conv in convs:
+                x = self.act(conv(x))
+            skips.append(x)
+            x = F.avg_pool2d(x, 2)
+        for conv in self.bottom:
+            x = self.act(conv(x))
+        for i, convs in enumerate(self.up):
+            skip = skips[-1 - i]
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = torch.cat([x, skip], dim=1)
+            for j, conv in enumerate(convs):
+                x = conv(x)
+                if not (i == len(self.up) - 1 and j == len(convs) - 1):
+                    x = self.act(x)
+        return x
+
+
+def rescale_to_density(c: torch.Tensor, density: torch.Tensor) -> torch.Tensor:
+    """Scale each mask down to mean ``density`` where its mean exceeds it (the seed's rule).
+
+    ``c`` has shape (B, 1, H, W), ``density`` shape (B,).  Masks below the density are left
+    alone: the inpainting loss itself asks for more points.
+    """
+    mean = c.mean(dim=(1, 2, 3))
+    factor = torch.clamp(density / mean.clamp_min(1e-12), max=1.0)
+    return c * factor.view(-1, 1, 1, 1)
+
+
+class MaskNet(nn.Module):
+    """Image (and target density) -> non-binary mask in [0, 1] with mean at most the density.
+
+    With ``conditioned=True`` (one network for every density) the density enters as a
+    constant extra input plane holding ``log(d / 0.1)``; with ``conditioned=False`` the
+    network is trained for one density, as in the seed.
+    """
+
+    def __init__(self, conditioned: bool = True):
+        super().__init__()
+        self.conditioned = conditioned
+        self.unet = UNet(2 if conditioned else 1, 1)
+
+    def forward(self, f: torch.Tensor, density: torch.Tensor) -> torch.Tensor:
+        x = f - 0.5
+        if self.conditioned:
+            plane = torch.log(density / 0.1).view(-1, 1, 1, 1).expand_as(f)
+            x = torch.cat([x, plane.to(f.dtype)], dim=1)
+        c = torch.sigmoid(self.unet(x))
+        return rescale_to_density(c, density)
+
+
+class InpaintNet(nn.Module):
+    """Surrogate solver: (image, mask) -> reconstruction, trained on the PDE residual."""
+
+    def __init__(self):
+        super().__init__()
+        self.unet = UNet(2, 1)
+
+    def forward(self, f: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return self.unet(torch.cat([f - 0.5, c], dim=1)) + 0.5
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,324 @@
+"""Joint training of the mask network and the surrogate inpainting network (seed paper 000).
+
+Each step: masks ``c = M(f, d)``, surrogate reconstructions ``u = I(f, c)``; the mask
+network descends the inpainting loss plus the inverse-variance regulariser, the surrogate
+descends the PDE residual loss; each network only on its own loss, both with Adam at
+learning rate 5e-4.  Random crops with flips and transposes; with a density range the
+target density is drawn log-uniformly per crop (one density-conditioned network).
+
+Validation uses the real decoder (:func:`codec.inpaint`) on masks binarised by the seed's
+weighted coin flip, beside Belhachmi masks of the same density on the same images.
+Checkpoints hold both networks, both optimisers and the random states, so that a resumed
+run continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .losses import ALPHA, inpainting_loss, residual_loss, variance_regulariser
+from .networks import InpaintNet, MaskNet, count_parameters
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp"}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored in checkpoints and provenance)."""
+
+    data: list = field(default_factory=list)
+    val: list = field(default_factory=list)
+    density_min: float = 0.01
+    density_max: float = 0.10
+    conditioned: bool = True
+    crop: int = 128
+    batch: int = 8
+    steps: int = 5000
+    minutes: float | None = None
+    lr: float = 5e-4
+    alpha: float = ALPHA
+    loss_scale: float = 1.0
+    seed: int = 0
+    val_every: int = 250
+    val_images: int = 8
+    val_densities: tuple = (0.02, 0.05, 0.10)
+    threads: int | None = None
+
+
+def find_images(folders) -> list[Path]:
+    """All image files under the folders, sorted (a fixed order for a fixed seed)."""
+    files = []
+    for folder in folders:
+        p = Path(folder)
+        if not p.is_dir():
+            raise ValueError(f"data folder {folder!r} does not exist or is not a folder")
+        files += [q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES]
+    if not files:
+        raise ValueError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found in "
+                         f"{', '.join(map(str, folders))}")
+    return sorted(files)
+
+
+def load_grey(path: Path) -> np.ndarray:
+    """An image file as grey float32 in [0, 1] (BT.601 luma, the codec's Y channel)."""
+    from PIL import Image  # noqa: PLC0415
+
+    with Image.open(path) as im:
+        im.load()
+        a = np.asarray(im.convert("RGB"), np.float32)
+    y = 0.299 * a[..., 0] + 0.587 * a[..., 1] + 0.114 * a[..., 2]
+    return y / 255.0
+
+
+class CropSampler:
+    """Random square crops with random flips and transposes, all images held in memory."""
+
+    def __init__(self, images: list[np.ndarray], crop: int, rng: np.random.Generator):
+        small = [i for i, a in enumerate(images) if min(a.shape) < crop]
+        if small:
+            raise ValueError(f"{len(small)} training images are smaller than the crop "
+                             f"size {crop}")
+        self.images, self.crop, self.rng = images, crop, rng
+
+    def batch(self, n: int) -> np.ndarray:
+        out = np.empty((n, 1, self.crop, self.crop), np.float32)
+        for k in range(n):
+            a = self.images[self.rng.integers(len(self.images))]
+            y = self.rng.integers(a.shape[0] - self.crop + 1)
+            x = self.rng.integers(a.shape[1] - self.crop + 1)
+            c = a[y:y + self.crop, x:x + self.crop]
+            flips = self.rng.integers(8)
+            if flips & 1:
+                c = c[::-1]
+            if flips & 2:
+                c = c[:, ::-1]
+            if flips & 4:
+                c = c.T
+            out[k, 0] = c
+        return out
+
+
+def sample_densities(rng: np.random.Generator, n: int, cfg: TrainConfig) -> np.ndarray:
+    if not cfg.conditioned:
+        return np.full(n, cfg.density_max, np.float32)
+    lo, hi = math.log(cfg.density_min), math.log(cfg.density_max)
+    return np.exp(rng.uniform(lo, hi, n)).astype(np.float32)
+
+
+def train_step(M, I, opt_m, opt_i, f: torch.Tensor, d: torch.Tensor, alpha: float,
+               loss_scale: float = 1.0) -> dict:
+    """One joint step; each network gets the gradient of its own loss only."""
+    c = M(f, d)
+    u = I(f, c)
+    loss_inp = inpainting_loss(u, f, loss_scale)
+    loss_reg = variance_regulariser(c, alpha)
+    loss_m = loss_inp + loss_reg
+    loss_i = residual_loss(u, c.detach(), f)
+    pm, pi = list(M.parameters()), list(I.parameters())
+    grads_m = torch.autograd.grad(loss_m, pm, retain_graph=True)
+    grads_i = torch.autograd.grad(loss_i, pi)
+    for p, g in zip(pm, grads_m, strict=True):
+        p.grad = g
+    for p, g in zip(pi, grads_i, strict=True):
+        p.grad = g
+    opt_m.step()
+    opt_i.step()
+    return {"inpainting": loss_inp.item(), "regulariser": loss_reg.item(),
+            "residual": loss_i.item(), "mask_mean": c.detach().mean().item()}
+
+
+def _psnr(u, f) -> float:
+    mse = float(np.mean((np.clip(u, 0, 1) - f) ** 2))
+    return 10 * math.log10(1.0 / max(mse, 1e-12))
+
+
+def validation_images(folders, n: int, side: int = 256) -> list[np.ndarray]:
+    """The first ``n`` images of the folders, centre-cropped to ``side`` x ``side``."""
+    out = []
+    for p in find_images(folders)[:n]:
+        a = load_grey(p)
+        y, x = (a.shape[0] - side) // 2, (a.shape[1] - side) // 2
+        out.append(a[max(y, 0):max(y, 0) + side, max(x, 0):max(x, 0) + side])
+    return out
+
+
+def validate(M, images, densities, seed: int = 0, method: str = "coin") -> dict:
+    """Mean PSNR of the real decoder on binarised learned masks, per density."""
+    from codec.diffusion import inpaint  # noqa: PLC0415
+
+    from .inference import binarise, mask_probabilities  # noqa: PLC0415
+
+    out = {}
+    for d in densities:
+        ps = []
+        for k, f in enumerate(images):
+            c = mask_probabilities(f * 255.0, d, network=M)
+            m = binarise(c, d, method=method, rng=np.random.default_rng(seed + k))
+            ps.append(_psnr(inpaint(f.astype(np.float64), m), f))
+        out[f"{d:g}"] = float(np.mean(ps))
+    return out
+
+
+def belhachmi_reference(images, densities) -> dict:
+    """Belhachmi's masks on the validation images: the bar the learned masks must clear."""
+    from baselines import belhachmi_mask  # noqa: PLC0415
+    from codec.diffusion import inpaint  # noqa: PLC0415
+
+    out = {}
+    for d in densities:
+        ps = [_psnr(inpaint(f.astype(np.float64), belhachmi_mask(f * 255.0, d).mask), f)
+              for f in images]
+        out[f"{d:g}"] = float(np.mean(ps))
+    return out
+
+
+def _checkpoint_path(out: Path) -> Path:
+    return out.with_suffix(".ckpt")
+
+
+def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
+          progress: bool = False, command: str | None = None, log=print) -> dict:
+    """Train, write the mask network to ``out`` (safetensors) and its provenance JSON.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+    out : path
+        Weights file (``.safetensors``); ``<out>.ckpt`` holds the resumable checkpoint and
+        ``<out stem>.json`` the provenance.
+    resume : bool
+        Continue from ``<out>.ckpt`` (the stored configuration wins, except ``steps`` and
+        ``minutes``, which may be raised).
+
+    Returns
+    -------
+    dict
+        The provenance record.
+    """
+    from tqdm.auto import tqdm  # noqa: PLC0415
+
+    out = Path(out)
+    ckpt_path = _checkpoint_path(out)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    state = None
+    if resume:
+        if not ckpt_path.exists():
+            raise ValueError(f"cannot resume: no checkpoint {ckpt_path}")
+        state = torch.load(ckpt_path, weights_only=False)
+        steps, minutes = cfg.steps, cfg.minutes
+        cfg = TrainConfig(**state["config"])
+        cfg.steps, cfg.minutes = max(steps, cfg.steps), minutes
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    paths = find_images(cfg.data)
+    images = [load_grey(p) for p in paths]
+    sampler = CropSampler(images, cfg.crop, rng)
+    val = validation_images(cfg.val, cfg.val_images) if cfg.val else []
+    M, I = MaskNet(conditioned=cfg.conditioned), InpaintNet()
+    opt_m = torch.optim.Adam(M.parameters(), lr=cfg.lr)
+    opt_i = torch.optim.Adam(I.parameters(), lr=cfg.lr)
+    step, elapsed, history = 0, 0.0, []
+    reference = belhachmi_reference(val, cfg.val_densities) if val else {}
+    if state is not None:
+        M.load_state_dict(state["mask_net"])
+        I.load_state_dict(state["inpaint_net"])
+        opt_m.load_state_dict(state["opt_mask"])
+        opt_i.load_state_dict(state["opt_inpaint"])
+        step, elapsed, history = state["step"], state["elapsed"], state["history"]
+        rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        log(f"resumed at step {step} ({elapsed / 60:.1f} min)")
+    log(f"{len(paths)} training images, {len(val)} validation images; "
+        f"{count_parameters(M)} + {count_parameters(I)} parameters; "
+        f"Belhachmi validation PSNR {reference}")
+
+    def save_checkpoint():
+        tmp = ckpt_path.with_suffix(".ckpt.tmp")
+        torch.save({"config": asdict(cfg), "mask_net": M.state_dict(),
+                    "inpaint_net": I.state_dict(), "opt_mask": opt_m.state_dict(),
+                    "opt_inpaint": opt_i.state_dict(), "step": step, "elapsed": elapsed,
+                    "history": history, "numpy_rng": rng.bit_generator.state,
+                    "torch_rng": torch.get_rng_state()}, tmp)
+        os.replace(tmp, ckpt_path)
+
+    bar = tqdm(total=cfg.steps, initial=step, desc="train-masks", disable=not progress,
+               unit="step")
+    running = {}
+    start = time.perf_counter() - elapsed
+    while step < cfg.steps:
+        if cfg.minutes is not None and elapsed >= 60 * cfg.minutes:
+            log(f"time budget of {cfg.minutes} min reached at step {step}")
+            break
+        M.train()
+        I.train()
+        f = torch.from_numpy(sampler.batch(cfg.batch))
+        d = torch.from_numpy(sample_densities(rng, cfg.batch, cfg))
+        losses = train_step(M, I, opt_m, opt_i, f, d, cfg.alpha, cfg.loss_scale)
+        for k, v in losses.items():
+            running[k] = 0.98 * running.get(k, v) + 0.02 * v
+        step += 1
+        elapsed = time.perf_counter() - start
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.3g}" for k, v in running.items()})
+        if val and (step % cfg.val_every == 0 or step == cfg.steps):
+            M.eval()
+            record = {"step": step, "minutes": elapsed / 60, **running,
+                      "val_psnr": validate(M, val, cfg.val_densities),
+                      "val_psnr_dither": validate(M, val, cfg.val_densities,
+                                                  method="dither")}
+            history.append(record)
+            log(f"step {step}: {json.dumps(record)}")
+            save_checkpoint()
+    bar.close()
+    M.eval()
+    final = validate(M, val, cfg.val_densities) if val else {}
+    final_dither = validate(M, val, cfg.val_densities, method="dither") if val else {}
+    save_checkpoint()
+    save_weights(M, out, {"conditioned": str(cfg.conditioned),
+                          "density_min": str(cfg.density_min),
+                          "density_max": str(cfg.density_max)})
+    provenance = {
+        "weights": out.name,
+        "command": command or " ".join(sys.argv),
+        "data": [str(p) for p in cfg.data],
+        "training_images": len(paths),
+        "validation": {"folders": [str(p) for p in cfg.val], "images": len(val),
+                       "crop": "centre 256x256", "binarisation": "weighted coin flip",
+                       "solver": "codec.inpaint (multigrid CG)",
+                       "final_psnr": final, "final_psnr_dither": final_dither,
+                       "belhachmi_psnr": reference},
+        "steps": step,
+        "seed": cfg.seed,
+        "wall_time_minutes": round(elapsed / 60, 2),
+        "config": asdict(cfg),
+        "parameters": count_parameters(M),
+        "machine": f"{platform.machine()} {platform.processor()}, "
+                   f"{torch.get_num_threads()} torch threads, torch {torch.__version__}",
+        "history": history,
+    }
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(provenance, indent=1) + "\n")
+    os.replace(tmp, out.with_suffix(".json"))
+    return provenance
+
+
+def save_weights(M: MaskNet, out: Path, metadata: dict) -> None:
+    """Mask network weights as safetensors (written atomically)."""
+    from safetensors.torch import save_file  # noqa: PLC0415
+
+    out = Path(out)
+    tmp = out.with_suffix(".safetensors.tmp")
+    save_file({k: v.contiguous() for k, v in M.state_dict().items()}, str(tmp),
+              metadata=metadata)
+    os.replace(tmp, out)
