@@ -410,6 +410,9 @@ def mask(image, output, method, density, tonal, seed, runs, cycles, sigma, max_s
               help="Weight of the inverse-variance regulariser.")
 @click.option("--loss-scale", type=float, default=1.0, show_default=True,
               help="Multiplies u - f in the inpainting loss (255: 8-bit grey units).")
+@click.option("--inpainter", type=click.Choice(["surrogate", "exact"]), default="surrogate",
+              show_default=True, help="What reconstructs during training: the seed's "
+              "surrogate U-net (residual loss), or the real solver with exact adjoint gradients.")
 @click.option("--val-every", type=int, default=250, show_default=True)
 @click.option("--val-images", type=int, default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -417,7 +420,8 @@ def mask(image, output, method, density, tonal, seed, runs, cycles, sigma, max_s
 @click.option("--resume", is_flag=True, help="Continue from OUT.ckpt.")
 @_clean_errors
 def train_masks(data, val, out, density, density_min, density_max, steps, minutes, batch,
-                crop, lr, alpha, loss_scale, val_every, val_images, seed, threads, resume):
+                crop, lr, alpha, loss_scale, inpainter, val_every, val_images, seed, threads,
+                resume):
     """Train the mask network jointly with its surrogate inpainting network.
 
     Writes the mask network to OUT (safetensors) with a provenance JSON beside it; a
@@ -441,7 +445,7 @@ def train_masks(data, val, out, density, density_min, density_max, steps, minute
     cfg = TrainConfig(data=list(data), val=list(val), density_min=density_min,
                       density_max=density_max, conditioned=density is None, crop=crop,
                       batch=batch, steps=steps, minutes=minutes, lr=lr, alpha=alpha,
-                      loss_scale=loss_scale,
+                      loss_scale=loss_scale, inpainter=inpainter,
                       seed=seed, val_every=val_every, val_images=val_images,
                       threads=threads)
     command = "inpcodec " + " ".join(sys.argv[1:])

@@ -64,9 +64,10 @@ def mask_probabilities(image, density: float, *, network: MaskNet | None = None,
         # reflection (as inside the network) needs a pad smaller than the side
         mode = "reflect" if ph < h and pw < w else "replicate"
         x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    device = next(net.parameters()).device
     with torch.inference_mode():
-        c = net(x, torch.tensor([density], dtype=torch.float32))[0, 0, :h, :w]
-    c = c.double().numpy()
+        c = net(x.to(device), torch.tensor([density], dtype=torch.float32, device=device))
+    c = c[0, 0, :h, :w].double().cpu().numpy()
     mean = c.mean()
     if mean > density:
         c = c * (density / mean)

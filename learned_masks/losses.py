@@ -1,12 +1,11 @@
 """Losses of the joint training (seed paper 000, section 3).
 
-Images are in [0, 1] and every loss is a mean over pixels (and the batch), so that its
-size does not depend on the crop size.  At this scale the seed's alpha = 0.01 makes the
-regulariser dominate until the masks are nearly binary, which is what closes the gap
-between the non-binary masks the networks see and the binarised masks the codec stores.
-Measured: with the inpainting loss in 8-bit grey values (255^2 larger) the masks stayed
-flat (confidence <= 0.14 at 5 %) and their coin-flip binarisations were worse than random
-masks after 750 steps (benchmarks/RESULTS.md, learned masks section).
+Images are in [0, 1].  As in the seed, the inpainting and residual losses are squared
+Euclidean norms, i.e. sums over the pixels of an image (averaged over the batch), and the
+regulariser alpha / (var(c) + eps) uses the variance, a mean.  This balance matters: with
+a per-pixel mean instead of the sum, the seed's alpha = 0.01 is 128^2 times stronger on a
+128x128 crop, and the mask network only learns blob-like masks of high variance that are
+worse than random ones (measured, benchmarks/RESULTS.md, "Learned masks: training set-ups").
 """
 
 from __future__ import annotations
@@ -31,16 +30,20 @@ def laplacian(u: torch.Tensor) -> torch.Tensor:
             - 4.0 * u)
 
 
+def _sum_per_image(x: torch.Tensor) -> torch.Tensor:
+    return x.flatten(1).sum(dim=1).mean()
+
+
 def residual_loss(u: torch.Tensor, c: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-    """Mean of ``(C (u - f) - (I - C) A u)^2``: zero exactly when ``u`` solves the inpainting."""
+    """``||C (u - f) - (I - C) A u||^2`` per image; zero exactly when u solves the PDE."""
     r = c * (u - f) - (1.0 - c) * laplacian(u)
-    return (r * r).mean()
+    return _sum_per_image(r * r)
 
 
 def inpainting_loss(u: torch.Tensor, f: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-    """Mean squared reconstruction error of ``scale * (u - f)``."""
+    """``||scale (u - f)||^2`` per image (sum over pixels), averaged over the batch."""
     d = scale * (u - f)
-    return (d * d).mean()
+    return _sum_per_image(d * d)
 
 
 def variance_regulariser(c: torch.Tensor, alpha: float = ALPHA,

@@ -48,6 +48,7 @@ class TrainConfig:
     lr: float = 5e-4
     alpha: float = ALPHA
     loss_scale: float = 1.0
+    inpainter: str = "surrogate"
     seed: int = 0
     val_every: int = 250
     val_images: int = 8
@@ -117,8 +118,23 @@ def sample_densities(rng: np.random.Generator, n: int, cfg: TrainConfig) -> np.n
 
 def train_step(M, I, opt_m, opt_i, f: torch.Tensor, d: torch.Tensor, alpha: float,
                loss_scale: float = 1.0) -> dict:
-    """One joint step; each network gets the gradient of its own loss only."""
+    """One joint step; each network gets the gradient of its own loss only.
+
+    With ``I = None`` the reconstruction is the real solver's (:mod:`.exact`) and only the
+    mask network learns.
+    """
     c = M(f, d)
+    if I is None:
+        from .exact import exact_inpaint  # noqa: PLC0415
+
+        u = exact_inpaint(c, f)
+        loss_inp = inpainting_loss(u, f, loss_scale)
+        loss_reg = variance_regulariser(c, alpha)
+        opt_m.zero_grad(set_to_none=True)
+        (loss_inp + loss_reg).backward()
+        opt_m.step()
+        return {"inpainting": loss_inp.item(), "regulariser": loss_reg.item(),
+                "mask_mean": c.detach().mean().item()}
     u = I(f, c)
     loss_inp = inpainting_loss(u, f, loss_scale)
     loss_reg = variance_regulariser(c, alpha)
@@ -215,7 +231,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
     if resume:
         if not ckpt_path.exists():
             raise ValueError(f"cannot resume: no checkpoint {ckpt_path}")
-        state = torch.load(ckpt_path, weights_only=False)
+        state = torch.load(ckpt_path, weights_only=False, map_location="cpu")
         steps, minutes = cfg.steps, cfg.minutes
         cfg = TrainConfig(**state["config"])
         cfg.steps, cfg.minutes = max(steps, cfg.steps), minutes
@@ -225,29 +241,38 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
     images = [load_grey(p) for p in paths]
     sampler = CropSampler(images, cfg.crop, rng)
     val = validation_images(cfg.val, cfg.val_images) if cfg.val else []
-    M, I = MaskNet(conditioned=cfg.conditioned), InpaintNet()
+    if cfg.inpainter not in ("surrogate", "exact"):
+        raise ValueError(f"inpainter must be surrogate or exact, got {cfg.inpainter!r}")
+    # the networks train on a GPU when there is one; the exact solver always runs on the CPU
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    M = MaskNet(conditioned=cfg.conditioned).to(device)
+    I = InpaintNet().to(device) if cfg.inpainter == "surrogate" else None
     opt_m = torch.optim.Adam(M.parameters(), lr=cfg.lr)
-    opt_i = torch.optim.Adam(I.parameters(), lr=cfg.lr)
+    opt_i = torch.optim.Adam(I.parameters(), lr=cfg.lr) if I is not None else None
     step, elapsed, history = 0, 0.0, []
     reference = belhachmi_reference(val, cfg.val_densities) if val else {}
     if state is not None:
-        M.load_state_dict(state["mask_net"])
-        I.load_state_dict(state["inpaint_net"])
+        M.load_state_dict(state["mask_net"])  # (loaded onto the device of M)
         opt_m.load_state_dict(state["opt_mask"])
-        opt_i.load_state_dict(state["opt_inpaint"])
+        if I is not None:
+            I.load_state_dict(state["inpaint_net"])
+            opt_i.load_state_dict(state["opt_inpaint"])
         step, elapsed, history = state["step"], state["elapsed"], state["history"]
         rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"])
         log(f"resumed at step {step} ({elapsed / 60:.1f} min)")
     log(f"{len(paths)} training images, {len(val)} validation images; "
-        f"{count_parameters(M)} + {count_parameters(I)} parameters; "
+        f"{count_parameters(M)} + {count_parameters(I) if I is not None else 0} parameters "
+        f"({cfg.inpainter} inpainting); "
         f"Belhachmi validation PSNR {reference}")
 
     def save_checkpoint():
         tmp = ckpt_path.with_suffix(".ckpt.tmp")
         torch.save({"config": asdict(cfg), "mask_net": M.state_dict(),
-                    "inpaint_net": I.state_dict(), "opt_mask": opt_m.state_dict(),
-                    "opt_inpaint": opt_i.state_dict(), "step": step, "elapsed": elapsed,
+                    "inpaint_net": I.state_dict() if I is not None else None,
+                    "opt_mask": opt_m.state_dict(),
+                    "opt_inpaint": opt_i.state_dict() if I is not None else None,
+                    "step": step, "elapsed": elapsed,
                     "history": history, "numpy_rng": rng.bit_generator.state,
                     "torch_rng": torch.get_rng_state()}, tmp)
         os.replace(tmp, ckpt_path)
@@ -261,9 +286,10 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
             log(f"time budget of {cfg.minutes} min reached at step {step}")
             break
         M.train()
-        I.train()
-        f = torch.from_numpy(sampler.batch(cfg.batch))
-        d = torch.from_numpy(sample_densities(rng, cfg.batch, cfg))
+        if I is not None:
+            I.train()
+        f = torch.from_numpy(sampler.batch(cfg.batch)).to(device)
+        d = torch.from_numpy(sample_densities(rng, cfg.batch, cfg)).to(device)
         losses = train_step(M, I, opt_m, opt_i, f, d, cfg.alpha, cfg.loss_scale)
         for k, v in losses.items():
             running[k] = 0.98 * running.get(k, v) + 0.02 * v
@@ -285,7 +311,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
     final = validate(M, val, cfg.val_densities) if val else {}
     final_dither = validate(M, val, cfg.val_densities, method="dither") if val else {}
     save_checkpoint()
-    save_weights(M, out, {"conditioned": str(cfg.conditioned),
+    save_weights(M.cpu(), out, {"conditioned": str(cfg.conditioned),
                           "density_min": str(cfg.density_min),
                           "density_max": str(cfg.density_max)})
     provenance = {
@@ -300,10 +326,11 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
                        "belhachmi_psnr": reference},
         "steps": step,
         "seed": cfg.seed,
+        "inpainter": cfg.inpainter,
         "wall_time_minutes": round(elapsed / 60, 2),
         "config": asdict(cfg),
         "parameters": count_parameters(M),
-        "machine": f"{platform.machine()} {platform.processor()}, "
+        "machine": f"{platform.machine()} {platform.processor()}, {device.type}, "
                    f"{torch.get_num_threads()} torch threads, torch {torch.__version__}",
         "history": history,
     }

@@ -82,7 +82,10 @@ def test_regulariser_and_inpainting_loss_values():
     c = torch.zeros(1, 1, 4, 4)
     c[0, 0, 0, :2] = 1.0  # mean 1/8, variance 1/8 * 7/8
     assert float(variance_regulariser(c)) == pytest.approx(ALPHA / (7 / 64 + EPSILON))
-    assert float(inpainting_loss(torch.ones(1, 1, 2, 2), torch.zeros(1, 1, 2, 2), 255.0)) == 255**2
+    # squared Euclidean norms per image (sums over pixels), averaged over the batch
+    ones, zeros = torch.ones(2, 1, 2, 3), torch.zeros(2, 1, 2, 3)
+    assert float(inpainting_loss(ones, zeros)) == 6.0
+    assert float(inpainting_loss(ones, zeros, 255.0)) == 6.0 * 255**2
 
 
 @pytest.mark.parametrize("method", ["coin", "dither"])
@@ -183,3 +186,25 @@ def test_shipped_weights_load_offline_and_cover_1_to_10_percent(monkeypatch):
     img = natural_like(64, 80, seed=6)
     for d in (0.01, 0.04, 0.1):
         assert learned_mask(img, d).mask.sum() == round(d * img.size)
+
+
+def test_exact_inpainting_layer_matches_solver_and_finite_differences():
+    from learned_masks.exact import exact_inpaint
+
+    rng = np.random.default_rng(1)
+    f = torch.from_numpy(rng.random((2, 1, 9, 11)))
+    c = torch.from_numpy(rng.random((2, 1, 9, 11)) * 0.5 + 0.05).requires_grad_()
+    u = exact_inpaint(c, f)
+    ref = inpaint(f[1, 0].numpy(), c[1, 0].detach().numpy(), solver="direct")
+    np.testing.assert_allclose(u[1, 0].detach().numpy(), ref, atol=1e-6)
+
+    def energy(cc):
+        return float(((exact_inpaint(cc, f) - f) ** 2).sum())
+
+    (grad,) = torch.autograd.grad(((u - f) ** 2).sum(), c)
+    for idx in [(0, 0, 0, 0), (1, 0, 3, 4), (0, 0, 8, 10)]:
+        plus, minus = c.detach().clone(), c.detach().clone()
+        plus[idx] += 1e-6
+        minus[idx] -= 1e-6
+        fd = (energy(plus) - energy(minus)) / 2e-6
+        assert float(grad[idx]) == pytest.approx(fd, rel=1e-4, abs=1e-9)
