@@ -216,6 +216,10 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
         Continue from ``<out>.ckpt`` (the stored configuration wins, except ``steps`` and
         ``minutes``, which may be raised).
 
+    The weights written are those of the validation with the best mean PSNR of dithered
+    masks (the codec's binarisation), not necessarily the last: without the regulariser
+    the mask network can collapse to a flat mask late in a run (measured).
+
     Returns
     -------
     dict
@@ -250,6 +254,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
     opt_m = torch.optim.Adam(M.parameters(), lr=cfg.lr)
     opt_i = torch.optim.Adam(I.parameters(), lr=cfg.lr) if I is not None else None
     step, elapsed, history = 0, 0.0, []
+    best = {"step": None, "score": -math.inf, "mask_net": None}
     reference = belhachmi_reference(val, cfg.val_densities) if val else {}
     if state is not None:
         M.load_state_dict(state["mask_net"])  # (loaded onto the device of M)
@@ -258,6 +263,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
             I.load_state_dict(state["inpaint_net"])
             opt_i.load_state_dict(state["opt_inpaint"])
         step, elapsed, history = state["step"], state["elapsed"], state["history"]
+        best = state["best"]
         rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"])
         log(f"resumed at step {step} ({elapsed / 60:.1f} min)")
@@ -273,9 +279,16 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
                     "opt_mask": opt_m.state_dict(),
                     "opt_inpaint": opt_i.state_dict() if I is not None else None,
                     "step": step, "elapsed": elapsed,
-                    "history": history, "numpy_rng": rng.bit_generator.state,
+                    "history": history, "best": best, "numpy_rng": rng.bit_generator.state,
                     "torch_rng": torch.get_rng_state()}, tmp)
         os.replace(tmp, ckpt_path)
+
+    def consider(psnr_dither: dict):
+        score = float(np.mean(list(psnr_dither.values())))
+        if score > best["score"]:
+            best.update(step=step, score=score,
+                        mask_net={k: v.detach().cpu().clone()
+                                  for k, v in M.state_dict().items()})
 
     bar = tqdm(total=cfg.steps, initial=step, desc="train-masks", disable=not progress,
                unit="step")
@@ -305,12 +318,17 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
                                                   method="dither")}
             history.append(record)
             log(f"step {step}: {json.dumps(record)}")
+            consider(record["val_psnr_dither"])
             save_checkpoint()
     bar.close()
     M.eval()
+    if val and (not history or history[-1]["step"] != step):
+        consider(validate(M, val, cfg.val_densities, method="dither"))
+    save_checkpoint()
+    if best["mask_net"] is not None:
+        M.load_state_dict(best["mask_net"])
     final = validate(M, val, cfg.val_densities) if val else {}
     final_dither = validate(M, val, cfg.val_densities, method="dither") if val else {}
-    save_checkpoint()
     save_weights(M.cpu(), out, {"conditioned": str(cfg.conditioned),
                           "density_min": str(cfg.density_min),
                           "density_max": str(cfg.density_max)})
@@ -325,6 +343,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
                        "final_psnr": final, "final_psnr_dither": final_dither,
                        "belhachmi_psnr": reference},
         "steps": step,
+        "weights_from_step": best["step"] if val else step,
         "seed": cfg.seed,
         "inpainter": cfg.inpainter,
         "wall_time_minutes": round(elapsed / 60, 2),

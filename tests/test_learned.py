@@ -173,6 +173,20 @@ def test_train_writes_weights_provenance_and_resumes_exactly(tmp_path):
         assert ka == kb and torch.equal(va, vb)
 
 
+def test_train_keeps_the_weights_of_the_best_validation(tmp_path):
+    data = _image_folder(tmp_path / "data", 3)
+    out = tmp_path / "m.safetensors"
+    prov = train(TrainConfig(data=[str(data)], val=[str(data)], crop=32, batch=2, steps=4,
+                             val_every=1, val_images=1, val_densities=(0.05, 0.1), seed=1,
+                             lr=5e-3), out, log=lambda s: None)
+    scores = {r["step"]: np.mean(list(r["val_psnr_dither"].values()))
+              for r in prov["history"]}
+    best = max(scores, key=scores.get)
+    assert prov["weights_from_step"] == best
+    assert np.mean(list(prov["validation"]["final_psnr_dither"].values())) == \
+        pytest.approx(scores[best], abs=1e-9)
+
+
 def test_shipped_weights_load_offline_and_cover_1_to_10_percent(monkeypatch):
     def no_network(*args, **kwargs):
         raise AssertionError("weights loading tried to use the network")
