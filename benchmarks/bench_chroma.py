@@ -9,8 +9,8 @@ mask bits, spreads evenly over the image, and divides the chroma value bits by a
 For each image, density and k: Belhachmi mask on the luma, tonal optimisation with the
 quantiser in the loop (luma on the mask, chroma on its subset), the real mask and value
 coders for the sizes (plus the fixed 66-byte container), and the RGB PSNR of the decoded,
-rounded image.  The RD curves of each k are compared with k = 1 at equal rate
-(Bjontegaard-style mean PSNR difference over the overlapping bpp range).
+rounded image.  The RD curves of each k are compared with k = 1 by their Bjontegaard
+deltas (the ``bjontegaard`` package: ``pip install -e '.[bench]'``).
 """
 
 from __future__ import annotations
@@ -70,16 +70,13 @@ def run_case(rgb, density, k, levels, chroma_levels):
             "points": int(mask.sum()), "chroma_points": int(sub.sum())}
 
 
-def mean_gain(curve, ref):
-    """Mean PSNR difference of ``curve`` over ``ref`` on their common bpp range."""
-    curve, ref = sorted(curve), sorted(ref)
-    lo, hi = max(curve[0][0], ref[0][0]), min(curve[-1][0], ref[-1][0])
-    if hi <= lo:
-        return float("nan")
-    x = np.linspace(lo, hi, 50)
-    a = np.interp(np.log(x), np.log([c[0] for c in curve]), [c[1] for c in curve])
-    b = np.interp(np.log(x), np.log([c[0] for c in ref]), [c[1] for c in ref])
-    return float(np.mean(a - b))
+def bd_gain(curve, ref):
+    """Bjontegaard deltas of ``curve`` against ``ref``: (PSNR in dB, rate in %)."""
+    import bjontegaard as bd
+
+    (r1, p1), (r0, p0) = zip(*sorted(curve), strict=True), zip(*sorted(ref), strict=True)
+    return (bd.bd_psnr(r0, p0, r1, p1, method="pchip"),
+            bd.bd_rate(r0, p0, r1, p1, method="pchip"))
 
 
 def main():
@@ -117,17 +114,20 @@ def main():
                     fh.write(json.dumps(r) + "\n")
                 print(json.dumps(r), flush=True)
     names = sorted({r["image"] for r in rows})
+    others = [k for k in ks if k != 1]
     lines = [f"Belhachmi masks + tonal optimisation, luma {args.levels} levels, chroma "
              f"{args.chroma_levels} levels, densities {args.densities} %; chroma at every "
-             f"k-th luma point (Z-order).  Mean RGB-PSNR gain over k = 1 at equal bpp (dB; "
-             "positive = the sparser chroma pays):", "",
-             "| image | " + " | ".join(f"k = {k}" for k in ks if k != 1) + " |",
+             f"k-th luma point (Z-order).  Bjontegaard deltas against k = 1 (chroma at "
+             "every luma point), `bjontegaard` package, PCHIP: BD-PSNR in dB (positive = "
+             "the sparser chroma pays) / BD-rate in % (negative = pays):", "",
+             "| image | " + " | ".join(f"k = {k}" for k in others) + " |",
              "|---" * len(ks) + "|"]
     for name in names:
         curve = {k: [(r["bpp"], r["psnr"]) for r in rows if r["image"] == name and r["k"] == k]
                  for k in ks}
-        lines.append(f"| {name} | " + " | ".join(
-            f"{mean_gain(curve[k], curve[1]):+.2f}" for k in ks if k != 1) + " |")
+        cells = [bd_gain(curve[k], curve[1]) for k in others]
+        lines.append(f"| {name} | " + " | ".join(f"{p:+.2f} dB / {r:+.1f} %" for p, r in cells)
+                     + " |")
     text = "\n".join(lines)
     print(text)
     if args.write_results:
