@@ -247,7 +247,9 @@ def encode(input_path, output_path, encoder, density, bpp, levels, chroma_levels
 @main.command()
 @click.argument("input_path", metavar="IN", type=click.Path(dir_okay=False))
 @click.argument("output_path", metavar="OUT", type=click.Path(dir_okay=False))
-@click.option("--solver", type=click.Choice(SOLVER_CHOICES), default="auto", show_default=True)
+@click.option("--solver", type=click.Choice(SOLVER_CHOICES), default="numba", show_default=True,
+              help="numba: the reference, identical pixels on every machine; cupy (auto on a "
+              "CUDA machine): faster, rare pixels may differ by one grey level.")
 @click.option("--postprocess", type=click.Choice(["none", "gan"]), default="none",
               show_default=True, help="Optional post-processor of the reconstruction.")
 @_clean_errors
@@ -453,6 +455,97 @@ def train_masks(data, val, out, density, density_min, density_max, steps, minute
                  log=lambda s: click.echo(s, err=True))
     click.echo(f"wrote {out} after {prov['steps']} steps ({prov['wall_time_minutes']} min); "
                f"validation PSNR {prov['validation']['final_psnr']}")
+
+
+_IMAGE_EXTS = (".png", ".ppm", ".pgm", ".pnm", ".tif", ".tiff", ".bmp", ".webp", ".jpg",
+               ".jpeg")
+
+
+def _floats(text: str, name: str, scale: float = 1.0) -> list[float]:
+    try:
+        vals = [float(x) * scale for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"--{name}: not a comma-separated list of numbers: {text!r}") from None
+    if not vals or any(not v > 0 for v in vals):
+        raise ValueError(f"--{name}: give positive numbers, got {text!r}")
+    return vals
+
+
+@main.command()
+@click.argument("data_dir", metavar="DATA_DIR", type=click.Path(file_okay=False))
+@click.option("--codecs", default="jpeg,jpeg2000,webp,avif,belhachmi,learned",
+              show_default=True, help="Reference codecs (jpeg, jpeg2000, webp, avif) and "
+              "inpcodec encoders (belhachmi, learned, ps, ps+nlpe; add -notonal for no "
+              "tonal optimisation).")
+@click.option("--bpp", default="0.05,0.1,0.2,0.3,0.5", show_default=True,
+              help="Target rates (bits per pixel).")
+@click.option("--grey", is_flag=True, help="Benchmark the luma (grey) of the images.")
+@click.option("--out", default="bench-results", show_default=True,
+              type=click.Path(file_okay=False), help="Result folder (runs resume in it).")
+@click.option("--speed", is_flag=True, help="Encoder-speed study instead: mask generation "
+              "time and inpaintings per encoder and density, speed-up over PS+NLPE.")
+@click.option("--encoders", default="learned,belhachmi,ps,ps+nlpe", show_default=True,
+              help="Encoders of the speed study.")
+@click.option("--densities", default="2,3,4,5,7,10", show_default=True,
+              help="Mask densities of the speed study (percent).")
+@click.option("--limit", type=int, default=None, help="Only the first N images.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Dask scheduler to run the jobs on (default: local processes).")
+@click.option("--workers", type=int, default=None,
+              help="Local worker processes (default: one per core; 1 for --speed).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_clean_errors
+def bench(data_dir, codecs, bpp, grey, out, speed, encoders, densities, limit, scheduler,
+          workers, seed, quiet):
+    """Rate-distortion benchmark of the images in DATA_DIR against JPEG, JPEG 2000, WebP
+    and AVIF (or, with --speed, the encoder-speed study).
+
+    Writes, under OUT/<grey|colour>: results.csv, per_image/*.csv, compressai/<codec>.json
+    (CompressAI's results layout), rd_psnr.png, rd_ms_ssim.png, bd.csv (Bjontegaard deltas
+    against JPEG and JPEG 2000) and summary.md; finished jobs are kept in OUT/jobs and
+    skipped when the command runs again.
+    """
+    try:
+        import dask.distributed  # noqa: F401, PLC0415
+
+        import codec.bench as cb  # noqa: PLC0415
+    except ImportError as exc:
+        raise RuntimeError(f"inpcodec bench needs the bench extra ({exc.name} is missing): "
+                           "pip install 'inpcodec[bench]'") from None
+    if not os.path.isdir(data_dir):
+        raise ValueError(f"{data_dir}: no such folder")
+    paths = sorted(p for p in os.listdir(data_dir) if p.lower().endswith(_IMAGE_EXTS))
+    if limit is not None:
+        if limit < 1:
+            raise ValueError(f"--limit must be at least 1, got {limit}")
+        paths = paths[:limit]
+    if not paths:
+        raise ValueError(f"{data_dir}: no images ({', '.join(_IMAGE_EXTS)})")
+    if workers is not None and workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {workers}")
+    images = {}
+    for p in paths:
+        img = load_image(os.path.join(data_dir, p), grey=grey or speed)
+        if img.ndim == 2 and not (grey or speed):
+            raise ValueError(f"{p}: a grey image; benchmark grey images with --grey")
+        images[os.path.splitext(p)[0]] = img
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"{out}: exists and is not a folder")
+    os.makedirs(out, exist_ok=True)
+    if speed:
+        dens = [d / 100 for d in _floats(densities, "densities")]
+        if any(d > 1 for d in dens):
+            raise ValueError("--densities are percentages in (0, 100]")
+        text = cb.run_speed_benchmark(images, out, encoders=encoders.split(","),
+                                      densities=dens, scheduler=scheduler,
+                                      workers=workers or 1, seed=seed, progress=not quiet)
+    else:
+        text = cb.run_rate_benchmark(images, out, codecs=codecs.split(","),
+                                     bpp=_floats(bpp, "bpp"),
+                                     mode="grey" if grey else "colour", scheduler=scheduler,
+                                     workers=workers, seed=seed, progress=not quiet)
+    click.echo(text)
 
 
 if __name__ == "__main__":

@@ -249,7 +249,7 @@ def _check_levels(levels, name="levels"):
 def encode_report(image, *, encoder: str = "belhachmi", density: float | None = None,
                   bpp: float | None = None, levels: int | None = None,
                   chroma_levels: int | None = None, tonal: bool = True, seed: int = 0,
-                  solver: str = "auto", progress: bool = False) -> EncodeReport:
+                  solver: str = "numba", progress: bool = False) -> EncodeReport:
     """Encode an 8-bit grey or RGB image; see :func:`encode`.  Returns the full report."""
     t0 = time.perf_counter()
     img = _as_image(image)
@@ -400,9 +400,15 @@ def info(data: bytes) -> FileInfo:
                     - sum(vals), len(cont.section("MASK")), vals)
 
 
-def decode(data: bytes, *, solver: str = "auto", postprocess: str = "none",
+def decode(data: bytes, *, solver: str = "numba", postprocess: str = "none",
            return_info: bool = False):
     """Decode inpcodec bytes to a uint8 image ((H, W) grey or (H, W, 3) RGB).
+
+    The default solver, ``numba``, is the reference: its fixed-order arithmetic gives the
+    same pixels on every run, thread count and machine, and the encoder reports on it.
+    ``cupy`` (or ``auto`` on a machine with CUDA) is faster on large images but sums in
+    another order, so pixels whose value lies very close to a rounding boundary may come
+    out one grey level apart from the reference.
 
     Raises
     ------

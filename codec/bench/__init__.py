@@ -1,0 +1,80 @@
+"""The rate-distortion and encoder-speed benchmark behind ``inpcodec bench``.
+
+    rows = run_rate_benchmark(images, out="bench-out", codecs=["jpeg", "belhachmi"])
+
+Every (image, codec, target rate) is one job, run on a Dask cluster (local processes by
+default) and stored in ``out/jobs/`` so that runs resume; the reports are CSV per image,
+one CompressAI-layout JSON per codec, RD plots, Bjontegaard deltas against JPEG and JPEG
+2000, and a Markdown summary.  Needs the ``bench`` extra (dask, matplotlib,
+pytorch-msssim, bjontegaard).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .jobs import (
+    INPCODEC_ENCODERS,
+    TIMING_FIELDS,
+    RateJob,
+    SpeedJob,
+    parse_codec,
+    run_rate_job,
+    run_speed_job,
+)
+from .refcodecs import REFERENCE_CODECS, encode_at_rate
+from .report import write_rate_results, write_speed_results
+from .runner import load_all, run_jobs
+
+DEFAULT_CODECS = ("jpeg", "jpeg2000", "webp", "avif", "belhachmi", "learned")
+DEFAULT_BPP = (0.05, 0.1, 0.2, 0.3, 0.5)
+DEFAULT_DENSITIES = (0.02, 0.03, 0.04, 0.05, 0.07, 0.1)
+
+__all__ = [
+    "DEFAULT_BPP",
+    "DEFAULT_CODECS",
+    "DEFAULT_DENSITIES",
+    "INPCODEC_ENCODERS",
+    "REFERENCE_CODECS",
+    "TIMING_FIELDS",
+    "encode_at_rate",
+    "run_rate_benchmark",
+    "run_speed_benchmark",
+]
+
+
+def run_rate_benchmark(images: dict, out, *, codecs=DEFAULT_CODECS, bpp=DEFAULT_BPP,
+                       mode: str = "colour", scheduler: str | None = None,
+                       workers: int | None = None, seed: int = 0,
+                       progress: bool = True) -> str:
+    """Rate-distortion benchmark of ``images`` (name -> uint8 array); returns the summary.
+
+    ``mode`` names the result folder (``grey`` or ``colour``); the arrays must match it.
+    """
+    for c in codecs:
+        parse_codec(c)
+    jobs = [RateJob(name, mode, c, float(t)) for name in sorted(images) for c in codecs
+            for t in bpp]
+    run_jobs(jobs, images, run_rate_job, Path(out), scheduler=scheduler,
+             workers=workers, seed=seed, progress=progress)
+    # The report covers every job of this mode in the folder (earlier runs on other images
+    # or codecs included), so subsets run separately add up.
+    return write_rate_results(load_all(Path(out), mode), Path(out), mode)
+
+
+def run_speed_benchmark(images: dict, out, *, encoders=INPCODEC_ENCODERS,
+                        densities=DEFAULT_DENSITIES, scheduler: str | None = None,
+                        workers: int | None = 1, seed: int = 0, progress: bool = True) -> str:
+    """Mask-generation time and inpaintings per encoder and density; returns the summary.
+
+    One worker by default, so that the timings do not compete for the cores.
+    """
+    for e in encoders:
+        if e not in INPCODEC_ENCODERS:
+            raise ValueError(f"unknown encoder {e!r}; choose from "
+                             f"{', '.join(INPCODEC_ENCODERS)}")
+    jobs = [SpeedJob(name, e, float(d)) for name in sorted(images) for e in encoders
+            for d in densities]
+    run_jobs(jobs, images, run_speed_job, Path(out), scheduler=scheduler, workers=workers,
+             seed=seed, progress=progress)
+    return write_speed_results(load_all(Path(out), "speed"), Path(out))

@@ -1,0 +1,110 @@
+"""One benchmark job: an image, a codec and a target rate (or, for the speed study, an
+encoder and a mask density); each returns a JSON-able row measured on real files."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .metrics import quality
+from .refcodecs import REFERENCE_CODECS, encode_at_rate, pillow_decode, pillow_encode
+
+INPCODEC_ENCODERS = ("belhachmi", "learned", "ps", "ps+nlpe")
+#: Fields that are measurements of time: they differ from run to run, nothing else does.
+TIMING_FIELDS = ("encode_seconds", "decode_seconds", "seconds", "speedup_over_ps+nlpe")
+
+
+def parse_codec(name: str) -> tuple[str, str, bool]:
+    """``(kind, encoder, tonal)`` of a codec name: kind is ``reference`` or ``inpcodec``."""
+    if name in REFERENCE_CODECS:
+        return "reference", name, False
+    enc, _, suffix = name.partition("-")
+    if enc in INPCODEC_ENCODERS and suffix in ("", "notonal"):
+        return "inpcodec", enc, suffix == ""
+    raise ValueError(f"unknown codec {name!r}; choose from {', '.join(REFERENCE_CODECS)}, "
+                     f"{', '.join(INPCODEC_ENCODERS)} (inpcodec encoders take -notonal)")
+
+
+@dataclass(frozen=True)
+class RateJob:
+    image: str
+    mode: str  # "grey" or "colour"
+    codec: str
+    target: float  # bits per pixel
+
+    @property
+    def path(self) -> str:
+        return f"{self.mode}/{self.image}/{self.codec}@{self.target:g}.json"
+
+
+@dataclass(frozen=True)
+class SpeedJob:
+    image: str
+    encoder: str
+    density: float
+
+    @property
+    def path(self) -> str:
+        return f"speed/{self.image}/{self.encoder}@{self.density:g}.json"
+
+
+def _single_thread():
+    # Jobs run one per core; nested threads would only fight over the cores.
+    import numba  # noqa: PLC0415
+    import torch  # noqa: PLC0415
+
+    numba.set_num_threads(1)
+    torch.set_num_threads(1)
+
+
+def run_rate_job(job: RateJob, img: np.ndarray, seed: int = 0) -> dict:
+    """Encode ``img`` at ``job.target`` bpp with ``job.codec``, decode, measure."""
+    from codec.pipeline import CodecError, decode, encode_report  # noqa: PLC0415
+
+    _single_thread()
+    kind, enc, tonal = parse_codec(job.codec)
+    n = img.shape[0] * img.shape[1]
+    row = {"image": job.image, "mode": job.mode, "codec": job.codec,
+           "target_bpp": job.target, "width": img.shape[1], "height": img.shape[0]}
+    try:
+        if kind == "reference":
+            data, param = encode_at_rate(img, enc, job.target)
+            # Time the one encode at the chosen quality (the search is ours, not the codec's).
+            t0 = time.perf_counter()
+            pillow_encode(img, enc, param)
+            t1 = time.perf_counter()
+            dec = pillow_decode(data, img.ndim == 2)
+            t2 = time.perf_counter()
+            row.update(parameter=param)
+        else:
+            t0 = time.perf_counter()
+            rep = encode_report(img, encoder=enc, bpp=job.target, tonal=tonal, seed=seed)
+            t1 = time.perf_counter()
+            data = rep.data
+            dec = decode(data)
+            t2 = time.perf_counter()
+            row.update(parameter=rep.density, levels=rep.levels)
+    except CodecError as exc:
+        row.update(error=str(exc))
+        return row
+    row.update(bytes=len(data), bpp=8.0 * len(data) / n, **quality(dec, img),
+               encode_seconds=t1 - t0, decode_seconds=t2 - t1)
+    return row
+
+
+def run_speed_job(job: SpeedJob, img: np.ndarray, seed: int = 0) -> dict:
+    """Time the mask generation of one encoder on the luma of ``img``."""
+    from codec.pipeline import make_mask  # noqa: PLC0415
+
+    from .metrics import luma  # noqa: PLC0415
+
+    _single_thread()
+    f = luma(img)
+    make_mask(f[:32, :32], job.encoder, 0.1, seed)  # compile / load outside the timing
+    t0 = time.perf_counter()
+    mask, inpaintings = make_mask(f, job.encoder, job.density, seed)
+    seconds = time.perf_counter() - t0
+    return {"image": job.image, "encoder": job.encoder, "density": job.density,
+            "points": int(mask.sum()), "inpaintings": int(inpaintings), "seconds": seconds}
