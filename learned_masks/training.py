@@ -367,4 +367,7 @@ def save_weights(M: MaskNet, out: Path, metadata: dict) -> None:
     tmp = out.with_suffix(".safetensors.tmp")
     save_file({k: v.contiguous() for k, v in M.state_dict().items()}, str(tmp),
               metadata=metadata)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # safetensors writes 0600; give the usual permissions
     os.replace(tmp, out)
