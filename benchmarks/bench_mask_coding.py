@@ -3,10 +3,11 @@
     python benchmarks/bench_mask_coding.py --write-results
 
 Masks of the 512 x 512 cameraman (bundled) at 2, 4 and 8 %: i.i.d. random, Belhachmi
-(default, density-adaptive sigma, and sigma = 1), PS (one run) and PS+NLPE (one run, one
-cycle); each coded by ``bitstreams.mask_coder`` (the whole section: point count, range
-coder words).  Below 100 % the coder beats the bound of an i.i.d. mask of that density.
-Decode time of a 4K random 4 % mask for scale.
+(default, density-adaptive sigma, and sigma = 1), PS (one run), PS+NLPE (one run, one
+cycle) and the shipped learned mask network (coin flip N = 1, and dithered); each coded
+by ``bitstreams.mask_coder`` (the whole section: point count, range coder words).
+Below 100 % the coder beats the bound of an i.i.d. mask of that density.  Decode time
+of a 4K random 4 % mask for scale.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def main():
     from baselines import belhachmi_mask, nonlocal_pixel_exchange, probabilistic_sparsification
     from bitstreams.mask_coder import decode_mask, encode_mask
     from codec.data import cameraman
+    from learned_masks import learned_mask
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--write-results", action="store_true")
@@ -41,6 +43,8 @@ def main():
             "Belhachmi (sigma 1)": belhachmi_mask(f, d, sigma=1.0).mask,
             "PS": ps.mask,
             "PS+NLPE": nonlocal_pixel_exchange(f, ps.mask, cycles=1).mask,
+            "learned (coin flip)": learned_mask(f, d, seed=0).mask,
+            "learned (dithered)": learned_mask(f, d, binarisation="dither").mask,
         }
         for name, m in masks.items():
             words = encode_mask(m)
