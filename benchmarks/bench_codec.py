@@ -130,17 +130,31 @@ def render(rows, args):
              + "; ".join(f"`{c}`" for c in cmds) + " "
              f"({len(imgs)} Kodak image{'s' if len(imgs) != 1 else ''}: {', '.join(imgs)}; "
              "raw rows, with the command of each, in `benchmarks/results/codec.jsonl`).", "",
-             "Means over the images. bpp from the file size, PSNR of the decoded file "
-             "(colour: over RGB); JPEG: Pillow, optimised Huffman, the quality closest to "
-             "the target.", "",
-             "| mode | target bpp | codec | bpp | PSNR (dB) | density | levels | mask bits/point"
-             " | value bits/value | encode (s) | decode (s) |",
-             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "Means over the images of each table (the slow encoders ran on fewer images, so "
+             "each set of images gets its own table with every codec measured on all of "
+             "them). bpp from the file size, PSNR of the decoded file (colour: over RGB); "
+             "JPEG: Pillow, optimised Huffman, the quality closest to the target."]
+    # every (mode, set of images) an encoder covers at all its targets gets a table
+    groups = {}
     for mode in ("grey", "colour"):
-        for target in sorted({r["target"] for r in rows}):
-            for codec in sorted({r["codec"] for r in rows}, key=lambda c: c == "jpeg"):
+        for codec in sorted({r["codec"] for r in rows if r["mode"] == mode}):
+            done = frozenset(r["image"] for r in rows if r["mode"] == mode
+                             and r["codec"] == codec)
+            if done:
+                groups.setdefault((mode, done), None)
+    for mode, images in sorted(groups, key=lambda g: (g[0] != "grey", -len(g[1]))):
+        codecs = [c for c in sorted({r["codec"] for r in rows}, key=lambda c: c == "jpeg")
+                  if images <= {r["image"] for r in rows
+                                if r["mode"] == mode and r["codec"] == c}]
+        lines += ["", f"**{mode}, {len(images)} image{'s' if len(images) != 1 else ''}** "
+                  f"({', '.join(sorted(images))})", "",
+                  "| target bpp | codec | bpp | PSNR (dB) | density | levels | mask bits/point"
+                  " | value bits/value | encode (s) | decode (s) |",
+                  "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for target in sorted({r["target"] for r in rows if r["mode"] == mode}):
+            for codec in codecs:
                 sel = [r for r in rows if r["mode"] == mode and r["target"] == target
-                       and r["codec"] == codec]
+                       and r["codec"] == codec and r["image"] in images]
                 if not sel:
                     continue
 
@@ -149,7 +163,7 @@ def render(rows, args):
                     return format(float(np.mean(vals)), fmt) if vals else "-"
 
                 lines.append(
-                    f"| {mode} | {target:g} | {codec} | {m('bpp', '.3f')} | {m('psnr', '.2f')} | "
+                    f"| {target:g} | {codec} | {m('bpp', '.3f')} | {m('psnr', '.2f')} | "
                     f"{m('density', '.4f')} | {m('levels', '.0f')} | "
                     f"{m('mask_bits_per_point', '.2f')} | {m('value_bits_per_point', '.2f')} | "
                     f"{m('encode_seconds', '.1f')} | {m('decode_seconds', '.2f')} |")

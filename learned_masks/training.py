@@ -26,8 +26,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .inference import load_mask_network
 from .losses import ALPHA, inpainting_loss, residual_loss, variance_regulariser
 from .networks import InpaintNet, MaskNet, count_parameters
+
+#: Learning rate of the regression onto Belhachmi's density map (``init="belhachmi"``):
+#: measured on small batches, 1e-3 converges steadily where 3e-3 stalls on a flat mask.
+PRETRAIN_LR = 1e-3
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp"}
 
@@ -49,6 +54,14 @@ class TrainConfig:
     alpha: float = ALPHA
     loss_scale: float = 1.0
     inpainter: str = "surrogate"
+    #: Mask the exact inpainter sees: "soft" (the network's confidences, the seed's way),
+    #: or the binary mask they are dithered ("dither") or coin-flipped ("coin") to, with the
+    #: gradient at that mask passed straight through to the confidences.
+    train_mask: str = "soft"
+    #: Start from: None (random weights), "belhachmi" (first ``init_steps`` steps regress
+    #: the network onto Belhachmi's density map), or a weights file to fine-tune.
+    init: str | None = None
+    init_steps: int = 0
     seed: int = 0
     val_every: int = 250
     val_images: int = 8
@@ -116,18 +129,64 @@ def sample_densities(rng: np.random.Generator, n: int, cfg: TrainConfig) -> np.n
     return np.exp(rng.uniform(lo, hi, n)).astype(np.float32)
 
 
+def belhachmi_targets(f: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Belhachmi's density maps of a batch (B, 1, H, W): the confidences it dithers.
+
+    The same map as :func:`baselines.belhachmi_mask` (Laplacian magnitude of the image
+    smoothed at the density-adaptive scale, scaled to mean ``d`` and clipped at 1).
+    """
+    from scipy.ndimage import gaussian_filter, laplace  # noqa: PLC0415
+
+    from baselines.belhachmi import _scaled_density, auto_sigma  # noqa: PLC0415
+
+    out = np.empty(f.shape, np.float32)
+    for k in range(f.shape[0]):
+        g = gaussian_filter(f[k, 0].astype(np.float64), auto_sigma(float(d[k])),
+                            mode="reflect")
+        w = np.abs(laplace(g, mode="reflect"))
+        out[k, 0] = _scaled_density(w, float(d[k]) * w.size)
+    return out
+
+
+def pretrain_step(M, opt_m, f: torch.Tensor, d: torch.Tensor, target: torch.Tensor) -> dict:
+    """One step of regressing the mask network onto given confidences (squared error sum)."""
+    c = M(f, d)
+    loss = inpainting_loss(c, target)
+    opt_m.zero_grad(set_to_none=True)
+    loss.backward()
+    opt_m.step()
+    return {"pretrain": loss.item(), "mask_mean": c.detach().mean().item()}
+
+
+def _binarise_batch(c: torch.Tensor, d: torch.Tensor, method: str,
+                    rng: np.random.Generator) -> torch.Tensor:
+    from .inference import binarise  # noqa: PLC0415
+
+    cn = c.detach().double().cpu().numpy()[:, 0]
+    b = np.stack([binarise(np.clip(cn[k], 0.0, 1.0), float(d[k]), method=method, rng=rng)
+                  for k in range(cn.shape[0])])
+    return torch.from_numpy(b[:, None].astype(np.float32)).to(c.device)
+
+
 def train_step(M, I, opt_m, opt_i, f: torch.Tensor, d: torch.Tensor, alpha: float,
-               loss_scale: float = 1.0) -> dict:
+               loss_scale: float = 1.0, train_mask: str = "soft",
+               rng: np.random.Generator | None = None) -> dict:
     """One joint step; each network gets the gradient of its own loss only.
 
     With ``I = None`` the reconstruction is the real solver's (:mod:`.exact`) and only the
-    mask network learns.
+    mask network learns; ``train_mask`` then says whether it inpaints with the soft mask or
+    with its binarisation (straight-through gradient).
     """
     c = M(f, d)
     if I is None:
-        from .exact import exact_inpaint  # noqa: PLC0415
+        from .exact import binary_inpaint, exact_inpaint  # noqa: PLC0415
 
-        u = exact_inpaint(c, f)
+        if train_mask == "soft":
+            u = exact_inpaint(c, f)
+        else:
+            b = _binarise_batch(c, d, train_mask, rng if rng is not None
+                                else np.random.default_rng(0))
+            u = binary_inpaint(c, b, f)
         loss_inp = inpainting_loss(u, f, loss_scale)
         loss_reg = variance_regulariser(c, alpha)
         opt_m.zero_grad(set_to_none=True)
@@ -247,11 +306,20 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
     val = validation_images(cfg.val, cfg.val_images) if cfg.val else []
     if cfg.inpainter not in ("surrogate", "exact"):
         raise ValueError(f"inpainter must be surrogate or exact, got {cfg.inpainter!r}")
+    if cfg.train_mask not in ("soft", "dither", "coin"):
+        raise ValueError(f"train_mask must be soft, dither or coin, got {cfg.train_mask!r}")
+    if cfg.train_mask != "soft" and cfg.inpainter != "exact":
+        raise ValueError("binary training masks need the exact inpainter")
+    if cfg.init_steps and cfg.init != "belhachmi":
+        raise ValueError("init_steps needs init='belhachmi'")
     # the networks train on a GPU when there is one; the exact solver always runs on the CPU
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     M = MaskNet(conditioned=cfg.conditioned).to(device)
     I = InpaintNet().to(device) if cfg.inpainter == "surrogate" else None
-    opt_m = torch.optim.Adam(M.parameters(), lr=cfg.lr)
+    if cfg.init not in (None, "belhachmi") and state is None:
+        M.load_state_dict(load_mask_network(cfg.init).state_dict())
+    opt_m = torch.optim.Adam(M.parameters(),
+                             lr=PRETRAIN_LR if cfg.init_steps else cfg.lr)
     opt_i = torch.optim.Adam(I.parameters(), lr=cfg.lr) if I is not None else None
     step, elapsed, history = 0, 0.0, []
     best = {"step": None, "score": -math.inf, "mask_net": None}
@@ -301,9 +369,18 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
         M.train()
         if I is not None:
             I.train()
-        f = torch.from_numpy(sampler.batch(cfg.batch)).to(device)
-        d = torch.from_numpy(sample_densities(rng, cfg.batch, cfg)).to(device)
-        losses = train_step(M, I, opt_m, opt_i, f, d, cfg.alpha, cfg.loss_scale)
+        fb = sampler.batch(cfg.batch)
+        db = sample_densities(rng, cfg.batch, cfg)
+        f, d = torch.from_numpy(fb).to(device), torch.from_numpy(db).to(device)
+        if step < cfg.init_steps:
+            target = torch.from_numpy(belhachmi_targets(fb, db)).to(device)
+            losses = pretrain_step(M, opt_m, f, d, target)
+        else:
+            if step == cfg.init_steps and cfg.init_steps:
+                # the pretraining's moment estimates belong to another loss: start afresh
+                opt_m = torch.optim.Adam(M.parameters(), lr=cfg.lr)
+            losses = train_step(M, I, opt_m, opt_i, f, d, cfg.alpha, cfg.loss_scale,
+                                cfg.train_mask, rng)
         for k, v in losses.items():
             running[k] = 0.98 * running.get(k, v) + 0.02 * v
         step += 1
