@@ -415,6 +415,14 @@ def mask(image, output, method, density, tonal, seed, runs, cycles, sigma, max_s
 @click.option("--inpainter", type=click.Choice(["surrogate", "exact"]), default="surrogate",
               show_default=True, help="What reconstructs during training: the seed's "
               "surrogate U-net (residual loss), or the real solver with exact adjoint gradients.")
+@click.option("--train-mask", type=click.Choice(["soft", "dither", "coin"]), default="soft",
+              show_default=True, help="With --inpainter exact: inpaint with the network's "
+              "soft mask (the seed's way) or with its dithered or coin-flipped binary mask "
+              "(gradient passed straight through).")
+@click.option("--init", default=None, help="Start from 'belhachmi' (regress onto Belhachmi's "
+              "density map for --init-steps steps first) or from a weights file (fine-tune).")
+@click.option("--init-steps", type=int, default=0, show_default=True,
+              help="Pretraining steps of --init belhachmi (part of --steps).")
 @click.option("--val-every", type=int, default=250, show_default=True)
 @click.option("--val-images", type=int, default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -422,8 +430,8 @@ def mask(image, output, method, density, tonal, seed, runs, cycles, sigma, max_s
 @click.option("--resume", is_flag=True, help="Continue from OUT.ckpt.")
 @_clean_errors
 def train_masks(data, val, out, density, density_min, density_max, steps, minutes, batch,
-                crop, lr, alpha, loss_scale, inpainter, val_every, val_images, seed, threads,
-                resume):
+                crop, lr, alpha, loss_scale, inpainter, train_mask, init, init_steps, val_every,
+                val_images, seed, threads, resume):
     """Train the mask network jointly with its surrogate inpainting network.
 
     Writes the mask network to OUT (safetensors) with a provenance JSON beside it; a
@@ -443,18 +451,152 @@ def train_masks(data, val, out, density, density_min, density_max, steps, minute
             raise ValueError(f"--{name} must be at least 1, got {v}")
     if crop < 32 or crop % 16:
         raise ValueError(f"--crop must be a multiple of 16 and at least 32, got {crop}")
+    if train_mask != "soft" and inpainter != "exact":
+        raise ValueError("--train-mask dither/coin needs --inpainter exact")
+    if init_steps < 0 or (init_steps and init != "belhachmi"):
+        raise ValueError("--init-steps needs --init belhachmi and a count >= 0")
+    if init not in (None, "belhachmi") and not os.path.isfile(init):
+        raise ValueError(f"--init: no weights file {init!r} (or give 'belhachmi')")
     _check_output_path(out)
     cfg = TrainConfig(data=list(data), val=list(val), density_min=density_min,
                       density_max=density_max, conditioned=density is None, crop=crop,
                       batch=batch, steps=steps, minutes=minutes, lr=lr, alpha=alpha,
-                      loss_scale=loss_scale, inpainter=inpainter,
-                      seed=seed, val_every=val_every, val_images=val_images,
-                      threads=threads)
+                      loss_scale=loss_scale, inpainter=inpainter, train_mask=train_mask,
+                      init=init, init_steps=init_steps, seed=seed, val_every=val_every,
+                      val_images=val_images, threads=threads)
     command = "inpcodec " + " ".join(sys.argv[1:])
     prov = train(cfg, out, resume=resume, progress=True, command=command,
                  log=lambda s: click.echo(s, err=True))
     click.echo(f"wrote {out} after {prov['steps']} steps ({prov['wall_time_minutes']} min); "
                f"validation PSNR {prov['validation']['final_psnr']}")
+
+
+@main.command()
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.argument("holes", type=click.Path(dir_okay=False))
+@click.argument("output", metavar="OUT", type=click.Path(dir_okay=False))
+@click.option("--weights", type=click.Path(dir_okay=False), default=None,
+              help="Generator weights trained with --task holes (default: the shipped ones).")
+@click.option("--drop-alpha", is_flag=True, help="Accept an RGBA/LA IMAGE, ignoring its alpha.")
+@_clean_errors
+def inpaint(image, holes, output, weights, drop_alpha):
+    """Fill the holes of IMAGE with the GAN inpainter (MHTMA) and write OUT.
+
+    HOLES is a mask image of the same size: nonzero pixels are holes.  Pixels outside the
+    holes are kept exactly.
+    """
+    from codec.postprocess import inpaint_holes, load_generator  # noqa: PLC0415
+
+    _check_output_path(output)
+    ext = os.path.splitext(output)[1].lower()
+    if ext not in _IMAGE_EXTS:
+        raise ValueError(f"{output}: unknown image extension {ext or '(none)'}")
+    img = load_image(image, drop_alpha=drop_alpha)
+    mask = load_image(holes, grey=True, drop_alpha=True)
+    if mask.shape != img.shape[:2]:
+        raise ValueError(f"{holes}: the mask is {mask.shape[1]}x{mask.shape[0]} but the image "
+                         f"is {img.shape[1]}x{img.shape[0]}")
+    hole = mask > 0
+    if not hole.any():
+        raise ValueError(f"{holes}: the mask has no hole (no nonzero pixel)")
+    if hole.all():
+        raise ValueError(f"{holes}: the mask covers the whole image: nothing to inpaint from")
+    net = load_generator(weights, task="holes")
+    t0 = time.perf_counter()
+    out = inpaint_holes(img, hole, network=net)
+    seconds = time.perf_counter() - t0
+    save_image(output, out)
+    click.echo(f"inpainted  {hole.mean() * 100:.1f} % of {img.shape[1]}x{img.shape[0]} in "
+               f"{seconds:.2f} s; written {output}")
+
+
+@main.command("train-gan")
+@click.option("--task", type=click.Choice(["postprocess", "holes"]), required=True,
+              help="postprocess: refine decoder outputs; holes: fill free-form holes.")
+@click.option("--data", multiple=True, required=True, type=click.Path(file_okay=False),
+              help="Training image folder (searched recursively); repeat for several.")
+@click.option("--val", multiple=True, type=click.Path(file_okay=False),
+              help="Validation image folder (its first --val-images images, centre 256x256).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Weights file to write (.safetensors); OUT.ckpt and OUT.json beside it.")
+@click.option("--cache", type=click.Path(file_okay=False), default=None,
+              help="postprocess: folder of the decoder cache (default: OUT's folder/"
+              "<OUT stem>-cache); made once, reused and resumed.")
+@click.option("--prepare-only", is_flag=True, help="postprocess: make the cache, then stop.")
+@click.option("--variants", type=int, default=2, show_default=True,
+              help="postprocess: encodings per training image in the cache.")
+@click.option("--tonal/--no-tonal", default=True, show_default=True,
+              help="postprocess: tonal optimisation in the cached encodes (as the codec).")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="postprocess: processes encoding the cache.")
+@click.option("--steps", type=int, default=100000, show_default=True)
+@click.option("--minutes", type=float, default=None, help="Stop training after this wall time.")
+@click.option("--batch", type=int, default=8, show_default=True)
+@click.option("--crop", type=int, default=128, show_default=True,
+              help="Training crop side (multiple of 64); the local critic sees min(128, "
+              "crop/2), the hole square is 96 crop/256.")
+@click.option("--width", type=int, default=12, show_default=True,
+              help="Generator feature channels at full resolution (2x, 4x below).")
+@click.option("--heads", type=int, default=2, show_default=True, help="MHTMA heads.")
+@click.option("--lr-g", type=float, default=1e-4, show_default=True)
+@click.option("--lr-d", type=float, default=1e-4, show_default=True)
+@click.option("--vgg16", type=click.Path(dir_okay=False), default=None,
+              help="Local torchvision VGG16 weights (.pth or .safetensors) for the perceptual "
+              "loss; without, discriminator feature matching stands in (recorded).")
+@click.option("--val-every", type=int, default=250, show_default=True)
+@click.option("--val-images", type=int, default=8, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=None, help="Torch (and Numba) CPU threads.")
+@click.option("--resume", is_flag=True, help="Continue from OUT.ckpt.")
+@_clean_errors
+def train_gan(task, data, val, out, cache, prepare_only, variants, tonal, workers, steps,
+              minutes, batch, crop, width, heads, lr_g, lr_d, vgg16, val_every, val_images,
+              seed, threads, resume):
+    """Train the GAN inpainter (MHTMA) for the decoder post-processor or for holes.
+
+    Writes the generator to OUT (safetensors) with a provenance JSON beside it; a
+    checkpoint every validation lets --resume continue an interrupted run.
+    """
+    from pathlib import Path  # noqa: PLC0415
+
+    from codec.postprocess.data import prepare_cache  # noqa: PLC0415
+    from codec.postprocess.training import (  # noqa: PLC0415
+        TrainConfig,
+        cache_folder,
+        cache_settings,
+        train,
+    )
+
+    if minutes is not None and minutes <= 0:
+        raise ValueError(f"--minutes must be positive, got {minutes}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {threads}")
+    if prepare_only and task != "postprocess":
+        raise ValueError("--prepare-only makes the decoder cache of --task postprocess")
+    if vgg16 is not None and not os.path.isfile(vgg16):
+        raise ValueError(f"--vgg16: no such file {vgg16}")
+    _check_output_path(out)
+    cfg = TrainConfig(task=task, data=list(data), val=list(val), cache=cache, width=width,
+                      heads=heads, crop=crop, batch=batch, steps=steps, minutes=minutes,
+                      lr_g=lr_g, lr_d=lr_d, vgg16=vgg16, seed=seed, val_every=val_every,
+                      val_images=val_images, threads=threads, variants=variants,
+                      tonal=tonal, workers=workers)
+    cfg.check()
+    log = lambda s: click.echo(s, err=True)  # noqa: E731
+    if prepare_only:
+        if threads:
+            import torch  # noqa: PLC0415
+
+            torch.set_num_threads(threads)
+        info = prepare_cache(cache_settings(cfg), cache_folder(cfg, Path(out)),
+                             workers=workers, threads=threads, progress=True, log=log)
+        click.echo(f"decoder cache {info['folder']}: {info['items']} items "
+                   f"({info['minutes']} min now)")
+        return
+    command = "inpcodec " + " ".join(sys.argv[1:])
+    prov = train(cfg, out, resume=resume, progress=True, command=command, log=log)
+    click.echo(f"wrote {out} after {prov['steps']} steps ({prov['wall_time_minutes']} min); "
+               f"validation {prov['validation']['final']}")
 
 
 _IMAGE_EXTS = (".png", ".ppm", ".pgm", ".pnm", ".tif", ".tiff", ".bmp", ".webp", ".jpg",

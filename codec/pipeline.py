@@ -413,6 +413,11 @@ def decode(data: bytes, *, solver: str = "numba", postprocess: str = "none",
     another order, so pixels whose value lies very close to a rounding boundary may come
     out one grey level apart from the reference.
 
+    ``postprocess="gan"`` refines the reconstruction with the GAN post-processor
+    (:mod:`codec.postprocess`, needs its trained weights): the stored pixels keep their
+    decoded values, the others are the network's (torch float arithmetic: not promised
+    bit-identical across machines and thread counts).
+
     Raises
     ------
     bitstreams.container.FormatError
@@ -422,9 +427,14 @@ def decode(data: bytes, *, solver: str = "numba", postprocess: str = "none",
     """
     if postprocess not in ("none", "gan"):
         raise CodecError(f"unknown post-processor {postprocess!r} (none or gan)")
+    gan = None
     if postprocess == "gan":
-        raise CodecError("post-processor 'gan' is not available yet: the GAN inpainter has "
-                         "not landed (use none)")
+        from .postprocess import load_generator  # noqa: PLC0415 (imports torch)
+
+        try:  # before any decoding work: a missing model fails at once
+            gan = load_generator(task="postprocess")
+        except (OSError, ValueError) as exc:
+            raise CodecError(f"post-processor 'gan': {exc}") from None
     cont, lv, clv = _parse(data)
     check_memory(cont.width, cont.height, cont.channels)
     h, w = cont.height, cont.width
@@ -441,4 +451,11 @@ def decode(data: bytes, *, solver: str = "numba", postprocess: str = "none",
     if cont.channels == 3:
         u = ycbcr_to_rgb(u)
     out = np.clip(np.rint(u), 0, 255).astype(np.uint8)
+    if gan is not None:
+        from .postprocess import refine  # noqa: PLC0415
+
+        try:
+            out = refine(out, mask, network=gan)  # the stored pixels stay exactly as decoded
+        except ValueError as exc:
+            raise CodecError(f"post-processor 'gan': {exc}") from None
     return (out, mask) if return_info else out

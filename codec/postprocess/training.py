@@ -1,0 +1,400 @@
+"""Training of the GAN inpainter (seed section III-B and IV-B), for either task.
+
+Each step: the generator makes a coarse and a final result; the discriminator descends
+the hinge loss (eq. 4) on originals against the composited final results; the generator
+descends ``1.2 |I_c - I_gt| + |I_out - I_gt| + 0.004 L_p(I_c) - 0.01 D(I_out)`` (eqs. 2, 3,
+5, 6), both with Adam (lr 1e-4, betas 0.5 and 0.9).  ``L_p`` is the VGG16 relu1_2
+perceptual loss when a local VGG16 weights file is given (``vgg16``), and otherwise the
+discriminator feature-matching substitute of :mod:`.losses` (recorded in the provenance).
+
+Tasks:
+
+* ``postprocess``: crops of real decoder outputs from a cache made once by
+  :func:`.data.prepare_cache` (the codec's own encode/decode with Belhachmi and learned
+  masks, 1-10 %, 16-64 levels, tonal optimisation); the "missing" region is every pixel
+  the file does not store.  The local critic looks at a random ``crop / 2`` square.
+* ``holes``: random crops (horizontal flips) with the seed's masks (DeepFill v2 strokes
+  united with a square of side ``96 crop / 256``), holes filled with the ImageNet mean; the
+  local critic looks at the ``min(128, crop / 2)`` square centred on the square hole.
+
+Validation (every ``val_every`` steps): the whole pipeline on fixed images (for
+``postprocess`` cached decoder outputs of the first ``val_images`` validation images,
+centre 256 x 256, at 2, 5 and 10 %; for ``holes`` the same crops with seeded seed-style
+masks), mean L1 (in [0, 1] units) and PSNR of the GAN beside the diffusion baseline (the
+decoder output; homogeneous diffusion inpainting of the same holes).  The weights written
+are those of the validation with the lowest L1, the seed's model selection by validation
+loss.  Checkpoints hold both networks, both optimisers and the random states, so that a
+resumed run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from .data import (
+    CacheSettings,
+    DecoderCropSampler,
+    HoleCropSampler,
+    find_images,
+    holes_validation_set,
+    load_cache,
+    load_rgb,
+    prepare_cache,
+)
+from .inference import inpaint_holes, metadata, refine
+from .losses import (
+    LAMBDA_ADVERSARIAL,
+    LAMBDA_COARSE,
+    LAMBDA_FINAL,
+    LAMBDA_PERCEPTUAL,
+    feature_matching_loss,
+    hinge_d_loss,
+    hinge_g_loss,
+    load_vgg16,
+    perceptual_loss,
+)
+from .networks import (
+    DEFAULT_HEADS,
+    DEFAULT_WIDTH,
+    TASKS,
+    Generator,
+    GlobalLocalDiscriminator,
+    composite,
+    count_parameters,
+)
+
+FEATURE_MATCHING = ("substitute for the VGG16 relu1_2 perceptual loss (no --vgg16 weights "
+                    "given): L1 between the discriminator's global-branch activations (6 "
+                    "layers) of the composited coarse result and of the original, weight "
+                    "lambda_p")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored in checkpoints and provenance)."""
+
+    task: str = "postprocess"
+    data: list = field(default_factory=list)
+    val: list = field(default_factory=list)
+    cache: str | None = None
+    width: int = DEFAULT_WIDTH
+    heads: int = DEFAULT_HEADS
+    crop: int = 128
+    batch: int = 8
+    steps: int = 100000
+    minutes: float | None = None
+    lr_g: float = 1e-4
+    lr_d: float = 1e-4
+    betas: tuple = (0.5, 0.9)
+    lambda_coarse: float = LAMBDA_COARSE
+    lambda_final: float = LAMBDA_FINAL
+    lambda_perceptual: float = LAMBDA_PERCEPTUAL
+    lambda_adversarial: float = LAMBDA_ADVERSARIAL
+    vgg16: str | None = None
+    seed: int = 0
+    val_every: int = 250
+    val_images: int = 8
+    threads: int | None = None
+    # decoder cache (postprocess)
+    variants: int = 2
+    tonal: bool = True
+    grey_fraction: float = 0.2
+    workers: int = 1
+
+    @property
+    def local(self) -> int:
+        """Side of the local critic's crop: the seed's 128, or half the crop if smaller."""
+        return min(128, self.crop // 2)
+
+    def check(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        if self.crop < 64 or self.crop % 64:
+            raise ValueError(f"crop must be a multiple of 64, got {self.crop}")
+        for name in ("batch", "steps", "val_every", "width", "heads", "variants", "workers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.width % 2:
+            raise ValueError(f"width must be even, got {self.width}")
+        if not self.data:
+            raise ValueError("no training data folder given")
+
+
+def cache_folder(cfg: TrainConfig, out: Path) -> Path:
+    """The decoder cache: ``cfg.cache``, or ``<out folder>/<out stem>-cache``."""
+    return Path(cfg.cache) if cfg.cache else out.parent / f"{out.stem}-cache"
+
+
+def cache_settings(cfg: TrainConfig) -> CacheSettings:
+    return CacheSettings(data=[str(p) for p in cfg.data], val=[str(p) for p in cfg.val],
+                         variants=cfg.variants, grey_fraction=cfg.grey_fraction,
+                         tonal=cfg.tonal, val_images=cfg.val_images, seed=cfg.seed)
+
+
+def train_step(G, D, opt_g, opt_d, x, gt, missing, boxes, cfg: TrainConfig,
+               vgg=None) -> dict:
+    """One discriminator step and one generator step on a batch (tensors)."""
+    coarse, out = G(x, missing)
+    final = composite(out, x, missing)
+    loss_d = hinge_d_loss(D(gt, missing, boxes), D(final.detach(), missing, boxes))
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+
+    D.requires_grad_(False)  # the generator's step needs no discriminator gradients
+    l1_coarse, l1_final = F.l1_loss(coarse, gt), F.l1_loss(out, gt)
+    if vgg is not None:
+        l_p = perceptual_loss(vgg, coarse, gt)
+    else:
+        fake_taps, real_taps = [], []
+        D(composite(coarse, x, missing), missing, boxes, fake_taps)
+        with torch.no_grad():
+            D(gt, missing, boxes, real_taps)
+        l_p = feature_matching_loss(fake_taps, real_taps)
+    adversarial = hinge_g_loss(D(final, missing, boxes))
+    loss_g = (cfg.lambda_coarse * l1_coarse + cfg.lambda_final * l1_final
+              + cfg.lambda_perceptual * l_p + cfg.lambda_adversarial * adversarial)
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+    D.requires_grad_(True)
+    t = G.refine.attention.last_temperature.mean(dim=0).tolist()
+    return {"loss_g": loss_g.item(), "loss_d": loss_d.item(), "l1_coarse": l1_coarse.item(),
+            "l1_final": l1_final.item(), "perceptual": l_p.item(),
+            "adversarial": adversarial.item(), **{f"t{k}": v for k, v in enumerate(t)}}
+
+
+def _psnr(u: np.ndarray, f: np.ndarray) -> float:
+    mse = float(np.mean((u.astype(np.float64) - f.astype(np.float64)) ** 2))
+    return 10 * math.log10(255.0 ** 2 / max(mse, 1e-12))
+
+
+def validate(G, items: list[dict], task: str) -> dict:
+    """Mean L1 ([0, 1] units) and PSNR of the GAN and of the diffusion baseline."""
+    G.eval()
+    l1, psnr, base_l1, base_psnr = [], [], [], []
+    for it in items:
+        f, known = it["original"], it["mask"]
+        if task == "postprocess":
+            u = refine(it["decoded"], known, network=G)
+        else:
+            u = inpaint_holes(f, ~known, network=G)
+        l1.append(float(np.mean(np.abs(u.astype(np.float64) - f)) / 255.0))
+        base_l1.append(float(np.mean(np.abs(it["decoded"].astype(np.float64) - f)) / 255.0))
+        psnr.append(_psnr(u, f))
+        base_psnr.append(_psnr(it["decoded"], f))
+    G.train()
+    return {"l1": float(np.mean(l1)), "psnr": float(np.mean(psnr)),
+            "baseline_l1": float(np.mean(base_l1)), "baseline_psnr": float(np.mean(base_psnr))}
+
+
+def _checkpoint_path(out: Path) -> Path:
+    return out.with_suffix(".ckpt")
+
+
+def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
+          progress: bool = False, command: str | None = None, log=print) -> dict:
+    """Train, write the generator to ``out`` (safetensors) and its provenance JSON.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+    out : path
+        Weights file (``.safetensors``); ``<out>.ckpt`` holds the resumable checkpoint and
+        ``<out stem>.json`` the provenance.  For ``postprocess`` the decoder cache is made
+        first (or reused) in :func:`cache_folder`.
+    resume : bool
+        Continue from ``<out>.ckpt`` (the stored configuration wins, except ``steps`` and
+        ``minutes``, which may be raised).
+
+    Returns
+    -------
+    dict
+        The provenance record.
+    """
+    from tqdm.auto import tqdm  # noqa: PLC0415
+
+    out = Path(out)
+    ckpt_path = _checkpoint_path(out)
+    state = None
+    if resume:
+        if not ckpt_path.exists():
+            raise ValueError(f"cannot resume: no checkpoint {ckpt_path}")
+        state = torch.load(ckpt_path, weights_only=False, map_location="cpu")
+        steps, minutes = cfg.steps, cfg.minutes
+        cfg = TrainConfig(**state["config"])
+        cfg.steps, cfg.minutes = max(steps, cfg.steps), minutes
+    cfg.check()
+    threads = cfg.threads or torch.get_num_threads()
+    torch.set_num_threads(threads)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    t_data = time.perf_counter()
+    cache_info = None
+    if cfg.task == "postprocess":
+        folder = cache_folder(cfg, out)
+        cache_info = prepare_cache(cache_settings(cfg), folder, workers=cfg.workers,
+                                   threads=cfg.threads, progress=progress, log=log)
+        train_items = load_cache(folder, "train")
+        val = load_cache(folder, "val")
+        sampler = DecoderCropSampler(train_items, cfg.crop, cfg.local, rng)
+        n_train = len(train_items)
+    else:
+        paths = find_images(cfg.data)
+        sampler = HoleCropSampler([load_rgb(p) for p in paths], cfg.crop, cfg.local, rng)
+        val = holes_validation_set(cfg.val, cfg.val_images, seed=cfg.seed) if cfg.val else []
+        n_train = len(paths)
+    # Numba's OpenMP threading layer (the decoder, in the cache and the hole baseline) sets
+    # the OpenMP thread count torch shares: set ours again (measured: 50x slower steps on a
+    # busy machine when torch silently went from 1 to 2 threads)
+    torch.set_num_threads(threads)
+    log(f"data ready in {time.perf_counter() - t_data:.0f} s: {n_train} training items, "
+        f"{len(val)} validation items")
+    vgg, perceptual = None, {"kind": "feature matching", "note": FEATURE_MATCHING}
+    if cfg.vgg16:
+        vgg, digest = load_vgg16(cfg.vgg16)
+        perceptual = {"kind": "VGG16 relu1_2", "file": str(cfg.vgg16), "sha256": digest}
+    G = Generator(cfg.width, cfg.heads, cfg.task)
+    D = GlobalLocalDiscriminator(cfg.crop, cfg.local)
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=tuple(cfg.betas))
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=tuple(cfg.betas))
+    step, elapsed, history = 0, 0.0, []
+    best = {"step": None, "l1": math.inf, "generator": None}
+    baseline = validate(G, val, cfg.task) if val and state is None else {}
+    if state is not None:
+        G.load_state_dict(state["generator"])
+        D.load_state_dict(state["discriminator"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        step, elapsed, history = state["step"], state["elapsed"], state["history"]
+        best, baseline = state["best"], state["baseline"]
+        rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        log(f"resumed at step {step} ({elapsed / 60:.1f} min)")
+    log(f"{cfg.task}: generator {count_parameters(G)} parameters (width {cfg.width}, "
+        f"{cfg.heads} heads), discriminator {count_parameters(D)}; crop {cfg.crop}, local "
+        f"{cfg.local}; perceptual loss: {perceptual['kind']}; untrained validation {baseline}")
+
+    def save_checkpoint():
+        tmp = ckpt_path.with_suffix(".ckpt.tmp")
+        torch.save({"config": asdict(cfg), "generator": G.state_dict(),
+                    "discriminator": D.state_dict(), "opt_g": opt_g.state_dict(),
+                    "opt_d": opt_d.state_dict(), "step": step, "elapsed": elapsed,
+                    "history": history, "best": best, "baseline": baseline,
+                    "numpy_rng": rng.bit_generator.state,
+                    "torch_rng": torch.get_rng_state()}, tmp)
+        os.replace(tmp, ckpt_path)
+
+    def consider(record: dict):
+        if record["l1"] < best["l1"]:
+            best.update(step=step, l1=record["l1"],
+                        generator={k: v.detach().clone() for k, v in G.state_dict().items()})
+
+    if state is None and val:
+        # the untrained generator is a candidate too: for the post-processor it is the
+        # identity (the decoder output), so a run that never beats the plain decoder ships
+        # weights from step 0, which the provenance then shows
+        consider(baseline)
+
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"train-gan {cfg.task}",
+               disable=not progress, unit="step")
+    running = {}
+    start = time.perf_counter() - elapsed
+    G.train()
+    D.train()
+    while step < cfg.steps:
+        if cfg.minutes is not None and elapsed >= 60 * cfg.minutes:
+            log(f"time budget of {cfg.minutes} min reached at step {step}")
+            break
+        x, gt, missing, boxes = (torch.from_numpy(a) for a in sampler.batch(cfg.batch))
+        losses = train_step(G, D, opt_g, opt_d, x, gt, missing, boxes, cfg, vgg)
+        for k, v in losses.items():
+            running[k] = 0.98 * running.get(k, v) + 0.02 * v
+        step += 1
+        elapsed = time.perf_counter() - start
+        bar.update(1)
+        bar.set_postfix({k: f"{running[k]:.3g}" for k in ("loss_g", "loss_d", "l1_final",
+                                                             "t0")})
+        if val and (step % cfg.val_every == 0 or step == cfg.steps):
+            record = {"step": step, "minutes": elapsed / 60, **running,
+                      "val": validate(G, val, cfg.task)}
+            history.append(record)
+            log(f"step {step}: {json.dumps(record)}")
+            consider(record["val"])
+            save_checkpoint()
+    bar.close()
+    if val and (not history or history[-1]["step"] != step):
+        record = {"step": step, "minutes": elapsed / 60, **running,
+                  "val": validate(G, val, cfg.task)}
+        history.append(record)
+        consider(record["val"])
+    save_checkpoint()
+    if best["generator"] is not None:
+        G.load_state_dict(best["generator"])
+    G.eval()
+    final = validate(G, val, cfg.task) if val else {}
+    save_weights(G, out)
+    provenance = {
+        "weights": out.name,
+        "task": cfg.task,
+        "command": command or " ".join(sys.argv),
+        "data": [str(p) for p in cfg.data],
+        "training_items": n_train,
+        "validation": {"folders": [str(p) for p in cfg.val], "images": cfg.val_images,
+                       "items": len(val), "crop": "centre 256x256",
+                       "what": ("decoder outputs at 2, 5, 10 % (Belhachmi and learned "
+                                "masks alternating, 32 levels, tonal)"
+                                if cfg.task == "postprocess" else
+                                "seeded hole masks (strokes + 96x96 square) at 256x256"),
+                       "baseline": ("the decoder output (homogeneous diffusion)"
+                                    if cfg.task == "postprocess" else
+                                    "homogeneous diffusion inpainting of the holes"),
+                       "untrained": baseline, "final": final},
+        "steps": step,
+        "weights_from_step": best["step"] if val else step,  # 0: the untrained network
+        "seed": cfg.seed,
+        "wall_time_minutes": round(elapsed / 60, 2),
+        "perceptual_loss": perceptual,
+        "architecture": {"generator_parameters": count_parameters(G),
+                         "discriminator_parameters": count_parameters(D),
+                         **metadata(G)},
+        "training_masks": ("decoder masks from the cache" if cfg.task == "postprocess" else
+                           f"DeepFill v2 free-form strokes united with a "
+                           f"{round(96 * cfg.crop / 256)}x{round(96 * cfg.crop / 256)} square "
+                           f"(96 scaled by crop / 256)"),
+        "local_crop": cfg.local,
+        "decoder_cache": cache_info,
+        "config": asdict(cfg),
+        "machine": f"{platform.machine()} {platform.processor()}, cpu, "
+                   f"{torch.get_num_threads()} torch threads, torch {torch.__version__}",
+        "history": history,
+    }
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(provenance, indent=1) + "\n")
+    os.replace(tmp, out.with_suffix(".json"))
+    return provenance
+
+
+def save_weights(G: Generator, out: Path) -> None:
+    """Generator weights as safetensors with the metadata to rebuild it (atomically)."""
+    from safetensors.torch import save_file  # noqa: PLC0415
+
+    out = Path(out)
+    tmp = out.with_suffix(".safetensors.tmp")
+    save_file({k: v.detach().contiguous() for k, v in G.state_dict().items()}, str(tmp),
+              metadata=metadata(G))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # safetensors writes 0600; give the usual permissions
+    os.replace(tmp, out)

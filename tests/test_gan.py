@@ -1,0 +1,471 @@
+"""GAN inpainter (MHTMA): attention, networks, post-processor, hole filling, training, CLI."""
+
+import json
+import socket
+
+import numpy as np
+import pytest
+import torch
+from _images import natural_like
+from click.testing import CliRunner
+from PIL import Image
+from torch.nn import functional as F
+
+import cli
+from codec import pipeline as P
+from codec.postprocess import inference as I
+from codec.postprocess.attention import (
+    LAMBDA_M,
+    MHTMA,
+    T_MIN,
+    TemperatureNet,
+    key_validity,
+    masked_window_attention,
+)
+from codec.postprocess.data import CacheSettings, prepare_cache
+from codec.postprocess.losses import load_vgg16, perceptual_loss
+from codec.postprocess.masks import free_form_mask, hole_mask, hole_mask_in_range
+from codec.postprocess.networks import Generator, GlobalLocalDiscriminator
+from codec.postprocess.training import TrainConfig, save_weights, train, train_step
+
+WEIGHTS = I.DEFAULT_WEIGHTS
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One torch thread: these tensors are tiny, and the machine may be busy."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def small_generator(task="postprocess", seed=0, width=4):
+    """A small generator whose output stages are not the identity (as trained ones)."""
+    torch.manual_seed(seed)
+    net = Generator(width, 2, task)
+    for conv in (net.coarse.to_rgb, net.refine.to_rgb):
+        torch.nn.init.normal_(conv.weight, std=0.2)
+    return net.eval()
+
+
+def rgb_image(h, w, seed=0):
+    return np.stack([natural_like(h, w, seed + k) for k in range(3)], -1).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------- attention
+
+
+def dense_attention(fe, valid, t, *, patch=3, tile=None, halo=None, key_stride=2):
+    """Algorithm 1 written out per image with full score matrices (the reference).
+
+    With ``tile`` and ``halo``, a query may only see keys within ``halo`` of its tile.
+    """
+    n, c, h, w = fe.shape
+    r = patch // 2
+    raw = F.unfold(fe, patch, padding=r)
+    unit = raw / raw.norm(dim=1, keepdim=True).clamp_min(1e-6)
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    is_key = ((ys % key_stride == 0) & (xs % key_stride == 0) & (ys >= r) & (ys < h - r)
+              & (xs >= r) & (xs < w - r)).flatten()
+    kidx = is_key.nonzero().squeeze(1)
+    qy, qx = ys.flatten(), xs.flatten()
+    allowed = torch.ones(h * w, kidx.numel(), dtype=torch.bool)
+    if tile is not None:
+        y0, x0 = (qy // tile * tile)[:, None], (qx // tile * tile)[:, None]
+        ky, kx = qy[kidx][None], qx[kidx][None]
+        allowed = ((ky >= y0 - halo) & (ky < y0 + tile + halo) & (kx >= x0 - halo)
+                   & (kx < x0 + tile + halo))
+    out = []
+    for b in range(n):
+        s = unit[b].T @ unit[b][:, kidx] / t[b]
+        ok = valid[b, 0].flatten()[kidx] > 0.5
+        s = ok[None] * (s + LAMBDA_M) - LAMBDA_M                  # eq. (9) verbatim
+        s = torch.where(allowed, s, torch.tensor(-1e9, dtype=s.dtype))
+        out.append((torch.softmax(s, -1) @ raw[b][:, kidx].T).T)
+    summed = F.fold(torch.stack(out), (h, w), patch, padding=r)
+    count = F.fold(torch.ones(1, patch * patch, h * w, dtype=fe.dtype), (h, w), patch,
+                   padding=r)
+    return summed / count
+
+
+def test_windowed_attention_matches_dense_reference_and_chunking_changes_nothing():
+    torch.manual_seed(0)
+    fe = torch.randn(2, 3, 40, 36, dtype=torch.float64)
+    valid = (torch.rand(2, 1, 40, 36) > 0.3).double()
+    t = torch.tensor([0.07, 0.6], dtype=torch.float64)
+    # a window wider than the map: the seed's global attention (on the stride-2 key grid)
+    got = masked_window_attention(fe, valid, t, tile=8, halo=32)
+    torch.testing.assert_close(got, dense_attention(fe, valid, t), atol=1e-9, rtol=1e-9)
+    # real windows: each tile sees its 8 neighbouring tiles' keys only
+    windowed = masked_window_attention(fe, valid, t, tile=8, halo=8)
+    torch.testing.assert_close(windowed, dense_attention(fe, valid, t, tile=8, halo=8),
+                               atol=1e-9, rtol=1e-9)
+    assert (windowed - got).abs().max() > 1e-3  # the window does matter here
+    # one strip of tiles at a time (the memory bound) against all strips at once
+    chunked = masked_window_attention(fe, valid, t, tile=8, halo=8, max_elements=1)
+    torch.testing.assert_close(chunked, windowed, atol=1e-12, rtol=1e-12)
+
+
+def test_attention_puts_no_weight_on_keys_from_missing_regions():
+    rng = np.random.default_rng(3)
+    known = np.ones((2, 1, 64, 96), np.float32)
+    known[0, 0, :, :40] = 0                               # a big hole on the left
+    blobs = np.kron(rng.random((8, 12)) < 0.3, np.ones((8, 8))).astype(bool)
+    known[1, 0] = ~(blobs & (rng.random((64, 96)) < 0.5))  # scattered holes
+    known_t = torch.from_numpy(known)
+    valid = key_validity(known_t, 4, "all")
+    # eq. (8) by hand: a cell is missing if one of its 4x4 pixels is; a key is valid if no
+    # cell of its 3x3 patch is missing (outside the map counts as not missing)
+    cells = known.reshape(2, 16, 4, 24, 4).min(axis=(2, 4))
+    padded = np.pad(cells, ((0, 0), (1, 1), (1, 1)), constant_values=1)
+    expect = np.ones((2, 16, 24))
+    for y in range(16):
+        for x in range(24):
+            expect[:, y, x] = padded[:, y:y + 3, x:x + 3].min(axis=(1, 2))
+    np.testing.assert_array_equal(valid[:, 0].numpy(), expect)
+    assert 0 < expect[0].mean() < 1 and 0 < expect[1].mean() < 1
+    torch.manual_seed(1)
+    fe = torch.randn(2, 4, 16, 24)
+    _, wgt, index = masked_window_attention(fe, valid, torch.tensor([0.05, 2.0]),
+                                            return_weights=True, halo=16)
+    flat_valid = valid.view(2, -1)
+    for b in range(2):
+        key_ok = torch.where(index >= 0, flat_valid[b][index.clamp_min(0)] > 0.5,
+                             torch.zeros_like(index, dtype=torch.bool))  # (L, keys)
+        w = wgt[b]                                        # (L, queries, keys)
+        assert key_ok.any(dim=1).all()                    # every window has a valid key
+        assert w.masked_select(~key_ok[:, None, :].expand_as(w)).max() < 1e-12
+        torch.testing.assert_close(w.sum(-1), torch.ones_like(w.sum(-1)))
+
+
+def test_post_processor_key_rule_accepts_patches_holding_a_known_pixel():
+    known = torch.zeros(1, 1, 32, 32)
+    known[0, 0, 13, 17] = 1                               # one stored pixel: cell (3, 4)
+    valid = key_validity(known, 4, "any")[0, 0]
+    expect = torch.zeros(8, 8)
+    expect[2:5, 3:6] = 1                                  # the patches that contain the cell
+    torch.testing.assert_close(valid, expect)
+    assert key_validity(known, 4, "all").sum() == 0       # the seed's rule would reject all
+
+
+def test_temperatures_stay_positive_and_set_the_sharpness():
+    torch.manual_seed(0)
+    net = TemperatureNet(8, 2)
+    x = torch.randn(3, 8, 20, 28)
+    t = net(x)
+    assert t.shape == (3, 2) and (t > 0).all()
+    torch.testing.assert_close(t.mean(0), torch.tensor([0.05, 0.5]), atol=0.02, rtol=0)
+    with torch.no_grad():
+        net.fc.bias.fill_(-1e4)                            # Softplus underflows to 0 here
+    assert (net(x) >= T_MIN).all()
+    with torch.no_grad():
+        net.fc.bias.fill_(0.0)
+    opt = torch.optim.Adam(net.parameters(), lr=0.5)       # drive t down as hard as possible
+    for _ in range(60):
+        opt.zero_grad()
+        net(x).sum().backward()
+        opt.step()
+    assert (net(x) > 0).all() and torch.isfinite(net(x)).all()
+    # the temperature really scales the scores: a low one makes the weights peaked
+    fe = torch.randn(1, 4, 16, 16)
+    valid = torch.ones(1, 1, 16, 16)
+    peaks = [masked_window_attention(fe, valid, torch.tensor([t]), return_weights=True)[1]
+             .max(-1).values.mean() for t in (0.02, 1.0)]
+    assert peaks[0] > 0.5 > 0.1 > peaks[1]
+
+
+def test_mhtma_batches_heads_and_keeps_shapes():
+    torch.manual_seed(0)
+    att = MHTMA(16, heads=3, head_channels=5)
+    out = att(torch.randn(2, 16, 10, 14), torch.ones(2, 1, 10, 14))
+    assert out.shape == (2, 15, 10, 14)
+    assert att.last_temperature.shape == (2, 3) and (att.last_temperature > 0).all()
+
+
+# ----------------------------------------------------------------------------- networks
+
+
+@pytest.mark.parametrize("task", ["postprocess", "holes"])
+def test_output_shapes_at_odd_sizes_grey_and_colour(task):
+    net = small_generator(task)
+    coarse, out = net(torch.zeros(2, 3, 40, 56), torch.ones(2, 1, 40, 56))
+    assert coarse.shape == out.shape == (2, 3, 40, 56)
+    with pytest.raises(ValueError, match="multiples of 4"):
+        net(torch.zeros(1, 3, 37, 53), torch.ones(1, 1, 37, 53))
+    rng = np.random.default_rng(0)
+    for img in (rgb_image(37, 53), natural_like(37, 53).astype(np.uint8),
+                rgb_image(5, 3)):
+        mask = rng.random(img.shape[:2]) < 0.1
+        fn = I.refine if task == "postprocess" else I.inpaint_holes
+        res = fn(img, mask if task == "postprocess" else ~mask, network=net)
+        assert res.shape == img.shape and res.dtype == np.uint8
+
+
+def test_discriminator_shapes_and_spectral_norm():
+    torch.manual_seed(0)
+    D = GlobalLocalDiscriminator(64, 32, width=8)
+    taps = []
+    score = D(torch.randn(3, 3, 64, 64), torch.ones(3, 1, 64, 64),
+              torch.tensor([[0, 0], [10, 20], [32, 32]]), taps)
+    assert score.shape == (3,) and len(taps) == 6
+    w = D.global_convs[2].weight                           # the normalised weight
+    assert torch.linalg.matrix_norm(w.flatten(1), ord=2) < 1.2
+    with pytest.raises(ValueError):
+        GlobalLocalDiscriminator(100, 32)
+
+
+# ----------------------------------------------------------------------------- uses
+
+
+def test_post_processor_keeps_known_pixels_exactly_and_changes_the_others():
+    net = small_generator("postprocess")
+    rng = np.random.default_rng(4)
+    for img in (rgb_image(37, 53, 1), natural_like(37, 53, 2).astype(np.uint8)):
+        known = rng.random(img.shape[:2]) < 0.05
+        out = I.refine(img, known, network=net)
+        np.testing.assert_array_equal(out[known], img[known])
+        assert (out[~known] != img[~known]).mean() > 0.5
+    # the network's own composite keeps them too, before any rounding to 8 bits
+    x = rng.uniform(-1, 1, (3, 37, 53)).astype(np.float32)
+    raw = I.run_generator(net, x, ~known)
+    np.testing.assert_array_equal(raw[:, known], x[:, known])
+    assert np.abs(raw[:, ~known] - x[:, ~known]).mean() > 1e-3
+    with pytest.raises(ValueError, match="mask is 5x4"):
+        I.refine(img, np.ones((4, 5), bool), network=net)
+    with pytest.raises(ValueError, match="uint8"):
+        I.refine(img.astype(float), known, network=net)
+
+
+def test_hole_inpainting_keeps_the_rest_exactly():
+    net = small_generator("holes")
+    img = rgb_image(40, 48, 3)
+    holes = np.zeros((40, 48), bool)
+    holes[10:25, 12:30] = True
+    out = I.inpaint_holes(img, holes, network=net)
+    np.testing.assert_array_equal(out[~holes], img[~holes])
+    assert (out[holes] != img[holes]).mean() > 0.5
+
+
+def test_decode_with_gan_post_processor(tmp_path, monkeypatch):
+    img = rgb_image(40, 56, 5)
+    data = P.encode(img, encoder="belhachmi", density=0.05, tonal=False)
+    plain, mask = P.decode(data, return_info=True)
+    monkeypatch.setitem(WEIGHTS, "postprocess", tmp_path / "absent.safetensors")
+    with pytest.raises(P.CodecError, match="train-gan"):
+        P.decode(data, postprocess="gan")
+    path = tmp_path / "pp.safetensors"
+    save_weights(small_generator("postprocess"), path)
+    monkeypatch.setitem(WEIGHTS, "postprocess", path)
+    refined = P.decode(data, postprocess="gan")
+    np.testing.assert_array_equal(refined[mask], plain[mask])
+    assert (refined[~mask] != plain[~mask]).mean() > 0.5
+    r = CliRunner().invoke(cli.main, ["decode", str(_write(tmp_path / "f.inpc", data)),
+                                      str(tmp_path / "o.png"), "--postprocess", "gan"])
+    assert r.exit_code == 0, r.output
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "o.png")), refined)
+
+
+def _write(path, data):
+    path.write_bytes(data)
+    return path
+
+
+# ----------------------------------------------------------------------------- weights
+
+
+def test_weights_round_trip_offline_and_task_check(tmp_path, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("weights loading tried to use the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    net = small_generator("holes", seed=2, width=6)
+    path = tmp_path / "g.safetensors"
+    save_weights(net, path)
+    loaded = I.load_generator(path, task="holes")
+    assert (loaded.width, loaded.heads, loaded.task) == (6, 2, "holes")
+    x, m = torch.rand(1, 3, 24, 32) * 2 - 1, (torch.rand(1, 1, 24, 32) > 0.5).float()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x, m)[1], net(x, m)[1])
+    with pytest.raises(ValueError, match="trained for 'holes'"):
+        I.load_generator(path, task="postprocess")
+    (tmp_path / "junk.safetensors").write_bytes(b"not weights")
+    with pytest.raises(ValueError, match="safetensors"):
+        I.load_generator(tmp_path / "junk.safetensors")
+
+
+@pytest.mark.parametrize("task", ["postprocess", "holes"])
+@pytest.mark.skipif(not all(p.is_file() for p in WEIGHTS.values()),
+                    reason="GAN weights not trained yet (inpcodec train-gan)")
+def test_shipped_weights_load_offline_and_run(task, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("weights loading tried to use the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    provenance = json.loads(WEIGHTS[task].with_suffix(".json").read_text())
+    assert {"command", "data", "steps", "seed", "wall_time_minutes", "perceptual_loss",
+            "validation"} <= set(provenance)
+    net = I.load_generator(task=task)
+    assert net.task == task
+    img = rgb_image(37, 53, 7)
+    known = np.random.default_rng(0).random((37, 53)) < 0.05
+    out = I.refine(img, known, network=net) if task == "postprocess" else \
+        I.inpaint_holes(img, ~known, network=net)
+    np.testing.assert_array_equal(out[known], img[known])
+
+
+# ----------------------------------------------------------------------------- losses, masks
+
+
+def test_vgg16_relu1_2_from_torchvision_style_files(tmp_path):
+    torch.manual_seed(0)
+    state = {"features.0.weight": torch.randn(64, 3, 3, 3) * 0.1,
+             "features.0.bias": torch.zeros(64),
+             "features.2.weight": torch.randn(64, 64, 3, 3) * 0.05,
+             "features.2.bias": torch.zeros(64), "classifier.0.weight": torch.zeros(2, 2)}
+    torch.save(state, tmp_path / "vgg16.pth")
+    from safetensors.torch import save_file
+    save_file(state, str(tmp_path / "vgg16.safetensors"))
+    a, b = torch.rand(1, 3, 16, 16) * 2 - 1, torch.rand(1, 3, 16, 16) * 2 - 1
+    for name in ("vgg16.pth", "vgg16.safetensors"):
+        vgg, digest = load_vgg16(tmp_path / name)
+        assert len(digest) == 64
+        torch.testing.assert_close(vgg.conv1_2.weight, state["features.2.weight"])
+        assert perceptual_loss(vgg, a, a) == 0 and perceptual_loss(vgg, a, b) > 0
+    del state["features.2.bias"]
+    torch.save(state, tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match="features.2.bias"):
+        load_vgg16(tmp_path / "bad.pth")
+
+
+def test_training_masks_follow_the_seed_scaled_to_the_crop():
+    rng = np.random.default_rng(0)
+    m = hole_mask(128, 128, rng)
+    assert m.dtype == bool and m.shape == (128, 128) and 0.14 < m.mean() < 0.9
+    assert np.array_equal(free_form_mask(64, 80, np.random.default_rng(5)),
+                          free_form_mask(64, 80, np.random.default_rng(5)))
+    for lo, hi in ((0.0, 0.1), (0.4, 0.5)):
+        r = hole_mask_in_range(96, 96, lo, hi, rng).mean()
+        assert lo < r <= hi
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def test_tiny_training_run_lowers_the_loss():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    gt = torch.from_numpy(np.stack([rgb_image(64, 64, s).transpose(2, 0, 1)
+                                    for s in (0, 3)]).astype(np.float32) / 127.5 - 1)
+    missing = torch.from_numpy((rng.random((2, 1, 64, 64)) > 0.05).astype(np.float32))
+    x = F.avg_pool2d(gt, 9, 1, 4, count_include_pad=False)   # a blurred "reconstruction"
+    x = torch.where(missing > 0.5, x, gt)
+    G, D = Generator(4, 2, "postprocess"), GlobalLocalDiscriminator(64, 32, width=8)
+    cfg = TrainConfig(crop=64, batch=2)
+    opt_g = torch.optim.Adam(G.parameters(), lr=2e-3, betas=cfg.betas)
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=cfg.betas)
+    boxes = torch.tensor([[0, 0], [16, 16]])
+    first = [train_step(G, D, opt_g, opt_d, x, gt, missing, boxes, cfg)]
+    for _ in range(30):
+        last = train_step(G, D, opt_g, opt_d, x, gt, missing, boxes, cfg)
+    assert last["l1_final"] < 0.85 * first[0]["l1_final"]
+    assert last["loss_g"] < first[0]["loss_g"]
+
+
+def _image_folder(path, n, h, w, seed=0):
+    path.mkdir()
+    for k in range(n):
+        Image.fromarray(rgb_image(h, w, seed + 3 * k)).save(path / f"im{k}.png")
+    return path
+
+
+def test_train_holes_writes_weights_provenance_and_resumes(tmp_path):
+    data = _image_folder(tmp_path / "train", 3, 72, 80)
+    val = _image_folder(tmp_path / "val", 1, 64, 72, seed=20)
+    out = tmp_path / "holes.safetensors"
+    cfg = TrainConfig(task="holes", data=[str(data)], val=[str(val)], width=4, crop=64,
+                      batch=2, steps=3, val_every=2, val_images=1)
+    prov = train(cfg, out, log=lambda s: None)
+    assert prov["steps"] == 3 and prov["perceptual_loss"]["kind"] == "feature matching"
+    assert prov["validation"]["final"]["baseline_psnr"] > 10
+    assert prov["training_masks"].endswith("24x24 square (96 scaled by crop / 256)")
+    assert out.is_file() and json.loads(out.with_suffix(".json").read_text())["seed"] == 0
+    assert I.load_generator(out, task="holes").width == 4
+    prov = train(TrainConfig(task="holes", steps=5), out, resume=True, log=lambda s: None)
+    assert prov["steps"] == 5 and [h["step"] for h in prov["history"]] == [2, 3, 4, 5]
+
+
+def test_postprocess_cache_is_made_once_and_training_uses_it(tmp_path):
+    data = _image_folder(tmp_path / "train", 2, 80, 96)
+    val = _image_folder(tmp_path / "val", 1, 72, 72, seed=9)
+    cache = tmp_path / "cache"
+    settings = CacheSettings(data=[str(data)], val=[str(val)], variants=1, tonal=False,
+                             val_images=1)
+    info = prepare_cache(settings, cache, log=lambda s: None)
+    assert info["items"] == 2 + 3 and len(list(cache.glob("*.npz"))) == 5
+    with np.load(next(cache.glob("train-*.npz"))) as z:
+        meta = json.loads(str(z["meta"]))
+        assert 0.01 <= meta["density"] <= 0.1 and meta["encoder"] in ("belhachmi", "learned")
+        assert z["decoded"].shape[:2] == tuple(z["shape"])
+    with pytest.raises(ValueError, match="other settings"):
+        prepare_cache(CacheSettings(data=[str(data)], val=[], variants=3), cache)
+    out = tmp_path / "pp.safetensors"
+    cfg = TrainConfig(task="postprocess", data=[str(data)], val=[str(val)], cache=str(cache),
+                      width=4, crop=64, batch=2, steps=2, val_every=2, val_images=1,
+                      variants=1, tonal=False)
+    prov = train(cfg, out, log=lambda s: None)
+    assert prov["decoder_cache"]["items"] == 5 and prov["validation"]["items"] == 3
+    assert I.load_generator(out).task == "postprocess"
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def test_inpaint_command_and_its_errors(tmp_path):
+    img = rgb_image(40, 48, 1)
+    Image.fromarray(img).save(tmp_path / "img.png")
+    holes = np.zeros((40, 48), np.uint8)
+    holes[5:20, 10:30] = 255
+    Image.fromarray(holes).save(tmp_path / "holes.png")
+    Image.fromarray(holes[:30]).save(tmp_path / "small.png")
+    (tmp_path / "junk.png").write_bytes(b"no image at all")
+    weights = tmp_path / "holes.safetensors"
+    save_weights(small_generator("holes"), weights)
+    pp = tmp_path / "pp.safetensors"
+    save_weights(small_generator("postprocess"), pp)
+
+    def run(*args):
+        return CliRunner().invoke(cli.main, ["inpaint", *map(str, args)])
+
+    out = tmp_path / "out.png"
+    for args, msg in (((tmp_path / "nope.png", tmp_path / "holes.png", out), "no such file"),
+                      ((tmp_path / "img.png", tmp_path / "small.png", out), "48x30"),
+                      ((tmp_path / "junk.png", tmp_path / "holes.png", out), "not an image"),
+                      ((tmp_path / "img.png", tmp_path / "holes.png",
+                        tmp_path / "missing" / "o.png"), "does not exist"),
+                      ((tmp_path / "img.png", tmp_path / "holes.png", out, "--weights", pp),
+                       "trained for 'postprocess'")):
+        r = run(*args, *(() if "--weights" in args else ("--weights", weights)))
+        assert r.exit_code == 2, r.output
+        assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
+        assert msg in r.output
+        assert not out.exists() and not list(tmp_path.glob(".inpcodec-*"))
+    r = run(tmp_path / "img.png", tmp_path / "holes.png", out, "--weights", weights)
+    assert r.exit_code == 0, r.output
+    res = np.asarray(Image.open(out))
+    np.testing.assert_array_equal(res[holes == 0], img[holes == 0])
+
+
+def test_train_gan_command_rejects_bad_options(tmp_path):
+    data = _image_folder(tmp_path / "d", 1, 64, 64)
+
+    def run(*args):
+        r = CliRunner().invoke(cli.main, ["train-gan", "--data", str(data), "--out",
+                                          str(tmp_path / "g.safetensors"), *args])
+        assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+        return r.output
+
+    assert "crop must be a multiple of 64" in run("--task", "holes", "--crop", "100")
+    assert "--prepare-only" in run("--task", "holes", "--prepare-only")
+    assert "--vgg16" in run("--task", "holes", "--vgg16", str(tmp_path / "no.pth"))
+    assert not (tmp_path / "g.safetensors").exists()
