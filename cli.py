@@ -419,10 +419,11 @@ def mask(image, output, method, density, tonal, seed, runs, cycles, sigma, max_s
               show_default=True, help="With --inpainter exact: inpaint with the network's "
               "soft mask (the seed's way) or with its dithered or coin-flipped binary mask "
               "(gradient passed straight through).")
-@click.option("--init", default=None, help="Start from 'belhachmi' (regress onto Belhachmi's "
-              "density map for --init-steps steps first) or from a weights file (fine-tune).")
-@click.option("--init-steps", type=int, default=0, show_default=True,
-              help="Pretraining steps of --init belhachmi (part of --steps).")
+@click.option("--prior", type=click.Choice(["none", "belhachmi"]), default="none",
+              show_default=True, help="'belhachmi': the network refines Belhachmi's density "
+              "map (and starts as exactly that map); 'none': the seed's network.")
+@click.option("--init", type=click.Path(dir_okay=False), default=None,
+              help="Weights file to start from (fine-tuning).")
 @click.option("--val-every", type=int, default=250, show_default=True)
 @click.option("--val-images", type=int, default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -430,7 +431,7 @@ def mask(image, output, method, density, tonal, seed, runs, cycles, sigma, max_s
 @click.option("--resume", is_flag=True, help="Continue from OUT.ckpt.")
 @_clean_errors
 def train_masks(data, val, out, density, density_min, density_max, steps, minutes, batch,
-                crop, lr, alpha, loss_scale, inpainter, train_mask, init, init_steps, val_every,
+                crop, lr, alpha, loss_scale, inpainter, train_mask, prior, init, val_every,
                 val_images, seed, threads, resume):
     """Train the mask network jointly with its surrogate inpainting network.
 
@@ -453,16 +454,14 @@ def train_masks(data, val, out, density, density_min, density_max, steps, minute
         raise ValueError(f"--crop must be a multiple of 16 and at least 32, got {crop}")
     if train_mask != "soft" and inpainter != "exact":
         raise ValueError("--train-mask dither/coin needs --inpainter exact")
-    if init_steps < 0 or (init_steps and init != "belhachmi"):
-        raise ValueError("--init-steps needs --init belhachmi and a count >= 0")
-    if init not in (None, "belhachmi") and not os.path.isfile(init):
-        raise ValueError(f"--init: no weights file {init!r} (or give 'belhachmi')")
+    if init is not None and not os.path.isfile(init):
+        raise ValueError(f"--init: no weights file {init!r}")
     _check_output_path(out)
     cfg = TrainConfig(data=list(data), val=list(val), density_min=density_min,
                       density_max=density_max, conditioned=density is None, crop=crop,
                       batch=batch, steps=steps, minutes=minutes, lr=lr, alpha=alpha,
                       loss_scale=loss_scale, inpainter=inpainter, train_mask=train_mask,
-                      init=init, init_steps=init_steps, seed=seed, val_every=val_every,
+                      prior=prior, init=init, seed=seed, val_every=val_every,
                       val_images=val_images, threads=threads)
     command = "inpcodec " + " ".join(sys.argv[1:])
     prov = train(cfg, out, resume=resume, progress=True, command=command,

@@ -127,6 +127,26 @@ def auto_sigma(density: float) -> float:
     return 0.35 / np.sqrt(density)
 
 
+def belhachmi_density(image, density: float, *, sigma: float | str = "auto") -> np.ndarray:
+    """Belhachmi's density map: the confidences :func:`belhachmi_mask` dithers.
+
+    The Laplacian magnitude of the image smoothed at ``sigma`` (reflecting boundaries),
+    scaled so that ``min(1, s |Laplacian|)`` sums to ``density * H * W``.  It does not
+    depend on the grey-value scale of the image.
+    """
+    f = check_image(image)
+    count = target_count(f.shape, density)
+    if isinstance(sigma, str):
+        if sigma != "auto":
+            raise ValueError(f"sigma must be a number or 'auto', got {sigma!r}")
+        sigma = auto_sigma(density)
+    if sigma < 0:
+        raise ValueError(f"sigma must be >= 0, got {sigma}")
+    g = gaussian_filter(f, sigma, mode="reflect") if sigma > 0 else f
+    weight = np.abs(laplace(g, mode="reflect"))  # reflect = the Neumann boundary
+    return _scaled_density(weight, float(count))
+
+
 def belhachmi_mask(image, density: float, *, sigma: float | str = "auto",
                    serpentine: bool = True) -> MaskResult:
     """Mask from the dithered Laplacian magnitude (Belhachmi et al. 2009).
@@ -149,18 +169,13 @@ def belhachmi_mask(image, density: float, *, sigma: float | str = "auto",
         The mask has exactly ``round(density * H * W)`` pixels (see
         :func:`dither_to_count`).  ``inpaintings`` is 0.
     """
+    t0 = time.perf_counter()
     f = check_image(image)
     count = target_count(f.shape, density)
-    if isinstance(sigma, str):
-        if sigma != "auto":
-            raise ValueError(f"sigma must be a number or 'auto', got {sigma!r}")
+    if isinstance(sigma, str) and sigma == "auto":
         sigma = auto_sigma(density)
-    if sigma < 0:
-        raise ValueError(f"sigma must be >= 0, got {sigma}")
-    t0 = time.perf_counter()
-    g = gaussian_filter(f, sigma, mode="reflect") if sigma > 0 else f
-    weight = np.abs(laplace(g, mode="reflect"))  # reflect = the Neumann boundary
-    mask, _, dithered = dither_to_count(weight, count, serpentine=serpentine)
+    p = belhachmi_density(f, density, sigma=sigma)
+    mask, _, dithered = dither_to_count(p, count, serpentine=serpentine)
     return MaskResult(mask, 0, time.perf_counter() - t0,
                       {"method": "belhachmi", "sigma": sigma, "serpentine": serpentine,
                        "dithered_count": dithered, "target_count": count})

@@ -37,7 +37,8 @@ def _load(path: str) -> MaskNet:
         raise FileNotFoundError(f"mask network weights not found: {path}")
     with safe_open(path, framework="pt") as fh:
         meta = fh.metadata() or {}
-    net = MaskNet(conditioned=meta.get("conditioned", "True") == "True")
+    net = MaskNet(conditioned=meta.get("conditioned", "True") == "True",
+                  prior=meta.get("prior", "none") == "belhachmi")
     net.load_state_dict(load_file(path))
     net.eval()
     net.density_range = (float(meta.get("density_min", 0.01)),
@@ -59,14 +60,21 @@ def mask_probabilities(image, density: float, *, network: MaskNet | None = None,
     h, w = f.shape
     ph = max(MIN_SIDE, -(-h // MULTIPLE) * MULTIPLE) - h
     pw = max(MIN_SIDE, -(-w // MULTIPLE) * MULTIPLE) - w
-    x = torch.from_numpy((f / scale).astype(np.float32))[None, None]
+    planes = [f / scale]
+    if net.prior:
+        from baselines import belhachmi_density  # noqa: PLC0415
+
+        planes.append(belhachmi_density(f, density))
+    x = torch.from_numpy(np.stack(planes).astype(np.float32))[None]
     if ph or pw:
         # reflection (as inside the network) needs a pad smaller than the side
         mode = "reflect" if ph < h and pw < w else "replicate"
         x = F.pad(x, (0, pw, 0, ph), mode=mode)
     device = next(net.parameters()).device
+    x = x.to(device)
     with torch.inference_mode():
-        c = net(x.to(device), torch.tensor([density], dtype=torch.float32, device=device))
+        c = net(x[:, :1], torch.tensor([density], dtype=torch.float32, device=device),
+                x[:, 1:] if net.prior else None)
     c = c[0, 0, :h, :w].double().cpu().numpy()
     mean = c.mean()
     if mean > density:

@@ -96,20 +96,39 @@ class MaskNet(nn.Module):
     With ``conditioned=True`` (one network for every density) the density enters as a
     constant extra input plane holding ``log(d / 0.1)``; with ``conditioned=False`` the
     network is trained for one density, as in the seed.
+
+    With ``prior=True`` the network refines Belhachmi's density map p (the analytic
+    optimum of the continuous problem, :func:`baselines.belhachmi_density`), which it gets
+    as a third input plane: the mask is ``p * 2 sigmoid(z)`` with z the U-net output.  The
+    last convolution starts at zero, so an untrained network reproduces Belhachmi's map
+    exactly, and training learns where to move density away from it.  Without the prior
+    (the seed's network) the mask is ``sigmoid(z)``.
     """
 
-    def __init__(self, conditioned: bool = True):
+    def __init__(self, conditioned: bool = True, prior: bool = False):
         super().__init__()
-        self.conditioned = conditioned
-        self.unet = UNet(2 if conditioned else 1, 1)
+        self.conditioned, self.prior = conditioned, prior
+        self.unet = UNet(1 + int(conditioned) + int(prior), 1)
+        if prior:
+            last = self.unet.up[-1][-1]
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
-    def forward(self, f: torch.Tensor, density: torch.Tensor) -> torch.Tensor:
-        x = f - 0.5
+    def forward(self, f: torch.Tensor, density: torch.Tensor,
+                prior: torch.Tensor | None = None) -> torch.Tensor:
+        x = [f - 0.5]
+        dens = density.view(-1, 1, 1, 1).to(f.dtype)
         if self.conditioned:
-            plane = torch.log(density / 0.1).view(-1, 1, 1, 1).expand_as(f)
-            x = torch.cat([x, plane.to(f.dtype)], dim=1)
-        c = torch.sigmoid(self.unet(x))
-        return rescale_to_density(c, density)
+            x.append(torch.log(dens / 0.1).expand_as(f))
+        if self.prior:
+            if prior is None or prior.shape != f.shape:
+                raise ValueError("this mask network needs Belhachmi's density map of the "
+                                 "image (prior) with the image's shape")
+            # mean-one map on a log scale, about -2..1.2: an O(1) input
+            x.append(0.25 * torch.log(prior / dens + 1e-3))
+        z = self.unet(torch.cat(x, dim=1))
+        c = prior * 2.0 * torch.sigmoid(z) if self.prior else torch.sigmoid(z)
+        return rescale_to_density(c, density).clamp(max=1.0)
 
 
 class InpaintNet(nn.Module):

@@ -30,10 +30,6 @@ from .inference import load_mask_network
 from .losses import ALPHA, inpainting_loss, residual_loss, variance_regulariser
 from .networks import InpaintNet, MaskNet, count_parameters
 
-#: Learning rate of the regression onto Belhachmi's density map (``init="belhachmi"``):
-#: measured on small batches, 1e-3 converges steadily where 3e-3 stalls on a flat mask.
-PRETRAIN_LR = 1e-3
-
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp"}
 
 
@@ -58,10 +54,11 @@ class TrainConfig:
     #: or the binary mask they are dithered ("dither") or coin-flipped ("coin") to, with the
     #: gradient at that mask passed straight through to the confidences.
     train_mask: str = "soft"
-    #: Start from: None (random weights), "belhachmi" (first ``init_steps`` steps regress
-    #: the network onto Belhachmi's density map), or a weights file to fine-tune.
+    #: "belhachmi": the mask network refines Belhachmi's density map (it starts as that
+    #: map exactly); "none": the seed's network, which learns the mask from scratch.
+    prior: str = "none"
+    #: A weights file to start from (fine-tuning), or None for fresh weights.
     init: str | None = None
-    init_steps: int = 0
     seed: int = 0
     val_every: int = 250
     val_images: int = 8
@@ -129,33 +126,12 @@ def sample_densities(rng: np.random.Generator, n: int, cfg: TrainConfig) -> np.n
     return np.exp(rng.uniform(lo, hi, n)).astype(np.float32)
 
 
-def belhachmi_targets(f: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """Belhachmi's density maps of a batch (B, 1, H, W): the confidences it dithers.
+def belhachmi_priors(f: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Belhachmi's density maps of a batch (B, 1, H, W) at the densities ``d`` (B,)."""
+    from baselines import belhachmi_density  # noqa: PLC0415
 
-    The same map as :func:`baselines.belhachmi_mask` (Laplacian magnitude of the image
-    smoothed at the density-adaptive scale, scaled to mean ``d`` and clipped at 1).
-    """
-    from scipy.ndimage import gaussian_filter, laplace  # noqa: PLC0415
-
-    from baselines.belhachmi import _scaled_density, auto_sigma  # noqa: PLC0415
-
-    out = np.empty(f.shape, np.float32)
-    for k in range(f.shape[0]):
-        g = gaussian_filter(f[k, 0].astype(np.float64), auto_sigma(float(d[k])),
-                            mode="reflect")
-        w = np.abs(laplace(g, mode="reflect"))
-        out[k, 0] = _scaled_density(w, float(d[k]) * w.size)
-    return out
-
-
-def pretrain_step(M, opt_m, f: torch.Tensor, d: torch.Tensor, target: torch.Tensor) -> dict:
-    """One step of regressing the mask network onto given confidences (squared error sum)."""
-    c = M(f, d)
-    loss = inpainting_loss(c, target)
-    opt_m.zero_grad(set_to_none=True)
-    loss.backward()
-    opt_m.step()
-    return {"pretrain": loss.item(), "mask_mean": c.detach().mean().item()}
+    return np.stack([belhachmi_density(f[k, 0], float(d[k]))[None]
+                     for k in range(f.shape[0])]).astype(np.float32)
 
 
 def _binarise_batch(c: torch.Tensor, d: torch.Tensor, method: str,
@@ -170,23 +146,31 @@ def _binarise_batch(c: torch.Tensor, d: torch.Tensor, method: str,
 
 def train_step(M, I, opt_m, opt_i, f: torch.Tensor, d: torch.Tensor, alpha: float,
                loss_scale: float = 1.0, train_mask: str = "soft",
-               rng: np.random.Generator | None = None) -> dict:
+               rng: np.random.Generator | None = None,
+               prior: torch.Tensor | None = None) -> dict:
     """One joint step; each network gets the gradient of its own loss only.
 
     With ``I = None`` the reconstruction is the real solver's (:mod:`.exact`) and only the
     mask network learns; ``train_mask`` then says whether it inpaints with the soft mask or
-    with its binarisation (straight-through gradient).
+    with its binarisation (straight-through gradient).  ``prior``: Belhachmi's density maps
+    for a network with ``prior=True``.
     """
-    c = M(f, d)
+    c = M(f, d, prior)
     if I is None:
         from .exact import binary_inpaint, exact_inpaint  # noqa: PLC0415
 
         if train_mask == "soft":
             u = exact_inpaint(c, f)
         else:
-            b = _binarise_batch(c, d, train_mask, rng if rng is not None
+            # The binary mask depends only on the shape of c (binarisation fixes the point
+            # count), so the gradient must not change its scale: routing it through c
+            # rescaled to mean d removes that component.  Without this every pixel asks
+            # for more confidence (adding data always helps), the sigmoid saturates and
+            # the mask collapses to a flat one (measured).
+            cn = c * (d.view(-1, 1, 1, 1) / c.mean(dim=(1, 2, 3), keepdim=True))
+            b = _binarise_batch(cn, d, train_mask, rng if rng is not None
                                 else np.random.default_rng(0))
-            u = binary_inpaint(c, b, f)
+            u = binary_inpaint(cn, b, f)
         loss_inp = inpainting_loss(u, f, loss_scale)
         loss_reg = variance_regulariser(c, alpha)
         opt_m.zero_grad(set_to_none=True)
@@ -310,16 +294,19 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
         raise ValueError(f"train_mask must be soft, dither or coin, got {cfg.train_mask!r}")
     if cfg.train_mask != "soft" and cfg.inpainter != "exact":
         raise ValueError("binary training masks need the exact inpainter")
-    if cfg.init_steps and cfg.init != "belhachmi":
-        raise ValueError("init_steps needs init='belhachmi'")
+    if cfg.prior not in ("none", "belhachmi"):
+        raise ValueError(f"prior must be none or belhachmi, got {cfg.prior!r}")
     # the networks train on a GPU when there is one; the exact solver always runs on the CPU
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    M = MaskNet(conditioned=cfg.conditioned).to(device)
+    M = MaskNet(conditioned=cfg.conditioned, prior=cfg.prior == "belhachmi").to(device)
     I = InpaintNet().to(device) if cfg.inpainter == "surrogate" else None
-    if cfg.init not in (None, "belhachmi") and state is None:
-        M.load_state_dict(load_mask_network(cfg.init).state_dict())
-    opt_m = torch.optim.Adam(M.parameters(),
-                             lr=PRETRAIN_LR if cfg.init_steps else cfg.lr)
+    if cfg.init is not None and state is None:
+        start = load_mask_network(cfg.init)
+        if (start.conditioned, start.prior) != (M.conditioned, M.prior):
+            raise ValueError(f"{cfg.init} holds a mask network of another kind "
+                             f"(conditioned {start.conditioned}, prior {start.prior})")
+        M.load_state_dict(start.state_dict())
+    opt_m = torch.optim.Adam(M.parameters(), lr=cfg.lr)
     opt_i = torch.optim.Adam(I.parameters(), lr=cfg.lr) if I is not None else None
     step, elapsed, history = 0, 0.0, []
     best = {"step": None, "score": -math.inf, "mask_net": None}
@@ -362,6 +349,18 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
                unit="step")
     running = {}
     start = time.perf_counter() - elapsed
+
+    def validation_record():
+        M.eval()
+        record = {"step": step, "minutes": elapsed / 60, **running,
+                  "val_psnr": validate(M, val, cfg.val_densities),
+                  "val_psnr_dither": validate(M, val, cfg.val_densities, method="dither")}
+        history.append(record)
+        log(f"step {step}: {json.dumps(record)}")
+        consider(record["val_psnr_dither"])
+
+    if val and step == 0:
+        validation_record()  # the starting point (for --prior belhachmi: Belhachmi's masks)
     while step < cfg.steps:
         if cfg.minutes is not None and elapsed >= 60 * cfg.minutes:
             log(f"time budget of {cfg.minutes} min reached at step {step}")
@@ -372,15 +371,10 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
         fb = sampler.batch(cfg.batch)
         db = sample_densities(rng, cfg.batch, cfg)
         f, d = torch.from_numpy(fb).to(device), torch.from_numpy(db).to(device)
-        if step < cfg.init_steps:
-            target = torch.from_numpy(belhachmi_targets(fb, db)).to(device)
-            losses = pretrain_step(M, opt_m, f, d, target)
-        else:
-            if step == cfg.init_steps and cfg.init_steps:
-                # the pretraining's moment estimates belong to another loss: start afresh
-                opt_m = torch.optim.Adam(M.parameters(), lr=cfg.lr)
-            losses = train_step(M, I, opt_m, opt_i, f, d, cfg.alpha, cfg.loss_scale,
-                                cfg.train_mask, rng)
+        prior = (torch.from_numpy(belhachmi_priors(fb, db)).to(device)
+                 if M.prior else None)
+        losses = train_step(M, I, opt_m, opt_i, f, d, cfg.alpha, cfg.loss_scale,
+                            cfg.train_mask, rng, prior)
         for k, v in losses.items():
             running[k] = 0.98 * running.get(k, v) + 0.02 * v
         step += 1
@@ -388,14 +382,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
         bar.update(1)
         bar.set_postfix({k: f"{v:.3g}" for k, v in running.items()})
         if val and (step % cfg.val_every == 0 or step == cfg.steps):
-            M.eval()
-            record = {"step": step, "minutes": elapsed / 60, **running,
-                      "val_psnr": validate(M, val, cfg.val_densities),
-                      "val_psnr_dither": validate(M, val, cfg.val_densities,
-                                                  method="dither")}
-            history.append(record)
-            log(f"step {step}: {json.dumps(record)}")
-            consider(record["val_psnr_dither"])
+            validation_record()
             save_checkpoint()
     bar.close()
     M.eval()
@@ -406,7 +393,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
         M.load_state_dict(best["mask_net"])
     final = validate(M, val, cfg.val_densities) if val else {}
     final_dither = validate(M, val, cfg.val_densities, method="dither") if val else {}
-    save_weights(M.cpu(), out, {"conditioned": str(cfg.conditioned),
+    save_weights(M.cpu(), out, {"conditioned": str(cfg.conditioned), "prior": cfg.prior,
                           "density_min": str(cfg.density_min),
                           "density_max": str(cfg.density_max)})
     provenance = {

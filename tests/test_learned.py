@@ -255,49 +255,57 @@ def test_binary_inpainting_gradient_matches_one_sided_differences():
         assert float(grad[(0, 0, *idx)]) == pytest.approx(fd, rel=1e-3, abs=1e-7), idx
 
 
-def test_belhachmi_targets_are_the_density_belhachmi_dithers():
-    from baselines import belhachmi_mask
-    from learned_masks.training import belhachmi_targets
+def test_belhachmi_density_is_what_belhachmi_dithers_and_the_prior_net_starts_there():
+    from baselines import belhachmi_density, belhachmi_mask
 
-    f = np.stack([natural_like(48, 64, seed=s) for s in (1, 2)])[:, None]
-    d = np.array([0.03, 0.08])
-    p = belhachmi_targets(f, d)
-    for k in range(2):
-        assert p[k, 0].mean() == pytest.approx(d[k], rel=1e-5) and p[k].max() <= 1.0
-        dithered = binarise(p[k, 0].astype(np.float64), float(d[k]), method="dither")
-        assert np.array_equal(dithered, belhachmi_mask(f[k, 0], float(d[k])).mask)
-
-
-def test_pretraining_regresses_the_mask_network_onto_its_target():
-    from learned_masks.training import belhachmi_targets, pretrain_step
-
-    torch.manual_seed(0)
-    M = MaskNet()
-    opt = torch.optim.Adam(M.parameters(), lr=1e-3)
-    fn = np.stack([natural_like(32, 32, seed=s) / 255.0 for s in range(4)])[:, None]
-    dn = np.full(4, 0.05, np.float32)
-    target = torch.from_numpy(belhachmi_targets(fn, dn))
-    f, d = torch.from_numpy(fn.astype(np.float32)), torch.from_numpy(dn)
-    first = pretrain_step(M, opt, f, d, target)["pretrain"]
-    for _ in range(100):
-        last = pretrain_step(M, opt, f, d, target)["pretrain"]
-    assert last < 0.75 * first  # measured: 0.66 after 100 steps
+    f = natural_like(48, 64, seed=1)
+    for d in (0.03, 0.08):
+        p = belhachmi_density(f, d)
+        assert p.sum() == pytest.approx(round(d * f.size), rel=1e-9) and p.max() <= 1.0
+        # scale-free, and dithered it is Belhachmi's mask
+        np.testing.assert_allclose(belhachmi_density(f / 255.0, d), p, rtol=1e-9)
+        assert np.array_equal(binarise(p, d, method="dither"), belhachmi_mask(f, d).mask)
+        # an untrained prior network returns that map (up to float32; scaled to mean d
+        # where the rounded point count makes its mean exceed d)
+        net = MaskNet(prior=True).eval()
+        c = mask_probabilities(f, d, network=net)
+        np.testing.assert_allclose(c, p * min(1.0, d / p.mean()), atol=1e-6)
 
 
 def test_binary_training_step_reports_the_real_error_of_the_dithered_mask():
     # With train_mask="dither" the loss is the real decoder's error for the mask the codec
     # would use (the dithered confidences), and the mask network gets a gradient from it.
+    from learned_masks.training import belhachmi_priors
+
     torch.manual_seed(2)
-    M = MaskNet()
+    M = MaskNet(prior=True)
     opt = torch.optim.Adam(M.parameters(), lr=1e-4)
     fn = np.stack([natural_like(32, 40, seed=s) / 255.0 for s in range(2)])[:, None]
     f = torch.from_numpy(fn.astype(np.float32))
     d = torch.tensor([0.04, 0.1])
+    prior = torch.from_numpy(belhachmi_priors(fn, d.numpy()))
     with torch.no_grad():
-        c = M(f, d).double().numpy()[:, 0]
+        c = M(f, d, prior).double().numpy()[:, 0]
     expected = np.mean([np.sum((inpaint(fn[k, 0], binarise(c[k], float(d[k]), method="dither"))
                                 - fn[k, 0]) ** 2) for k in range(2)])
     before = [p.detach().clone() for p in M.parameters()]
-    out = train_step(M, None, opt, None, f, d, 0.0, train_mask="dither")
+    out = train_step(M, None, opt, None, f, d, 0.0, train_mask="dither", prior=prior)
     assert out["inpainting"] == pytest.approx(expected, rel=1e-4)
     assert any(not torch.equal(a, b) for a, b in zip(before, M.parameters(), strict=True))
+
+
+def test_binary_training_gradient_leaves_the_mask_scale_alone():
+    # The binarised mask ignores the scale of c, so the gradient reaching the network's
+    # output must be orthogonal to c: sum_i c_i dE/dc_i = 0 (else the mask collapses).
+    torch.manual_seed(0)
+    fn = natural_like(32, 40, seed=3)[None, None] / 255.0
+    f = torch.from_numpy(fn.astype(np.float32))
+    d = torch.tensor([0.06])
+    M = MaskNet()
+    c = M(f, d).detach().requires_grad_()
+    M.forward = lambda *args: c  # the step's mask is this leaf: read its gradient
+    train_step(M, None, torch.optim.SGD([c], lr=0.0), None, f, d, 0.0, train_mask="dither")
+    g = c.grad.double()
+    assert float(g.abs().max()) > 0
+    assert abs(float((g * c.detach().double()).sum())) < 1e-4 * float(
+        (g.abs() * c.detach().double()).sum())
