@@ -5,7 +5,8 @@ found by secant steps on log(density) against log(bpp) measured on real encodes:
 with the fast Belhachmi proxy and without tonal optimisation, then with the real encoder
 and settings until the file lands within ``RATE_TOLERANCE`` of the target (the slow
 stochastic encoders run only at the density the proxy predicts, corrected at most twice,
-after which the luma levels are nudged to close the gap).  The candidates are visited by
+after which the luma levels are nudged to close the gap; PS+NLPE searches the density with
+PS and runs the exchange once).  The candidates are visited by
 a hill-climb on the PSNR of the decoded file (see :func:`search_rate`); among those that
 hit the target the best wins.
 """
@@ -16,6 +17,8 @@ import math
 import time
 
 import numpy as np
+
+from baselines import nonlocal_pixel_exchange
 
 from .pipeline import CodecError, _encode_once, _psnr, decode, make_mask
 
@@ -85,13 +88,23 @@ def search_rate(img, planes, target, encoder, levels, chroma_levels, tonal, seed
     def real_search(lv, clv, d, proxy_psnr):
         t0 = time.perf_counter()
 
+        # NLPE moves mask points and never adds any, so the density is searched with PS
+        # alone and the (slow) exchange runs once, on the PS mask of that density.
+        searched = "ps" if encoder == "ps+nlpe" else encoder
+
         def real(d):
-            mask, spent = make_mask(luma, encoder, max(d, min_d), seed, progress)
+            mask, spent = make_mask(luma, searched, max(d, min_d), seed, progress)
             data, cont, sp2 = _encode_once(img, planes, mask, lv, clv, tonal)
             return _bpp(data, n), data, cont, mask, spent + sp2
 
         d, res = _secant(real, target, d, RATE_TOLERANCE * 0.8, 6 if cheap else 3, log)
         b, data, cont, mask, spent = res
+        if encoder == "ps+nlpe":
+            nl = nonlocal_pixel_exchange(luma, mask, seed=seed, progress=progress)
+            mask = nl.mask
+            data, cont, sp2 = _encode_once(img, planes, mask, lv, clv, tonal)
+            b, spent = _bpp(data, n), spent + nl.inpaintings + sp2
+            log.append({"density": float(mask.mean()), "bpp": b, "nlpe": True})
         lv_final = lv
         if abs(b / target - 1.0) > RATE_TOLERANCE:  # close the gap with the luma levels
             step = 1 if b < target else -1

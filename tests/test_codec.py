@@ -141,6 +141,24 @@ def test_rate_control_hits_the_target():
         assert abs(r.bpp / target - 1) <= 0.03
 
 
+def test_rate_control_searches_the_levels_with_tonal_optimisation():
+    # the hill-climb over level counts keeps the best file that hits the target
+    img = make_image(64, 64, seed=5)
+    r = P.encode_report(img, bpp=0.8)
+    assert abs(r.bpp / 0.8 - 1) <= 0.03
+    tried = {e["levels"]: e for e in r.search if "psnr" in e}
+    assert len(tried) >= 2 and r.levels in tried
+    hits = [e["psnr"] for e in tried.values() if abs(e["bpp"] / 0.8 - 1) <= 0.03]
+    assert r.psnr == pytest.approx(max(hits))
+
+
+def test_rate_control_with_nlpe_keeps_the_ps_density():
+    img = make_image(64, 64, seed=6)
+    r = P.encode_report(img, bpp=0.8, encoder="ps+nlpe", levels=16)
+    assert abs(r.bpp / 0.8 - 1) <= 0.03
+    assert any(e.get("nlpe") for e in r.search)
+
+
 def test_rate_control_refuses_unreachable_rates():
     img = make_image(32, 32)
     with pytest.raises(P.CodecError, match="lowest this image can reach"):
