@@ -321,8 +321,9 @@ MASK_METHODS = ["random", "belhachmi", "ps", "ps+nlpe", "learned"]
               help="Time budget of each stochastic stage (PS, NLPE, tonal).")
 @click.option("--samples", type=int, default=1, show_default=True,
               help="Learned: best of this many coin-flip binarisations (judged by the decoder).")
-@click.option("--binarisation", type=click.Choice(["coin", "dither"]), default="coin",
-              show_default=True, help="Learned: weighted coin flip or Floyd-Steinberg.")
+@click.option("--binarisation", type=click.Choice(["dither", "coin"]), default="dither",
+              show_default=True, help="Learned: Floyd-Steinberg (what the shipped network "
+              "was trained for) or weighted coin flip.")
 @click.option("--weights", type=click.Path(dir_okay=False), default=None,
               help="Learned: mask network weights (default: the shipped ones).")
 @click.option("--reconstruction", type=click.Path(dir_okay=False), default=None,

@@ -43,7 +43,7 @@ def main():
             "Belhachmi (sigma 1)": belhachmi_mask(f, d, sigma=1.0).mask,
             "PS": ps.mask,
             "PS+NLPE": nonlocal_pixel_exchange(f, ps.mask, cycles=1).mask,
-            "learned (coin flip)": learned_mask(f, d, seed=0).mask,
+            "learned (coin flip)": learned_mask(f, d, seed=0, binarisation="coin").mask,
             "learned (dithered)": learned_mask(f, d, binarisation="dither").mask,
         }
         for name, m in masks.items():

@@ -115,7 +115,7 @@ def binarise(c: np.ndarray, density: float, *, method: str = "coin",
     return m.reshape(c.shape)
 
 
-def learned_mask(image, density: float, *, samples: int = 1, binarisation: str = "coin",
+def learned_mask(image, density: float, *, samples: int = 1, binarisation: str = "dither",
                  seed: int = 0, network: MaskNet | None = None, solver: str = "auto",
                  scale: float = 255.0) -> MaskResult:
     """Inpainting mask of a grey image from the learned mask network.
@@ -131,9 +131,10 @@ def learned_mask(image, density: float, *, samples: int = 1, binarisation: str =
         Best-of-N: with ``binarisation="coin"``, draw N masks and keep the one whose
         real inpainting (``codec.inpaint``) has the lowest error (the seed uses N = 30).
         N = 1 needs no inpainting at all.
-    binarisation : {"coin", "dither"}
-        Weighted coin flip (seeded, as in the seed paper) or Floyd-Steinberg dithering
-        (deterministic; ``samples`` must be 1).
+    binarisation : {"dither", "coin"}
+        Floyd-Steinberg dithering (deterministic; ``samples`` must be 1; the default: the
+        shipped network was trained through dithered masks) or a weighted coin flip
+        (seeded, as in the seed paper).
     seed : int
         Seed of the coin flips.
     network : MaskNet, optional

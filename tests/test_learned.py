@@ -109,8 +109,8 @@ def test_binarise_exact_count_and_seeded(method):
 def test_learned_mask_any_size_exact_density_deterministic(net, shape):
     img = natural_like(*shape, seed=4)
     for d in (0.02, 0.1):
-        a = learned_mask(img, d, seed=7, network=net)
-        b = learned_mask(img, d, seed=7, network=net)
+        a = learned_mask(img, d, seed=7, network=net, binarisation="coin")
+        b = learned_mask(img, d, seed=7, network=net, binarisation="coin")
         assert a.mask.shape == shape and a.mask.sum() == max(1, round(d * img.size))
         assert np.array_equal(a.mask, b.mask) and a.inpaintings == 0
     c = mask_probabilities(img, 0.05, network=net)
@@ -119,14 +119,14 @@ def test_learned_mask_any_size_exact_density_deterministic(net, shape):
 
 def test_best_of_n_is_judged_by_the_real_decoder(net):
     img = natural_like(48, 48, seed=5)
-    one = learned_mask(img, 0.05, samples=1, seed=11, network=net)
-    many = learned_mask(img, 0.05, samples=6, seed=11, network=net)
+    one = learned_mask(img, 0.05, samples=1, seed=11, network=net, binarisation="coin")
+    many = learned_mask(img, 0.05, samples=6, seed=11, network=net, binarisation="coin")
     err = lambda m: float(np.mean((inpaint(img, m) - img) ** 2))  # noqa: E731
     # the first of the N draws is the N = 1 mask; the best is no worse and is reported right
     assert many.inpaintings == 6 and err(many.mask) <= err(one.mask)
     assert many.info["mse"] == pytest.approx(err(many.mask), rel=1e-6)
     with pytest.raises(ValueError, match="samples"):
-        learned_mask(img, 0.05, samples=0, network=net)
+        learned_mask(img, 0.05, samples=0, network=net, binarisation="coin")
     with pytest.raises(ValueError, match="dither"):
         learned_mask(img, 0.05, samples=3, binarisation="dither", network=net)
 
