@@ -11,6 +11,8 @@ import time
 import click
 import numpy as np
 
+from codec.data import IMAGE_SUFFIXES
+
 SOLVER_CHOICES = ["auto", "numba", "cupy", "direct"]
 
 
@@ -489,7 +491,7 @@ def inpaint(image, holes, output, weights, drop_alpha):
 
     _check_output_path(output)
     ext = os.path.splitext(output)[1].lower()
-    if ext not in _IMAGE_EXTS:
+    if ext not in IMAGE_SUFFIXES:
         raise ValueError(f"{output}: unknown image extension {ext or '(none)'}")
     img = load_image(image, drop_alpha=drop_alpha)
     mask = load_image(holes, grey=True, drop_alpha=True)
@@ -599,8 +601,6 @@ def train_gan(task, data, val, out, cache, prepare_only, variants, tonal, worker
                f"validation {prov['validation']['final']}")
 
 
-_IMAGE_EXTS = (".png", ".ppm", ".pgm", ".pnm", ".tif", ".tiff", ".bmp", ".webp", ".jpg",
-               ".jpeg")
 
 
 def _floats(text: str, name: str, scale: float = 1.0) -> list[float]:
@@ -657,13 +657,13 @@ def bench(data_dir, codecs, bpp, grey, out, speed, encoders, densities, limit, s
                            "pip install 'inpcodec[bench]'") from None
     if not os.path.isdir(data_dir):
         raise ValueError(f"{data_dir}: no such folder")
-    paths = sorted(p for p in os.listdir(data_dir) if p.lower().endswith(_IMAGE_EXTS))
+    paths = sorted(p for p in os.listdir(data_dir) if p.lower().endswith(IMAGE_SUFFIXES))
     if limit is not None:
         if limit < 1:
             raise ValueError(f"--limit must be at least 1, got {limit}")
         paths = paths[:limit]
     if not paths:
-        raise ValueError(f"{data_dir}: no images ({', '.join(_IMAGE_EXTS)})")
+        raise ValueError(f"{data_dir}: no images ({', '.join(IMAGE_SUFFIXES)})")
     if workers is not None and workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}")
     images = {}

@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from codec.data import find_images
+
 from .inference import load_mask_network
 from .losses import ALPHA, inpainting_loss, residual_loss, variance_regulariser
 from .networks import InpaintNet, MaskNet, count_parameters
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp"}
 
 
 @dataclass
@@ -64,20 +64,6 @@ class TrainConfig:
     val_images: int = 8
     val_densities: tuple = (0.02, 0.05, 0.10)
     threads: int | None = None
-
-
-def find_images(folders) -> list[Path]:
-    """All image files under the folders, sorted (a fixed order for a fixed seed)."""
-    files = []
-    for folder in folders:
-        p = Path(folder)
-        if not p.is_dir():
-            raise ValueError(f"data folder {folder!r} does not exist or is not a folder")
-        files += [q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES]
-    if not files:
-        raise ValueError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found in "
-                         f"{', '.join(map(str, folders))}")
-    return sorted(files)
 
 
 def load_grey(path: Path) -> np.ndarray:

@@ -26,26 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp"}
+from ..data import find_images
+
 #: Luma quantisation levels of the training encodes (the codec's chroma levels follow).
 LEVELS = (16, 24, 32, 48, 64)
 ENCODERS = ("belhachmi", "learned")
 #: The seed fills the holes with the ImageNet mean colour before the network sees them.
 FILL_RGB = (0.485, 0.456, 0.406)
-
-
-def find_images(folders) -> list[Path]:
-    """All image files under the folders, sorted (a fixed order for a fixed seed)."""
-    files = []
-    for folder in folders:
-        p = Path(folder)
-        if not p.is_dir():
-            raise ValueError(f"data folder {folder!r} does not exist or is not a folder")
-        files += [q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES]
-    if not files:
-        raise ValueError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found in "
-                         f"{', '.join(map(str, folders))}")
-    return sorted(files)
 
 
 def load_rgb(path: Path) -> np.ndarray:
