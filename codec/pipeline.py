@@ -33,9 +33,13 @@ MASK_CODER = 1  # adaptive quadtree, bitstreams.mask_coder
 VALUE_CODER = 1  # coarse-to-fine prediction + adaptive quantised Laplace
 MAX_LEVELS = 4096
 DEFAULT_LEVELS = 64
-#: CGLS and inner-solve tolerances of the tonal optimisation inside the codec.
-TONAL_TOL = 1e-2
+#: CGLS tolerance, inner-solve tolerance and quantised refinement sweeps of the tonal
+#: optimisation inside the codec: looser than tonal_optimisation's defaults.  On Kodak
+#: (grey, 768 x 512, Belhachmi masks, 8-32 levels) they cost about 0.02 dB of PSNR and run
+#: about 2x faster (benchmarks/RESULTS.md, "Rate search speed"); the rate search runs several.
+TONAL_TOL = 3e-2
 TONAL_SOLVE_TOL = 1e-5
+TONAL_SWEEPS = 3
 _PARM = struct.Struct("<BBHH")  # mask coder, value coder, luma levels, chroma levels
 
 ENCODERS = ("belhachmi", "ps", "ps+nlpe", "random", "learned")
@@ -223,10 +227,8 @@ def _values(planes, mask, levels, chroma_levels, tonal):
     for sl, q in groups:
         part = planes[:, :, sl]
         if tonal:
-            # Looser than tonal_optimisation's defaults: on Kodak (768 x 512, Belhachmi
-            # masks, 16 levels) these gave the same PSNR to 0.01 dB in half the time.
             res = tonal_optimisation(part, mask, levels=quantiser(q), tol=TONAL_TOL,
-                                     solve_tol=TONAL_SOLVE_TOL)
+                                     solve_tol=TONAL_SOLVE_TOL, max_sweeps=TONAL_SWEEPS)
             vals = res.values[mask]
             spent += res.inpaintings
         else:

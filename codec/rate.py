@@ -74,6 +74,10 @@ def search_rate(img, planes, target, encoder, levels, chroma_levels, tonal, seed
     log = []
     min_d = 1.0 / n
     cheap = encoder in ("belhachmi", "random")
+    # Real encodes land above the proxy's rate (tonal optimisation spreads the values) or
+    # elsewhere (other mask encoders): the density ratio real / proxy that the first real
+    # search needed starts the later ones, which then mostly hit on their first encode.
+    correction = []
 
     def proxy_search(lv, clv):
         def proxy(d):
@@ -85,8 +89,9 @@ def search_rate(img, planes, target, encoder, levels, chroma_levels, tonal, seed
         d, res = _secant(proxy, target, d0, 0.01, 12, log)
         return d, _psnr(decode(res[1]), img)
 
-    def real_search(lv, clv, d, proxy_psnr):
+    def real_search(lv, clv, d_proxy, proxy_psnr):
         t0 = time.perf_counter()
+        d = float(np.clip(d_proxy * (correction[0] if correction else 1.0), min_d, 1.0))
 
         # NLPE moves mask points and never adds any, so the density is searched with PS
         # alone and the (slow) exchange runs once, on the PS mask of that density.
@@ -99,6 +104,8 @@ def search_rate(img, planes, target, encoder, levels, chroma_levels, tonal, seed
 
         d, res = _secant(real, target, d, RATE_TOLERANCE * 0.8, 6 if cheap else 3, log)
         b, data, cont, mask, spent = res
+        if not correction:
+            correction.append(d / d_proxy)
         if encoder == "ps+nlpe":
             nl = nonlocal_pixel_exchange(luma, mask, seed=seed, progress=progress)
             mask = nl.mask
