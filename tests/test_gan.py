@@ -247,6 +247,22 @@ def test_hole_inpainting_keeps_the_rest_exactly():
     assert (out[holes] != img[holes]).mean() > 0.5
 
 
+def test_untrained_hole_inpainter_is_homogeneous_diffusion():
+    # The residual stages start at zero and the holes arrive filled by diffusion: before
+    # training the GAN returns the diffusion inpainting (against scipy's direct solve).
+    from codec import inpaint
+
+    net = Generator(4, 2, "holes").eval()
+    img = rgb_image(36, 44, 7)
+    holes = np.zeros((36, 44), bool)
+    holes[5:20, 8:30] = True
+    holes[25:33, 2:6] = True
+    ref = inpaint(img.astype(np.float64), ~holes, solver="direct")
+    out = I.inpaint_holes(img, holes, network=net)
+    assert np.abs(out.astype(float) - ref).max() <= 0.51
+    assert np.abs(out.astype(float) - img).max() > 10  # holes were really refilled
+
+
 def test_decode_with_gan_post_processor(tmp_path, monkeypatch):
     img = rgb_image(40, 56, 5)
     data = P.encode(img, encoder="belhachmi", density=0.05, tonal=False)

@@ -31,8 +31,6 @@ from ..data import find_images
 #: Luma quantisation levels of the training encodes (the codec's chroma levels follow).
 LEVELS = (16, 24, 32, 48, 64)
 ENCODERS = ("belhachmi", "learned")
-#: The seed fills the holes with the ImageNet mean colour before the network sees them.
-FILL_RGB = (0.485, 0.456, 0.406)
 
 
 def load_rgb(path: Path) -> np.ndarray:
@@ -261,10 +259,29 @@ class DecoderCropSampler:
         return x, gt, missing, boxes
 
 
-def fill_holes(gt: np.ndarray, missing: np.ndarray) -> np.ndarray:
-    """The seed's network input: the image with its holes set to the ImageNet mean colour."""
-    fill = (np.array(FILL_RGB, np.float32) * 2.0 - 1.0).reshape(1, 3, 1, 1)
-    return np.where(missing > 0.5, fill, gt).astype(np.float32)
+def diffusion_fill(x: np.ndarray, missing: np.ndarray) -> np.ndarray:
+    """The hole inpainter's input: holes filled by homogeneous diffusion inpainting.
+
+    ``x`` (3, H, W) or (B, 3, H, W) in [-1, 1], ``missing`` (H, W) or (B, 1, H, W), 1 or
+    True = hole.  The seed fills the holes with the ImageNet mean colour instead; starting
+    from the diffusion inpainting makes the residual generator begin as that baseline, so
+    that a CPU-sized training run only has to learn corrections of it (see
+    :mod:`.networks`).  A crop without any known pixel is set to 0 (mid grey).
+    """
+    from codec.diffusion import inpaint  # noqa: PLC0415
+
+    batch = x.ndim == 4
+    xs = x if batch else x[None]
+    ms = (missing if batch else missing[None, None]) > 0.5
+    out = np.empty(xs.shape, np.float32)
+    for k in range(xs.shape[0]):
+        known = ~ms[k, 0]
+        if not known.any():
+            out[k] = 0.0
+            continue
+        u = inpaint(xs[k].transpose(1, 2, 0).astype(np.float64), known, solver="numba")
+        out[k] = np.where(known[None], xs[k], u.transpose(2, 0, 1))
+    return out if batch else out[0]
 
 
 class HoleCropSampler:
@@ -297,7 +314,7 @@ class HoleCropSampler:
             square, centre = square_mask(c, c, rng)
             missing[k, 0] = free_form_mask(c, c, rng) | square
             boxes[k] = local_box(centre, c, self.local)
-        return fill_holes(gt, missing), gt, missing, boxes
+        return diffusion_fill(gt, missing), gt, missing, boxes
 
 
 def holes_validation_set(folders, n: int, side: int = 256, seed: int = 0) -> list[dict]:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .data import FILL_RGB
+from .data import diffusion_fill
 from .networks import MULTIPLE, TASKS, Generator, composite
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -171,7 +171,5 @@ def inpaint_holes(image, holes, *, network: Generator | None = None) -> np.ndarr
     """
     a, m = _check(image, holes, "hole")
     net = network if network is not None else load_generator(task="holes")
-    x = _as_input(a)
-    fill = (np.array(FILL_RGB, np.float32) * 2.0 - 1.0).reshape(3, 1, 1)
-    x = np.where(m[None], fill, x)
+    x = diffusion_fill(_as_input(a), m)
     return _to_uint8(run_generator(net, x, m), a, ~m)

@@ -14,7 +14,8 @@ Tasks:
   masks, 1-10 %, 16-64 levels, tonal optimisation); the "missing" region is every pixel
   the file does not store.  The local critic looks at a random ``crop / 2`` square.
 * ``holes``: random crops (horizontal flips) with the seed's masks (DeepFill v2 strokes
-  united with a square of side ``96 crop / 256``), holes filled with the ImageNet mean; the
+  united with a square of side ``96 crop / 256``), holes filled by homogeneous diffusion
+  (:func:`.data.diffusion_fill`; the seed uses the ImageNet mean); the
   local critic looks at the ``min(128, crop / 2)`` square centred on the square hole.
 
 Validation (every ``val_every`` steps): the whole pipeline on fixed images (for
