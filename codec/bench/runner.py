@@ -56,9 +56,19 @@ def run_jobs(jobs, images: dict, fn, out: Path, *, scheduler: str | None = None,
         if scheduler:
             client = Client(scheduler)
         else:
+            import dask  # noqa: PLC0415
+
             n = workers or os.cpu_count() or 1
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                   dashboard_address=None)
+            # Dask starts its workers with MALLOC_TRIM_THRESHOLD_=65536, which also turns
+            # off glibc's adaptive mmap threshold: every temporary array of the solvers was
+            # then mapped and unmapped again, and the workers spent 30 % of their time in
+            # the kernel (measured).  glibc's own ceilings keep large arrays on the heap.
+            with dask.config.set({"distributed.nanny.pre-spawn-environ": {
+                    **dask.config.get("distributed.nanny.pre-spawn-environ"),
+                    "MALLOC_TRIM_THRESHOLD_": 64 * 2**20,
+                    "MALLOC_MMAP_THRESHOLD_": 32 * 2**20}}):
+                cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)
             client = Client(cluster)
         try:
             # Send each image once; jobs refer to it.
