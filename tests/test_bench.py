@@ -163,3 +163,24 @@ def test_cli_bench_errors_are_one_line(tmp_path):
     assert "unknown codec" in run(str(tmp_path), "--grey", "--codecs", "mp3")
     assert "--bpp" in run(str(tmp_path), "--grey", "--bpp", "0.1,x")
     assert "--workers" in run(str(tmp_path), "--grey", "--workers", "0")
+
+
+def test_bd_of_mean_curves_reports_the_overlap():
+    from codec.bench.report import bd_mean_curves
+
+    anchor = [(0.1, 25.0), (0.2, 27.5), (0.3, 29.0), (0.5, 31.0)]
+    curves = {"jpeg": {"points": [{"target_bpp": t, "bpp": b, "psnr": p}
+                                  for t, (b, p) in zip((0.1, 0.2, 0.3, 0.5), anchor, strict=True)]},
+              # twice the bits for the same PSNR, on the upper part of the anchor's range
+              "new": {"points": [{"target_bpp": t, "bpp": 2 * b, "psnr": p}
+                                 for t, (b, p) in zip((0.1, 0.2, 0.3, 0.5), anchor, strict=True)]},
+              "far": {"points": [{"target_bpp": t, "bpp": b, "psnr": p - 10}
+                                 for t, (b, p) in zip((0.1, 0.2, 0.3, 0.5), anchor, strict=True)]}}
+    bd = bd_mean_curves(curves)
+    assert bd[("new", "jpeg")]["bd_rate"] == pytest.approx(100.0, abs=1e-6)
+    assert bd[("new", "jpeg")]["bd_rate_overlap"] == pytest.approx(1.0)
+    # rates 0.2-1.0 against 0.1-0.5: they share 0.2-0.5 of 0.1-1.0
+    assert bd[("new", "jpeg")]["bd_psnr_overlap"] == pytest.approx(0.3 / 0.9)
+    assert math.isnan(bd[("far", "jpeg")]["bd_rate"])  # PSNR ranges apart: no figure
+    assert ("new", "jpeg2000") not in bd
+    assert bd_mean_curves(curves, max_target=0.3) == {}  # 3 points: too few

@@ -110,6 +110,51 @@ def bd_table(rows, metric: str = "psnr") -> dict:
     return out
 
 
+def _overlap(a, b) -> float:
+    """Length of the intersection of the ranges of ``a`` and ``b`` over their union's."""
+    lo, hi = max(min(a), min(b)), min(max(a), max(b))
+    return max(hi - lo, 0.0) / (max(max(a), max(b)) - min(min(a), min(b)))
+
+
+def bd_mean_curves(curves, max_target: float | None = None) -> dict:
+    """BD-rate and BD-PSNR of every codec's *mean* curve (:func:`mean_curves`) against
+    each anchor's, over whatever the curves share, with that overlap (the fraction of the
+    union of the two PSNR ranges, resp. rate ranges, that both cover).
+
+    The per-image figures of :func:`bd_table` need 75 % overlap and give '-' for codecs
+    whose quality range lies apart from the anchor's; this answers the user's question
+    "how many more bits for the same PSNR, where both reach it" anyway, and says over how
+    much of the range.  ``max_target`` keeps the points of targets up to that rate only.
+    NaN where the curves do not overlap or have fewer than 4 points.
+    """
+    import bjontegaard as bd  # noqa: PLC0415
+
+    def pts(codec):
+        return [(p["bpp"], p["psnr"]) for p in curves[codec]["points"]
+                if max_target is None or p["target_bpp"] <= max_target]
+
+    out = {}
+    for anchor in BD_ANCHORS:
+        if anchor not in curves:
+            continue
+        a = sorted(pts(anchor))
+        for codec in _codec_order(curves):
+            b = sorted(pts(codec))
+            if codec == anchor or len(a) < 4 or len(b) < 4:
+                continue
+            res = {}
+            for key, fn, axis in (("bd_rate", bd.bd_rate, 1), ("bd_psnr", bd.bd_psnr, 0)):
+                ov = _overlap([p[axis] for p in a], [p[axis] for p in b])
+                v = math.nan
+                if ov > 0:
+                    v = float(fn([p[0] for p in a], [p[1] for p in a], [p[0] for p in b],
+                                 [p[1] for p in b], method="pchip",
+                                 require_matching_points=False, min_overlap=0))
+                res[key], res[key + "_overlap"] = v, ov
+            out[(codec, anchor)] = res
+    return out
+
+
 def _plot(curves, key, ylabel, path: Path, title: str) -> None:
     import matplotlib  # noqa: PLC0415
 
@@ -169,8 +214,15 @@ def write_rate_results(rows, out: Path, mode: str) -> str:
     bd_rows = [{"codec": c, "anchor": a, **v} for (c, a), v in bd.items()]
     (d / "bd.csv").write_text(_csv(bd_rows, ("codec", "anchor", "bd_rate", "images_rate",
                                              "bd_psnr", "images_psnr")))
-    # Markdown summary
     targets = sorted({r["target_bpp"] for r in rows})
+    low = [t for t in targets if t <= 0.3]
+    bdm = {lim: bd_mean_curves(curves, lim) for lim in (None, max(low) if low else None)}
+    bdm_rows = [{"codec": c, "anchor": a, "targets": "all" if lim is None else f"<={lim:g}",
+                 **v} for lim, table in bdm.items() for (c, a), v in table.items()]
+    (d / "bd_mean.csv").write_text(_csv(bdm_rows, (
+        "codec", "anchor", "targets", "bd_rate", "bd_rate_overlap", "bd_psnr",
+        "bd_psnr_overlap")))
+    # Markdown summary
     lines = [f"**{mode}**: mean over the images; bpp of the real files / PSNR ({label}, dB) "
              "of their decoding; '-' where an image could not reach the rate.", "",
              "| codec | images | " + " | ".join(f"{t:g} bpp" for t in targets) + " |",
@@ -199,6 +251,26 @@ def write_rate_results(rows, out: Path, mode: str) -> str:
                     part = f" ({v[k]} of {n})" if v[k] < n else ""
                     cells.append(f"{v[key]:{fmt}}{unit}{part}")
         lines.append(f"| {codec} | " + " | ".join(cells) + " |")
+    for lim, table in bdm.items():
+        span = (f"{min(targets):g}-{max(targets):g}" if lim is None
+                else f"{min(targets):g}-{lim:g}")
+        lines += ["", f"Bjontegaard deltas of the mean curves, targets {span} bpp, over "
+                  "whatever range the two curves share (in brackets: that share of the union "
+                  "of their PSNR ranges for the BD-rate, of their rate ranges for the "
+                  "BD-PSNR; '-' where they share none):", "",
+                  "| codec | BD-rate vs JPEG | BD-PSNR vs JPEG | BD-rate vs JPEG 2000 | "
+                  "BD-PSNR vs JPEG 2000 |", "|---|---:|---:|---:|---:|"]
+        for codec in _codec_order(curves):
+            cells = []
+            for a in BD_ANCHORS:
+                v = table.get((codec, a))
+                for key, unit, fmt in (("bd_rate", " %", "+.1f"), ("bd_psnr", " dB", "+.2f")):
+                    if v is None or math.isnan(v[key]):
+                        cells.append("-")
+                    else:
+                        cells.append(f"{v[key]:{fmt}}{unit} ({v[key + '_overlap']:.0%})")
+            if any(c != "-" for c in cells):
+                lines.append(f"| {codec} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     (d / "summary.md").write_text(text)
     return text
