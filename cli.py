@@ -644,9 +644,9 @@ def bench(data_dir, codecs, bpp, grey, out, speed, encoders, densities, limit, s
     and AVIF (or, with --speed, the encoder-speed study).
 
     Writes, under OUT/<grey|colour>: results.csv, per_image/*.csv, compressai/<codec>.json
-    (CompressAI's results layout), rd_psnr.png, rd_ms_ssim.png, bd.csv (Bjontegaard deltas
-    against JPEG and JPEG 2000) and summary.md; finished jobs are kept in OUT/jobs and
-    skipped when the command runs again.
+    (CompressAI's results layout), rd_psnr.png, rd_ms_ssim.png, bd.csv and bd_mean.csv
+    (Bjontegaard deltas against JPEG and JPEG 2000, per image and of the mean curves) and
+    summary.md; finished jobs are kept in OUT/jobs and skipped when the command runs again.
     """
     try:
         import dask.distributed  # noqa: F401, PLC0415

@@ -183,4 +183,11 @@ def test_bd_of_mean_curves_reports_the_overlap():
     assert bd[("new", "jpeg")]["bd_psnr_overlap"] == pytest.approx(0.3 / 0.9)
     assert math.isnan(bd[("far", "jpeg")]["bd_rate"])  # PSNR ranges apart: no figure
     assert ("new", "jpeg2000") not in bd
+    curves["bumpy"] = {"points": [{"target_bpp": t, "bpp": b, "psnr": p}
+                                  for t, b, p in ((0.1, 0.1, 26), (0.2, 0.2, 25),
+                                                  (0.3, 0.3, 28), (0.5, 0.5, 30))]}
+    assert math.isnan(bd_mean_curves(curves)[("bumpy", "jpeg")]["bd_rate"])
+    # a reference codec that cannot go lower repeats its smallest file: counted once
+    curves["jpeg"]["points"].insert(0, dict(curves["jpeg"]["points"][0], target_bpp=0.05))
+    assert bd_mean_curves(curves)[("new", "jpeg")]["bd_rate"] == pytest.approx(100.0)
     assert bd_mean_curves(curves, max_target=0.3) == {}  # 3 points: too few

@@ -85,8 +85,10 @@ def bd_table(rows, metric: str = "psnr") -> dict:
             for (c, img), pts in curves.items():
                 if c != codec or (anchor, img) not in curves:
                     continue
-                a = sorted(curves[(anchor, img)].values())
-                b = sorted(pts.values())
+                # set(): a reference codec that cannot go lower gives the same file at two
+                # targets, and a curve may not repeat a point
+                a = sorted(set(curves[(anchor, img)].values()))
+                b = sorted(set(pts.values()))
                 if len(a) < 4 or len(b) < 4:
                     continue
                 args = ([p[0] for p in a], [p[1] for p in a], [p[0] for p in b],
@@ -125,13 +127,13 @@ def bd_mean_curves(curves, max_target: float | None = None) -> dict:
     whose quality range lies apart from the anchor's; this answers the user's question
     "how many more bits for the same PSNR, where both reach it" anyway, and says over how
     much of the range.  ``max_target`` keeps the points of targets up to that rate only.
-    NaN where the curves do not overlap or have fewer than 4 points.
+    NaN where the curves do not overlap, have fewer than 4 points or are not monotonic.
     """
     import bjontegaard as bd  # noqa: PLC0415
 
-    def pts(codec):
-        return [(p["bpp"], p["psnr"]) for p in curves[codec]["points"]
-                if max_target is None or p["target_bpp"] <= max_target]
+    def pts(codec):  # without repeats (see bd_table)
+        return {(p["bpp"], p["psnr"]) for p in curves[codec]["points"]
+                if max_target is None or p["target_bpp"] <= max_target}
 
     out = {}
     for anchor in BD_ANCHORS:
@@ -147,9 +149,12 @@ def bd_mean_curves(curves, max_target: float | None = None) -> dict:
                 ov = _overlap([p[axis] for p in a], [p[axis] for p in b])
                 v = math.nan
                 if ov > 0:
-                    v = float(fn([p[0] for p in a], [p[1] for p in a], [p[0] for p in b],
-                                 [p[1] for p in b], method="pchip",
-                                 require_matching_points=False, min_overlap=0))
+                    try:  # a curve whose PSNR does not rise with the rate has no BD-rate
+                        v = float(fn([p[0] for p in a], [p[1] for p in a],
+                                     [p[0] for p in b], [p[1] for p in b], method="pchip",
+                                     require_matching_points=False, min_overlap=0))
+                    except ValueError:
+                        pass
                 res[key], res[key + "_overlap"] = v, ov
             out[(codec, anchor)] = res
     return out
