@@ -284,6 +284,11 @@ def write_rate_results(rows, out: Path, mode: str) -> str:
 SPEED_FIELDS = ("image", "encoder", "density", "points", "inpaintings", "seconds")
 
 
+
+def speedup_text(ratio: float) -> str:
+    """A speed-up for the table: one decimal below 10x (PS at 1.4x is not "1x"), else whole."""
+    return f"{ratio:.1f}" if ratio < 10 else f"{ratio:,.0f}"
+
 def write_speed_results(rows, out: Path) -> str:
     """speed.csv, speed.png (log-scale time per density) and a summary with the speed-up
     of every encoder over PS+NLPE (ratio of the means over images, same run)."""
@@ -328,7 +333,7 @@ def write_speed_results(rows, out: Path) -> str:
                 continue
             s, n = mean[(e, x)]
             ref = mean.get(("ps+nlpe", x))
-            sp = f", {ref[0] / s:,.0f}x" if ref and e != "ps+nlpe" and s > 0 else ""
+            sp = f", {speedup_text(ref[0] / s)}x" if ref and e != "ps+nlpe" and s > 0 else ""
             cells.append(f"{s:.3g} s / {n:.0f}{sp}")
         lines.append(f"| {e} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
