@@ -618,7 +618,7 @@ def _floats(text: str, name: str, scale: float = 1.0) -> list[float]:
 @click.option("--codecs", default="jpeg,jpeg2000,webp,avif,belhachmi,learned",
               show_default=True, help="Reference codecs (jpeg, jpeg2000, webp, avif) and "
               "inpcodec encoders (belhachmi, learned, ps, ps+nlpe; add -notonal for no "
-              "tonal optimisation).")
+              "tonal optimisation, -gan to decode with the GAN post-processor).")
 @click.option("--bpp", default="0.05,0.1,0.2,0.3,0.5", show_default=True,
               help="Target rates (bits per pixel).")
 @click.option("--grey", is_flag=True, help="Benchmark the luma (grey) of the images.")

@@ -192,3 +192,45 @@ def test_bd_of_mean_curves_reports_the_overlap():
     curves["jpeg"]["points"].insert(0, dict(curves["jpeg"]["points"][0], target_bpp=0.05))
     assert bd_mean_curves(curves)[("new", "jpeg")]["bd_rate"] == pytest.approx(100.0)
     assert bd_mean_curves(curves, max_target=0.3) == {}  # 3 points: too few
+
+
+def test_codec_names_and_the_gan_post_processor_job(tmp_path, monkeypatch):
+    import torch
+
+    from codec import pipeline as P
+    from codec.bench.jobs import RateJob, parse_codec, run_rate_job
+    from codec.postprocess import inference as I
+    from codec.postprocess import refine
+    from codec.postprocess.networks import Generator
+    from codec.postprocess.training import save_weights
+
+    assert parse_codec("jpeg") == ("reference", "jpeg", False, "none")
+    assert parse_codec("ps+nlpe") == ("inpcodec", "ps+nlpe", True, "none")
+    assert parse_codec("learned-notonal-gan") == ("inpcodec", "learned", False, "gan")
+    for bad in ("learned-gan-notonal", "jpeg-gan", "belhachmi-fast", "learned-gan-gan"):
+        with pytest.raises(ValueError, match="unknown codec"):
+            parse_codec(bad)
+
+    # Without weights a -gan run stops before its first job, with the way to get them.
+    monkeypatch.setitem(I.DEFAULT_WEIGHTS, "postprocess", tmp_path / "absent.safetensors")
+    img = rgb_image(48, 64, 4)
+    with pytest.raises(ValueError, match="train-gan"):
+        run_rate_benchmark({"a": img}, tmp_path / "out", codecs=["belhachmi-gan"], bpp=[1.0],
+                           workers=1, progress=False)
+    assert not (tmp_path / "out" / "jobs").exists()
+
+    # With weights, the job measures the post-processed decoding of its real file.
+    torch.manual_seed(0)
+    net = Generator(4, 2, "postprocess")
+    torch.nn.init.normal_(net.refine.to_rgb.weight, std=0.2)  # not the identity
+    save_weights(net.eval(), tmp_path / "pp.safetensors")
+    monkeypatch.setitem(I.DEFAULT_WEIGHTS, "postprocess", tmp_path / "pp.safetensors")
+    plain = run_rate_job(RateJob("a", "colour", "belhachmi-notonal", 1.0), img)
+    gan = run_rate_job(RateJob("a", "colour", "belhachmi-notonal-gan", 1.0), img)
+    assert gan["bytes"] == plain["bytes"]  # same file ...
+    data = P.encode(img, encoder="belhachmi", bpp=1.0, tonal=False)
+    assert len(data) == gan["bytes"]
+    u, mask = P.decode(data, return_info=True)
+    refined = refine(u, mask, network=I.load_generator(task="postprocess"))
+    assert gan["psnr"] == pytest.approx(psnr(refined, img), abs=1e-9)  # ... refined decode
+    assert gan["psnr"] != pytest.approx(plain["psnr"], abs=1e-3)

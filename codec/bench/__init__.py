@@ -51,8 +51,14 @@ def run_rate_benchmark(images: dict, out, *, codecs=DEFAULT_CODECS, bpp=DEFAULT_
 
     ``mode`` names the result folder (``grey`` or ``colour``); the arrays must match it.
     """
-    for c in codecs:
-        parse_codec(c)
+    specs = [parse_codec(c) for c in codecs]
+    if any(s.postprocess == "gan" for s in specs):
+        from codec.postprocess import load_generator  # noqa: PLC0415
+
+        try:  # here, not in every job: missing weights stop the run before it starts
+            load_generator(task="postprocess")
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"codecs with -gan: {exc}") from None
     jobs = [RateJob(name, mode, c, float(t)) for name in sorted(images) for c in codecs
             for t in bpp]
     run_jobs(jobs, images, run_rate_job, Path(out), scheduler=scheduler,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -16,15 +17,33 @@ INPCODEC_ENCODERS = ("belhachmi", "learned", "ps", "ps+nlpe")
 TIMING_FIELDS = ("encode_seconds", "decode_seconds", "seconds", "speedup_over_ps+nlpe")
 
 
-def parse_codec(name: str) -> tuple[str, str, bool]:
-    """``(kind, encoder, tonal)`` of a codec name: kind is ``reference`` or ``inpcodec``."""
+class CodecSpec(NamedTuple):
+    """What a codec name of the suite means."""
+
+    kind: str  # "reference" (through Pillow) or "inpcodec"
+    encoder: str  # the Pillow codec or the inpcodec mask encoder
+    tonal: bool  # inpcodec: tonal optimisation of the stored values
+    postprocess: str  # inpcodec: the decoder's post-processor, "none" or "gan"
+
+
+#: Suffixes of the inpcodec encoders, in this order: ``learned-notonal-gan``.
+INPCODEC_SUFFIXES = ("notonal", "gan")
+
+
+def parse_codec(name: str) -> CodecSpec:
+    """The :class:`CodecSpec` of a codec name, e.g. ``jpeg``, ``learned``, ``ps-notonal``,
+    ``belhachmi-gan`` (decoded with the GAN post-processor)."""
     if name in REFERENCE_CODECS:
-        return "reference", name, False
-    enc, _, suffix = name.partition("-")
-    if enc in INPCODEC_ENCODERS and suffix in ("", "notonal"):
-        return "inpcodec", enc, suffix == ""
-    raise ValueError(f"unknown codec {name!r}; choose from {', '.join(REFERENCE_CODECS)}, "
-                     f"{', '.join(INPCODEC_ENCODERS)} (inpcodec encoders take -notonal)")
+        return CodecSpec("reference", name, False, "none")
+    enc, *suffixes = name.split("-")
+    ordered = [s for s in INPCODEC_SUFFIXES if s in suffixes]
+    if enc not in INPCODEC_ENCODERS or suffixes != ordered:
+        raise ValueError(f"unknown codec {name!r}; choose from {', '.join(REFERENCE_CODECS)}, "
+                         f"{', '.join(INPCODEC_ENCODERS)} (inpcodec encoders take -notonal "
+                         "for no tonal optimisation and -gan for the GAN post-processor, in "
+                         "that order)")
+    return CodecSpec("inpcodec", enc, "notonal" not in suffixes,
+                     "gan" if "gan" in suffixes else "none")
 
 
 @dataclass(frozen=True)
@@ -64,7 +83,7 @@ def run_rate_job(job: RateJob, img: np.ndarray, seed: int = 0) -> dict:
     from codec.pipeline import CodecError, decode, encode_report  # noqa: PLC0415
 
     _single_thread()
-    kind, enc, tonal = parse_codec(job.codec)
+    kind, enc, tonal, postprocess = parse_codec(job.codec)
     n = img.shape[0] * img.shape[1]
     row = {"image": job.image, "mode": job.mode, "codec": job.codec,
            "target_bpp": job.target, "width": img.shape[1], "height": img.shape[0]}
@@ -83,7 +102,7 @@ def run_rate_job(job: RateJob, img: np.ndarray, seed: int = 0) -> dict:
             rep = encode_report(img, encoder=enc, bpp=job.target, tonal=tonal, seed=seed)
             t1 = time.perf_counter()
             data = rep.data
-            dec = decode(data)
+            dec = decode(data, postprocess=postprocess)
             t2 = time.perf_counter()
             row.update(parameter=rep.density, levels=rep.levels)
     except CodecError as exc:
