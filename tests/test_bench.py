@@ -234,3 +234,14 @@ def test_codec_names_and_the_gan_post_processor_job(tmp_path, monkeypatch):
     refined = refine(u, mask, network=I.load_generator(task="postprocess"))
     assert gan["psnr"] == pytest.approx(psnr(refined, img), abs=1e-9)  # ... refined decode
     assert gan["psnr"] != pytest.approx(plain["psnr"], abs=1e-3)
+
+
+def test_jpeg2000_codes_colour_with_the_colour_transform():
+    # SGcod of the COD marker (0xFF52): progression order, 2 bytes of layers, then MCT.
+    def mct(data):
+        i = data.index(b"\xff\x52")
+        return data[i + 8]
+
+    rgb = rgb_image(64, 64, 7)
+    assert mct(pillow_encode(rgb, "jpeg2000", 20.0)) == 1
+    assert mct(pillow_encode(rgb[..., 0], "jpeg2000", 20.0)) == 0

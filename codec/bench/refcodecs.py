@@ -35,8 +35,10 @@ def pillow_encode(img: np.ndarray, codec: str, param: float) -> bytes:
     elif codec == "avif":
         opts = {"quality": int(param)}
     else:
+        # mct: the irreversible colour transform (YCbCr) that OpenJPEG's own encoder applies
+        # to RGB; without it Pillow codes R, G and B apart (2.6 dB worse on kodim23).
         opts = {"quality_mode": "rates", "quality_layers": [float(param)],
-                "irreversible": True}
+                "irreversible": True, "mct": int(img.ndim == 3)}
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format=_FORMAT[codec], **opts)
     return buf.getvalue()
