@@ -99,8 +99,10 @@ def search_rate(img, planes, target, encoder, levels, chroma_levels, tonal, seed
 
     def real_search(lv, clv, d_proxy, proxy_psnr):
         t0 = time.perf_counter()
-        guess = TONAL_DENSITY_GUESS[planes.shape[2]] if tonal else 1.0
-        guess = correction[0] if correction else guess
+        if correction:
+            guess = correction[0]
+        else:
+            guess = TONAL_DENSITY_GUESS[planes.shape[2]] if tonal else 1.0
         d = float(np.clip(d_proxy * guess, min_d, 1.0))
 
         # NLPE moves mask points and never adds any, so the density is searched with PS
