@@ -255,6 +255,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--kodak", required=True, help="folder with kodim*.png")
     ap.add_argument("--images", help="comma-separated subset, e.g. kodim01,kodim05")
+    ap.add_argument("--postprocess-images",
+                    help="subset for the post-processor part (default: --images); its "
+                         "encodes cost ~10 s each, 6 per image")
     ap.add_argument("--grey", action="store_true", help="the luma instead of RGB")
     ap.add_argument("--densities", default="2,5,10", help="percent")
     ap.add_argument("--encoders", default="learned,belhachmi")
@@ -285,9 +288,15 @@ def main():
     done_pp = {(r["image"], r["encoder"], r["density"]) for r in rows
                if r["kind"] == "postprocess"}
     done_holes = {(r["image"], r["bin"], r["k"]) for r in rows if r["kind"] == "holes"}
+    pp_names = ({n for n, _ in images} if not args.postprocess_images
+                else set(args.postprocess_images.split(",")))
+    unknown = pp_names - {n for n, _ in images}
+    if unknown:
+        raise SystemExit(f"bench_gan: --postprocess-images not among the images: "
+                         f"{', '.join(sorted(unknown))}")
     for name, img in images:
         new = []
-        if pp_net is not None:
+        if pp_net is not None and name in pp_names:
             new += postprocess_rows(name, img, args, pp_net, done_pp)
         if holes_net is not None:
             new += holes_rows(name, img, args, holes_net, done_holes)
@@ -298,7 +307,8 @@ def main():
     times = [] if pp_net is None else forward_time(pp_net, images, args.repeats, args.threads)
     picture_sheet(images, args, pp_net, holes_net, Path(args.sheet))
     names = {n for n, _ in images}
-    text = summarise([r for r in rows if r["image"] in names], times, args)
+    text = summarise([r for r in rows if r["image"] in names and
+                      (r["kind"] != "postprocess" or r["image"] in pp_names)], times, args)
     print(text)
     if args.write_results:
         cmd = "python benchmarks/bench_gan.py " + " ".join(
