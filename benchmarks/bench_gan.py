@@ -213,11 +213,40 @@ def _mean(rows, key):
     return float(np.mean(vals)) if vals else float("nan")
 
 
+def training_lines(args) -> list[str]:
+    """One line per generator used: its training run and validation, from its provenance."""
+    from codec.postprocess.inference import DEFAULT_WEIGHTS
+
+    lines = []
+    for task, given, skip in (("postprocess", args.postprocess_weights, args.skip_postprocess),
+                              ("holes", args.holes_weights, args.skip_holes)):
+        weights = Path(given) if given else DEFAULT_WEIGHTS[task]
+        prov = weights.with_suffix(".json")
+        if skip or not prov.is_file():
+            continue
+        p = json.loads(prov.read_text())
+        v = p["validation"]
+        final = v.get("final") or {}
+        lines.append(
+            f"- `{weights.name}` ({task}): {p['steps']} steps in {p['wall_time_minutes']:.0f} "
+            f"min, seed {p['seed']}, weights of step {p['weights_from_step']}; perceptual "
+            f"loss: {p['perceptual_loss']['kind']}; validation ({v['items']} BSDS500 test "
+            f"items, {v['crop']}): PSNR {final.get('baseline_psnr', float('nan')):.2f} dB "
+            f"({v['baseline']}) -> {final.get('psnr', float('nan')):.2f} dB. Command and "
+            f"history: `{prov.name}` beside the weights.")
+    return lines
+
+
 def summarise(rows, times, args) -> str:
     lines = []
+    trained = training_lines(args)
+    if trained:
+        lines += ["Generators (trained here on the CPU, BSDS500; Kodak never seen):", "",
+                  *trained]
     pp = [r for r in rows if r["kind"] == "postprocess"]
     if pp:
         images = sorted({r["image"] for r in pp})
+        lines += [""] * bool(lines)
         lines += [f"Post-processor: {len(images)} Kodak images ({'luma' if args.grey else 'RGB'}"
                   f"), {'tonal optimisation' if not args.no_tonal else 'no tonal'}, 64 levels."
                   " Mean over the images; decode without -> with the GAN.", "",
