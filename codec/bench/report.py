@@ -284,10 +284,10 @@ def write_rate_results(rows, out: Path, mode: str) -> str:
 SPEED_FIELDS = ("image", "encoder", "density", "points", "inpaintings", "seconds")
 
 
-
 def speedup_text(ratio: float) -> str:
     """A speed-up for the table: one decimal below 10x (PS at 1.4x is not "1x"), else whole."""
     return f"{ratio:.1f}" if ratio < 10 else f"{ratio:,.0f}"
+
 
 def write_speed_results(rows, out: Path) -> str:
     """speed.csv, speed.png (log-scale time per density) and a summary with the speed-up
