@@ -540,6 +540,9 @@ def inpaint(image, holes, output, weights, drop_alpha):
 @click.option("--width", type=int, default=12, show_default=True,
               help="Generator feature channels at full resolution (2x, 4x below).")
 @click.option("--heads", type=int, default=2, show_default=True, help="MHTMA heads.")
+@click.option("--skip/--no-skip", default=True, show_default=True,
+              help="Full-resolution skip of each stage's input into its last gated "
+              "convolution (--no-skip: the seed's plain decoders).")
 @click.option("--lr-g", type=float, default=1e-4, show_default=True)
 @click.option("--lr-d", type=float, default=1e-4, show_default=True)
 @click.option("--vgg16", type=click.Path(dir_okay=False), default=None,
@@ -552,8 +555,8 @@ def inpaint(image, holes, output, weights, drop_alpha):
 @click.option("--resume", is_flag=True, help="Continue from OUT.ckpt.")
 @_clean_errors
 def train_gan(task, data, val, out, cache, prepare_only, variants, tonal, workers, steps,
-              minutes, batch, crop, width, heads, lr_g, lr_d, vgg16, val_every, val_images,
-              seed, threads, resume):
+              minutes, batch, crop, width, heads, skip, lr_g, lr_d, vgg16, val_every,
+              val_images, seed, threads, resume):
     """Train the GAN inpainter (MHTMA) for the decoder post-processor or for holes.
 
     Writes the generator to OUT (safetensors) with a provenance JSON beside it; a
@@ -579,7 +582,7 @@ def train_gan(task, data, val, out, cache, prepare_only, variants, tonal, worker
         raise ValueError(f"--vgg16: no such file {vgg16}")
     _check_output_path(out)
     cfg = TrainConfig(task=task, data=list(data), val=list(val), cache=cache, width=width,
-                      heads=heads, crop=crop, batch=batch, steps=steps, minutes=minutes,
+                      heads=heads, skip=skip, crop=crop, batch=batch, steps=steps, minutes=minutes,
                       lr_g=lr_g, lr_d=lr_d, vgg16=vgg16, seed=seed, val_every=val_every,
                       val_images=val_images, threads=threads, variants=variants,
                       tonal=tonal, workers=workers)

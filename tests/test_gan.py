@@ -316,6 +316,26 @@ def test_weights_round_trip_offline_and_task_check(tmp_path, monkeypatch):
         I.load_generator(tmp_path / "junk.safetensors")
 
 
+def test_weights_without_skip_metadata_load_as_the_plain_decoders(tmp_path):
+    """Files written before the full-resolution skip carry no "skip" metadata."""
+    from safetensors.torch import save_file
+
+    torch.manual_seed(3)
+    net = Generator(6, 2, "postprocess", skip=False).eval()
+    for conv in (net.coarse.to_rgb, net.refine.to_rgb):
+        torch.nn.init.normal_(conv.weight, std=0.2)
+    assert not any(k.endswith("last.conv.weight") for k in net.state_dict())
+    meta = {k: v for k, v in I.metadata(net).items() if k != "skip"}
+    path = tmp_path / "old.safetensors"
+    save_file(dict(net.state_dict()), str(path), metadata=meta)
+    loaded = I.load_generator(path, task="postprocess")
+    assert not loaded.skip
+    x, m = torch.rand(1, 3, 24, 32) * 2 - 1, (torch.rand(1, 1, 24, 32) > 0.5).float()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x, m)[1], net(x, m)[1])
+    assert Generator(6, 2, "postprocess").skip  # new weights have it
+
+
 @pytest.mark.parametrize("task", ["postprocess", "holes"])
 def test_shipped_weights_load_offline_and_run(task, monkeypatch):
     if not WEIGHTS[task].is_file():

@@ -92,6 +92,7 @@ class TrainConfig:
     cache: str | None = None
     width: int = DEFAULT_WIDTH
     heads: int = DEFAULT_HEADS
+    skip: bool = True  # full-resolution skip into each stage's last gated convolution
     crop: int = 128
     batch: int = 8
     steps: int = 100000
@@ -250,7 +251,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
             raise ValueError(f"cannot resume: no checkpoint {ckpt_path}")
         state = torch.load(ckpt_path, weights_only=False, map_location="cpu")
         steps, minutes = cfg.steps, cfg.minutes
-        cfg = TrainConfig(**state["config"])
+        cfg = TrainConfig(**{"skip": False, **state["config"]})  # older: no skip
         cfg.steps, cfg.minutes = max(steps, cfg.steps), minutes
     cfg.check()
     threads = cfg.threads or torch.get_num_threads()
@@ -282,7 +283,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
     if cfg.vgg16:
         vgg, digest = load_vgg16(cfg.vgg16)
         perceptual = {"kind": "VGG16 relu1_2", "file": str(cfg.vgg16), "sha256": digest}
-    G = Generator(cfg.width, cfg.heads, cfg.task)
+    G = Generator(cfg.width, cfg.heads, cfg.task, skip=cfg.skip)
     D = GlobalLocalDiscriminator(cfg.crop, cfg.local)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=tuple(cfg.betas))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=tuple(cfg.betas))
