@@ -18,7 +18,7 @@ half of DeepFill's 48: see :data:`DEFAULT_WIDTH`).
   2, 2 gated at 4c, 4 dilated gated); their features are concatenated and decoded by
   5 gated convolutions (4c, up + 2c, 2c, up + c, c/2) and a 3x3 convolution.
 
-Two departures from the seed, both for the CPU budget and the codec's use:
+Three departures from the seed, for the CPU budget and the codec's use:
 
 * Each stage predicts a *correction* of its input, ``out = x + G(x, m)``, clipped to the
   image range, with the last convolution starting at zero.  For the post-processor the
@@ -36,7 +36,8 @@ Two departures from the seed, both for the CPU budget and the codec's use:
   suits holes but leaves a post-processor blind to where, to the pixel, the known pixels
   of a sparse mask are.  Measured on the decoder cache (crop 64, lr 1e-3): without the
   skip, 600 steps left the validation L1 at the plain decoder's; a plain 6-layer
-  full-resolution CNN gained 3.4 % training L1 in 1000 steps.  Weights without the skip
+  full-resolution CNN gained 3.4 % training L1 in 1000 steps (a throwaway script, not
+  kept).  Weights without the skip
   (metadata without ``skip``) still load.
 
 Images are in [-1, 1] and (B, 3, H, W); the missing-region mask is (B, 1, H, W) with
@@ -114,6 +115,24 @@ def _dilated(c: int) -> list[nn.Module]:
     return [GatedConv2d(4 * c, 4 * c, 3, dilation=r) for r in (2, 4, 8, 16)]
 
 
+def _decoder_end(layers: list[nn.Module], c: int, skip: bool):
+    """The decoder as a Sequential and its last gated convolution (c -> c/2).
+
+    With the skip that convolution is kept apart (returned second) because it also sees
+    the stage's 4-channel input; without it, it closes the Sequential (the seed's layout,
+    whose parameter names the weights without the skip use) and ``None`` is returned.
+    """
+    if skip:
+        return nn.Sequential(*layers), GatedConv2d(c + 4, c // 2)
+    return nn.Sequential(*layers, GatedConv2d(c, c // 2)), None
+
+
+def _run_decoder(decoder: nn.Sequential, last: nn.Module | None, features: torch.Tensor,
+                 inp: torch.Tensor) -> torch.Tensor:
+    out = decoder(features)
+    return out if last is None else last(torch.cat([out, inp], dim=1))
+
+
 class CoarseNet(nn.Module):
     """Encoder-decoder of gated convolutions with dilated gated convolutions in the middle."""
 
@@ -123,19 +142,12 @@ class CoarseNet(nn.Module):
         layers = [*_encoder(4, c), *_dilated(c), GatedConv2d(4 * c, 4 * c),
                   GatedConv2d(4 * c, 4 * c), UpGatedConv2d(4 * c, 2 * c),
                   GatedConv2d(2 * c, 2 * c), UpGatedConv2d(2 * c, c)]
-        self.skip = skip
-        if skip:
-            self.body = nn.Sequential(*layers)
-            self.last = GatedConv2d(c + 4, c // 2)
-        else:
-            self.body = nn.Sequential(*layers, GatedConv2d(c, c // 2))
+        self.body, self.last = _decoder_end(layers, c, skip)
         self.to_rgb = _to_rgb(c // 2)
 
     def forward(self, x: torch.Tensor, missing: torch.Tensor) -> torch.Tensor:
         inp = torch.cat([x, missing], dim=1)
-        if self.skip:
-            return self.to_rgb(self.last(torch.cat([self.body(inp), inp], dim=1)))
-        return self.to_rgb(self.body(inp))
+        return self.to_rgb(_run_decoder(self.body, self.last, inp, inp))
 
 
 class RefineNet(nn.Module):
@@ -151,7 +163,6 @@ class RefineNet(nn.Module):
                  **attention):
         super().__init__()
         c = width
-        self.skip = skip
         if rule not in RULES:
             raise ValueError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
         self.rule = rule
@@ -163,11 +174,7 @@ class RefineNet(nn.Module):
                                            GatedConv2d(4 * c, 4 * c))
         layers = [GatedConv2d(8 * c, 4 * c), UpGatedConv2d(4 * c, 2 * c),
                   GatedConv2d(2 * c, 2 * c), UpGatedConv2d(2 * c, c)]
-        if skip:
-            self.decoder = nn.Sequential(*layers)
-            self.last = GatedConv2d(c + 4, c // 2)
-        else:
-            self.decoder = nn.Sequential(*layers, GatedConv2d(c, c // 2))
+        self.decoder, self.last = _decoder_end(layers, c, skip)
         self.to_rgb = _to_rgb(c // 2)
 
     def forward(self, x: torch.Tensor, missing: torch.Tensor) -> torch.Tensor:
@@ -175,10 +182,8 @@ class RefineNet(nn.Module):
         valid = key_validity(1.0 - missing, MULTIPLE, self.rule,
                              self.attention.options["patch"])
         a = self.attention_out(self.attention(self.attention_in(inp), valid))
-        features = self.decoder(torch.cat([self.conv_branch(inp), a], dim=1))
-        if self.skip:
-            features = self.last(torch.cat([features, inp], dim=1))
-        return self.to_rgb(features)
+        features = torch.cat([self.conv_branch(inp), a], dim=1)
+        return self.to_rgb(_run_decoder(self.decoder, self.last, features, inp))
 
 
 class Generator(nn.Module):
