@@ -543,8 +543,15 @@ def inpaint(image, holes, output, weights, drop_alpha):
 @click.option("--skip/--no-skip", default=True, show_default=True,
               help="Full-resolution skip of each stage's input into its last gated "
               "convolution (--no-skip: the seed's plain decoders).")
+@click.option("--full-res-layers", type=int, default=None,
+              help="Gated convolutions (2x width) at the refinement's full-resolution end, "
+              "all seeing its input (default 3 with the skip; 1: a single last gated "
+              "convolution, as without the skip).")
 @click.option("--lr-g", type=float, default=1e-4, show_default=True)
 @click.option("--lr-d", type=float, default=1e-4, show_default=True)
+@click.option("--adversarial-weight", type=float, default=0.01, show_default=True,
+              help="Weight of the generator's hinge adversarial term (the seed's 0.01; 0: "
+              "no adversarial term, the discriminator still trains for feature matching).")
 @click.option("--vgg16", type=click.Path(dir_okay=False), default=None,
               help="Local torchvision VGG16 weights (.pth or .safetensors) for the perceptual "
               "loss; without, discriminator feature matching stands in (recorded).")
@@ -555,8 +562,8 @@ def inpaint(image, holes, output, weights, drop_alpha):
 @click.option("--resume", is_flag=True, help="Continue from OUT.ckpt.")
 @_clean_errors
 def train_gan(task, data, val, out, cache, prepare_only, variants, tonal, workers, steps,
-              minutes, batch, crop, width, heads, skip, lr_g, lr_d, vgg16, val_every,
-              val_images, seed, threads, resume):
+              minutes, batch, crop, width, heads, skip, full_res_layers, lr_g, lr_d,
+              adversarial_weight, vgg16, val_every, val_images, seed, threads, resume):
     """Train the GAN inpainter (MHTMA) for the decoder post-processor or for holes.
 
     Writes the generator to OUT (safetensors) with a provenance JSON beside it; a
@@ -581,9 +588,13 @@ def train_gan(task, data, val, out, cache, prepare_only, variants, tonal, worker
     if vgg16 is not None and not os.path.isfile(vgg16):
         raise ValueError(f"--vgg16: no such file {vgg16}")
     _check_output_path(out)
+    if full_res_layers is None:
+        full_res_layers = 3 if skip else 1
     cfg = TrainConfig(task=task, data=list(data), val=list(val), cache=cache, width=width,
-                      heads=heads, skip=skip, crop=crop, batch=batch, steps=steps, minutes=minutes,
-                      lr_g=lr_g, lr_d=lr_d, vgg16=vgg16, seed=seed, val_every=val_every,
+                      heads=heads, skip=skip, full_res_layers=full_res_layers, crop=crop,
+                      batch=batch, steps=steps, minutes=minutes, lr_g=lr_g, lr_d=lr_d,
+                      lambda_adversarial=adversarial_weight, vgg16=vgg16, seed=seed,
+                      val_every=val_every,
                       val_images=val_images, threads=threads, variants=variants,
                       tonal=tonal, workers=workers)
     cfg.check()

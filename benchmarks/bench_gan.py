@@ -226,13 +226,17 @@ def training_lines(args) -> list[str]:
             continue
         p = json.loads(prov.read_text())
         v = p["validation"]
-        final = v.get("final") or {}
+        final, cfg = v.get("final") or {}, p.get("config", {})
         lines.append(
             f"- `{weights.name}` ({task}): {p['steps']} steps in {p['wall_time_minutes']:.0f} "
-            f"min, seed {p['seed']}, weights of step {p['weights_from_step']}; perceptual "
-            f"loss: {p['perceptual_loss']['kind']}; validation ({v['items']} BSDS500 test "
-            f"items, {v['crop']}): PSNR {final.get('baseline_psnr', float('nan')):.2f} dB "
-            f"({v['baseline']}) -> {final.get('psnr', float('nan')):.2f} dB. Command and "
+            f"min, seed {p['seed']}, weights of step {p['weights_from_step']}; crop "
+            f"{cfg.get('crop')}, batch {cfg.get('batch')}, generator lr {cfg.get('lr_g')}, "
+            f"adversarial weight {cfg.get('lambda_adversarial')}, "
+            f"{p['architecture'].get('full_res_layers', '1')} full-resolution layer(s); "
+            f"perceptual loss: {p['perceptual_loss']['kind']}; validation ({v['items']} "
+            f"BSDS500 test items, {v['crop']}): PSNR "
+            f"{final.get('baseline_psnr', float('nan')):.2f} dB for {v['baseline']} -> "
+            f"{final.get('psnr', float('nan')):.2f} dB with the GAN. Command and "
             f"history: `{prov.name}` beside the weights.")
     return lines
 

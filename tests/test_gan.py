@@ -46,10 +46,10 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
-def small_generator(task="postprocess", seed=0, width=4):
+def small_generator(task="postprocess", seed=0, width=4, full_res_layers=1):
     """A small generator whose output stages are not the identity (as trained ones)."""
     torch.manual_seed(seed)
-    net = Generator(width, 2, task)
+    net = Generator(width, 2, task, full_res_layers=full_res_layers)
     for conv in (net.coarse.to_rgb, net.refine.to_rgb):
         torch.nn.init.normal_(conv.weight, std=0.2)
     return net.eval()
@@ -192,9 +192,9 @@ def test_mhtma_batches_heads_and_keeps_shapes():
 # ----------------------------------------------------------------------------- networks
 
 
-@pytest.mark.parametrize("task", ["postprocess", "holes"])
-def test_output_shapes_at_odd_sizes_grey_and_colour(task):
-    net = small_generator(task)
+@pytest.mark.parametrize("task,full_res_layers", [("postprocess", 3), ("holes", 1)])
+def test_output_shapes_at_odd_sizes_grey_and_colour(task, full_res_layers):
+    net = small_generator(task, full_res_layers=full_res_layers)
     coarse, out = net(torch.zeros(2, 3, 40, 56), torch.ones(2, 1, 40, 56))
     assert coarse.shape == out.shape == (2, 3, 40, 56)
     with pytest.raises(ValueError, match="multiples of 4"):
@@ -301,11 +301,12 @@ def test_weights_round_trip_offline_and_task_check(tmp_path, monkeypatch):
         raise AssertionError("weights loading tried to use the network")
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
-    net = small_generator("holes", seed=2, width=6)
+    net = small_generator("holes", seed=2, width=6, full_res_layers=2)
     path = tmp_path / "g.safetensors"
     save_weights(net, path)
     loaded = I.load_generator(path, task="holes")
     assert (loaded.width, loaded.heads, loaded.task) == (6, 2, "holes")
+    assert loaded.full_res_layers == 2
     x, m = torch.rand(1, 3, 24, 32) * 2 - 1, (torch.rand(1, 1, 24, 32) > 0.5).float()
     with torch.no_grad():
         torch.testing.assert_close(loaded(x, m)[1], net(x, m)[1])
@@ -334,6 +335,23 @@ def test_weights_without_skip_metadata_load_as_the_plain_decoders(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(loaded(x, m)[1], net(x, m)[1])
     assert Generator(6, 2, "postprocess").skip  # new weights have it
+    with pytest.raises(ValueError, match="with the skip"):
+        Generator(6, 2, "postprocess", skip=False, full_res_layers=3)
+
+
+def test_weights_without_full_res_layers_metadata_load_with_one_layer(tmp_path):
+    """Files written before the deeper full-resolution end carry no such metadata."""
+    from safetensors.torch import save_file
+
+    net = small_generator("postprocess", seed=4, width=6)
+    meta = {k: v for k, v in I.metadata(net).items() if k != "full_res_layers"}
+    path = tmp_path / "skip-only.safetensors"
+    save_file(dict(net.state_dict()), str(path), metadata=meta)
+    loaded = I.load_generator(path, task="postprocess")
+    assert loaded.skip and loaded.full_res_layers == 1
+    x, m = torch.rand(1, 3, 24, 32) * 2 - 1, (torch.rand(1, 1, 24, 32) > 0.5).float()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x, m)[1], net(x, m)[1])
 
 
 @pytest.mark.parametrize("task", ["postprocess", "holes"])
@@ -522,4 +540,6 @@ def test_train_gan_command_rejects_bad_options(tmp_path):
     assert "crop must be a multiple of 64" in run("--task", "holes", "--crop", "100")
     assert "--prepare-only" in run("--task", "holes", "--prepare-only")
     assert "--vgg16" in run("--task", "holes", "--vgg16", str(tmp_path / "no.pth"))
+    assert "adversarial weight must be >= 0" in run("--task", "holes",
+                                                    "--adversarial-weight", "-1")
     assert not (tmp_path / "g.safetensors").exists()

@@ -57,9 +57,11 @@ def _load(path: str) -> Generator:
     if "task" not in meta or "width" not in meta:
         raise ValueError(f"{path}: no GAN generator metadata (task, width)")
     attention = {k: int(meta[k]) for k in ATTENTION_KEYS if k in meta}
-    # weights without "skip" predate the full-resolution skip (the seed's plain decoders)
+    # weights without "skip" predate the full-resolution skip (the seed's plain decoders),
+    # those without "full_res_layers" the deeper full-resolution end (one layer)
     net = Generator(int(meta["width"]), int(meta.get("heads", 2)), meta["task"],
-                    skip=meta.get("skip", "0") == "1", **attention)
+                    skip=meta.get("skip", "0") == "1",
+                    full_res_layers=int(meta.get("full_res_layers", 1)), **attention)
     net.load_state_dict(state)
     return net.eval()
 
@@ -68,7 +70,7 @@ def metadata(net: Generator) -> dict:
     """The metadata :func:`load_generator` needs to rebuild ``net`` (strings)."""
     opts = net.refine.attention.options
     return {"task": net.task, "width": str(net.width), "heads": str(net.heads),
-            "skip": str(int(net.skip)),
+            "skip": str(int(net.skip)), "full_res_layers": str(net.full_res_layers),
             **{k: str(opts[k]) for k in ATTENTION_KEYS}}
 
 

@@ -93,6 +93,7 @@ class TrainConfig:
     width: int = DEFAULT_WIDTH
     heads: int = DEFAULT_HEADS
     skip: bool = True  # full-resolution skip into each stage's last gated convolution
+    full_res_layers: int = 3  # gated convolutions of the refinement's full-resolution end
     crop: int = 128
     batch: int = 8
     steps: int = 100000
@@ -125,9 +126,14 @@ class TrainConfig:
             raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
         if self.crop < 64 or self.crop % 64:
             raise ValueError(f"crop must be a multiple of 64, got {self.crop}")
-        for name in ("batch", "steps", "val_every", "width", "heads", "variants", "workers"):
+        for name in ("batch", "steps", "val_every", "width", "heads", "variants", "workers",
+                     "full_res_layers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.lambda_adversarial >= 0:
+            raise ValueError(f"adversarial weight must be >= 0, got {self.lambda_adversarial}")
+        if self.full_res_layers > 1 and not self.skip:
+            raise ValueError("full_res_layers above 1 needs the skip")
         if self.width % 2:
             raise ValueError(f"width must be even, got {self.width}")
         if not self.data:
@@ -180,7 +186,8 @@ def train_step(G, D, opt_g, opt_d, x, gt, missing, boxes, cfg: TrainConfig,
         with torch.no_grad():
             D(gt, missing, boxes, real_taps)
         l_p = feature_matching_loss(fake_taps, real_taps)
-    adversarial = hinge_g_loss(D(final, missing, boxes))
+    adversarial = (hinge_g_loss(D(final, missing, boxes)) if cfg.lambda_adversarial
+                   else torch.zeros(()))  # weight 0: skip the critic's forward pass
     loss_g = (cfg.lambda_coarse * l1_coarse + cfg.lambda_final * l1_final
               + cfg.lambda_perceptual * l_p + cfg.lambda_adversarial * adversarial)
     opt_g.zero_grad(set_to_none=True)
@@ -251,7 +258,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
             raise ValueError(f"cannot resume: no checkpoint {ckpt_path}")
         state = torch.load(ckpt_path, weights_only=False, map_location="cpu")
         steps, minutes = cfg.steps, cfg.minutes
-        cfg = TrainConfig(**{"skip": False, **state["config"]})  # older: no skip
+        # older checkpoints: no skip, one full-resolution layer
+        cfg = TrainConfig(**{"skip": False, "full_res_layers": 1, **state["config"]})
         cfg.steps, cfg.minutes = max(steps, cfg.steps), minutes
     cfg.check()
     threads = cfg.threads or torch.get_num_threads()
@@ -283,7 +291,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
     if cfg.vgg16:
         vgg, digest = load_vgg16(cfg.vgg16)
         perceptual = {"kind": "VGG16 relu1_2", "file": str(cfg.vgg16), "sha256": digest}
-    G = Generator(cfg.width, cfg.heads, cfg.task, skip=cfg.skip)
+    G = Generator(cfg.width, cfg.heads, cfg.task, skip=cfg.skip,
+                  full_res_layers=cfg.full_res_layers)
     D = GlobalLocalDiscriminator(cfg.crop, cfg.local)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=tuple(cfg.betas))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=tuple(cfg.betas))
