@@ -588,15 +588,12 @@ def train_gan(task, data, val, out, cache, prepare_only, variants, tonal, worker
     if vgg16 is not None and not os.path.isfile(vgg16):
         raise ValueError(f"--vgg16: no such file {vgg16}")
     _check_output_path(out)
-    if full_res_layers is None:
-        full_res_layers = 3 if skip else 1
     cfg = TrainConfig(task=task, data=list(data), val=list(val), cache=cache, width=width,
                       heads=heads, skip=skip, full_res_layers=full_res_layers, crop=crop,
                       batch=batch, steps=steps, minutes=minutes, lr_g=lr_g, lr_d=lr_d,
                       lambda_adversarial=adversarial_weight, vgg16=vgg16, seed=seed,
-                      val_every=val_every,
-                      val_images=val_images, threads=threads, variants=variants,
-                      tonal=tonal, workers=workers)
+                      val_every=val_every, val_images=val_images, threads=threads,
+                      variants=variants, tonal=tonal, workers=workers)
     cfg.check()
     log = lambda s: click.echo(s, err=True)  # noqa: E731
     if prepare_only:

@@ -542,4 +542,5 @@ def test_train_gan_command_rejects_bad_options(tmp_path):
     assert "--vgg16" in run("--task", "holes", "--vgg16", str(tmp_path / "no.pth"))
     assert "adversarial weight must be >= 0" in run("--task", "holes",
                                                     "--adversarial-weight", "-1")
+    assert "needs the skip" in run("--task", "holes", "--no-skip", "--full-res-layers", "3")
     assert not (tmp_path / "g.safetensors").exists()

@@ -93,7 +93,9 @@ class TrainConfig:
     width: int = DEFAULT_WIDTH
     heads: int = DEFAULT_HEADS
     skip: bool = True  # full-resolution skip into each stage's last gated convolution
-    full_res_layers: int = 3  # gated convolutions of the refinement's full-resolution end
+    # gated convolutions of the refinement's full-resolution end (None: 3 with the skip,
+    # else 1)
+    full_res_layers: int | None = None
     crop: int = 128
     batch: int = 8
     steps: int = 100000
@@ -115,6 +117,10 @@ class TrainConfig:
     tonal: bool = True
     grey_fraction: float = 0.2
     workers: int = 1
+
+    def __post_init__(self):
+        if self.full_res_layers is None:
+            self.full_res_layers = 3 if self.skip else 1
 
     @property
     def local(self) -> int:
