@@ -555,6 +555,9 @@ def inpaint(image, holes, output, weights, drop_alpha):
 @click.option("--vgg16", type=click.Path(dir_okay=False), default=None,
               help="Local torchvision VGG16 weights (.pth or .safetensors) for the perceptual "
               "loss; without, discriminator feature matching stands in (recorded).")
+@click.option("--init", type=click.Path(dir_okay=False), default=None,
+              help="Start from these weights (fine-tuning): a generator .safetensors or a "
+              "train-gan .ckpt (with its discriminator); same architecture; fresh optimisers.")
 @click.option("--val-every", type=int, default=250, show_default=True)
 @click.option("--val-images", type=int, default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -563,7 +566,7 @@ def inpaint(image, holes, output, weights, drop_alpha):
 @_clean_errors
 def train_gan(task, data, val, out, cache, prepare_only, variants, tonal, workers, steps,
               minutes, batch, crop, width, heads, skip, full_res_layers, lr_g, lr_d,
-              adversarial_weight, vgg16, val_every, val_images, seed, threads, resume):
+              adversarial_weight, vgg16, init, val_every, val_images, seed, threads, resume):
     """Train the GAN inpainter (MHTMA) for the decoder post-processor or for holes.
 
     Writes the generator to OUT (safetensors) with a provenance JSON beside it; a
@@ -587,11 +590,15 @@ def train_gan(task, data, val, out, cache, prepare_only, variants, tonal, worker
         raise ValueError("--prepare-only makes the decoder cache of --task postprocess")
     if vgg16 is not None and not os.path.isfile(vgg16):
         raise ValueError(f"--vgg16: no such file {vgg16}")
+    if init is not None and not os.path.isfile(init):
+        raise ValueError(f"--init: no such file {init}")
+    if init is not None and resume:
+        raise ValueError("--init starts a new run; --resume continues OUT's checkpoint")
     _check_output_path(out)
     cfg = TrainConfig(task=task, data=list(data), val=list(val), cache=cache, width=width,
                       heads=heads, skip=skip, full_res_layers=full_res_layers, crop=crop,
                       batch=batch, steps=steps, minutes=minutes, lr_g=lr_g, lr_d=lr_d,
-                      lambda_adversarial=adversarial_weight, vgg16=vgg16, seed=seed,
+                      lambda_adversarial=adversarial_weight, vgg16=vgg16, init=init, seed=seed,
                       val_every=val_every, val_images=val_images, threads=threads,
                       variants=variants, tonal=tonal, workers=workers)
     cfg.check()

@@ -1,5 +1,6 @@
 """GAN inpainter (MHTMA): attention, networks, post-processor, hole filling, training, CLI."""
 
+import hashlib
 import json
 import socket
 
@@ -22,7 +23,7 @@ from codec.postprocess.attention import (
     key_validity,
     masked_window_attention,
 )
-from codec.postprocess.data import CacheSettings, prepare_cache
+from codec.postprocess.data import CacheSettings, holes_validation_set, prepare_cache
 from codec.postprocess.losses import load_vgg16, perceptual_loss
 from codec.postprocess.masks import free_form_mask, hole_mask, hole_mask_in_range
 from codec.postprocess.networks import Generator, GlobalLocalDiscriminator
@@ -32,6 +33,7 @@ from codec.postprocess.training import (
     save_weights,
     train,
     train_step,
+    validate,
 )
 
 WEIGHTS = I.DEFAULT_WEIGHTS
@@ -467,6 +469,39 @@ def test_train_holes_writes_weights_provenance_and_resumes(tmp_path):
     assert prov["steps"] == 5 and [h["step"] for h in prov["history"]] == [2, 3, 4, 5]
 
 
+def test_train_starts_from_given_weights_and_rejects_other_architectures(tmp_path):
+    data = _image_folder(tmp_path / "train", 2, 72, 80)
+    val = _image_folder(tmp_path / "val", 1, 64, 72, seed=20)
+    given = tmp_path / "given.safetensors"
+    net = small_generator("holes", seed=3, full_res_layers=3)
+    save_weights(net, given)
+    base = dict(task="holes", data=[str(data)], val=[str(val)], width=4, crop=64, batch=2,
+                val_every=1, val_images=1)
+    out = tmp_path / "tuned.safetensors"
+    prov = train(TrainConfig(**base, steps=1, init=str(given)), out, log=lambda s: None)
+    # step 0 is the given network: its validation, not the fresh network's (which is
+    # homogeneous diffusion exactly, l1 == baseline_l1)
+    expected = validate(net, holes_validation_set([str(val)], 1, seed=0), "holes")
+    start = prov["validation"]["untrained"]
+    assert start["l1"] == pytest.approx(expected["l1"], rel=1e-6)
+    assert start["l1"] != pytest.approx(start["baseline_l1"], rel=1e-3)
+    assert prov["started_from"]["loaded"] == ["generator"]
+    assert prov["started_from"]["sha256"] == hashlib.sha256(given.read_bytes()).hexdigest()
+    # a checkpoint brings the discriminator too; the run goes on from its last step
+    ckpt = out.with_suffix(".ckpt")
+    prov = train(TrainConfig(**base, steps=1, init=str(ckpt)), tmp_path / "again.safetensors",
+                 log=lambda s: None)
+    assert prov["started_from"]["loaded"] == ["discriminator", "generator"]
+    assert prov["started_from"]["its_command"] is not None
+    with pytest.raises(ValueError, match="other architecture: width 4 .run: 6."):
+        train(TrainConfig(**{**base, "width": 6}, steps=1, init=str(given)),
+              tmp_path / "wide.safetensors", log=lambda s: None)
+    with pytest.raises(ValueError, match="trained for 'holes', not 'postprocess'"):
+        train(TrainConfig(**{**base, "task": "postprocess", "cache": str(tmp_path / "c")},
+                          steps=1, init=str(given)), tmp_path / "pp.safetensors",
+              log=lambda s: None)
+
+
 def test_postprocess_cache_is_made_once_and_training_uses_it(tmp_path):
     data = _image_folder(tmp_path / "train", 2, 80, 96)
     val = _image_folder(tmp_path / "val", 1, 72, 72, seed=9)
@@ -543,4 +578,8 @@ def test_train_gan_command_rejects_bad_options(tmp_path):
     assert "adversarial weight must be >= 0" in run("--task", "holes",
                                                     "--adversarial-weight", "-1")
     assert "needs the skip" in run("--task", "holes", "--no-skip", "--full-res-layers", "3")
+    assert "--init: no such file" in run("--task", "holes", "--init", str(tmp_path / "no"))
+    (tmp_path / "w.safetensors").write_bytes(b"x")
+    assert "--resume continues" in run("--task", "holes", "--init",
+                                       str(tmp_path / "w.safetensors"), "--resume")
     assert not (tmp_path / "g.safetensors").exists()

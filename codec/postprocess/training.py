@@ -31,6 +31,7 @@ resumed run continues where it stopped.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -108,6 +109,9 @@ class TrainConfig:
     lambda_perceptual: float = LAMBDA_PERCEPTUAL
     lambda_adversarial: float = LAMBDA_ADVERSARIAL
     vgg16: str | None = None
+    # start from these weights (fine-tuning): a generator .safetensors, or a training
+    # .ckpt (generator and discriminator); optimisers start afresh either way
+    init: str | None = None
     seed: int = 0
     val_every: int = 250
     val_images: int = 8
@@ -234,6 +238,46 @@ def _checkpoint_path(out: Path) -> Path:
     return out.with_suffix(".ckpt")
 
 
+def _start_from(path: str, G, D, cfg: TrainConfig) -> dict:
+    """Load ``path`` (generator .safetensors or training .ckpt) into G (and D); the
+    provenance record of where the run started."""
+    from .inference import load_generator  # noqa: PLC0415
+
+    file = Path(path)
+    if not file.is_file():
+        raise ValueError(f"--init: no such file {file}")
+    if file.suffix == ".ckpt":
+        state = torch.load(file, weights_only=False, map_location="cpu")
+        if not isinstance(state, dict) or "generator" not in state:
+            raise ValueError(f"--init {file}: not a train-gan checkpoint")
+        given = {"skip": False, "full_res_layers": 1, **state.get("config", {})}
+        sources = {"generator": state["generator"], "discriminator": state["discriminator"]}
+    else:
+        src = load_generator(file, cfg.task)
+        given = {"width": src.width, "heads": src.heads, "skip": src.skip,
+                 "full_res_layers": src.full_res_layers, "task": src.task}
+        sources = {"generator": src.state_dict()}
+    wanted = {"task": cfg.task, "width": cfg.width, "heads": cfg.heads, "skip": cfg.skip,
+              "full_res_layers": cfg.full_res_layers}
+    if "discriminator" in sources:
+        wanted["crop"] = cfg.crop  # the critic's local branch is sized by the crop
+    differ = [f"{k} {given.get(k)} (run: {v})" for k, v in wanted.items() if given.get(k) != v]
+    if differ:
+        raise ValueError(f"--init {file}: other architecture: {', '.join(differ)}")
+    G.load_state_dict(sources["generator"])
+    if "discriminator" in sources:
+        D.load_state_dict(sources["discriminator"])
+    record = {"file": str(file), "sha256": hashlib.sha256(file.read_bytes()).hexdigest(),
+              "loaded": sorted(sources)}
+    beside = file.with_suffix(".json")
+    if beside.is_file():  # the starting weights' own provenance, for the chain of runs
+        try:
+            record["its_command"] = json.loads(beside.read_text()).get("command")
+        except (ValueError, AttributeError):
+            pass
+    return record
+
+
 def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
           progress: bool = False, command: str | None = None, log=print) -> dict:
     """Train, write the generator to ``out`` (safetensors) and its provenance JSON.
@@ -304,6 +348,12 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=tuple(cfg.betas))
     step, elapsed, history = 0, 0.0, []
     best = {"step": None, "l1": math.inf, "generator": None}
+    started_from = None
+    if cfg.init and state is None:
+        started_from = _start_from(cfg.init, G, D, cfg)
+        log(f"starting from {cfg.init} ({', '.join(started_from['loaded'])})")
+    elif state is not None:
+        started_from = state.get("started_from")
     baseline = validate(G, val, cfg.task) if val and state is None else {}
     if state is not None:
         G.load_state_dict(state["generator"])
@@ -325,7 +375,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
                     "discriminator": D.state_dict(), "opt_g": opt_g.state_dict(),
                     "opt_d": opt_d.state_dict(), "step": step, "elapsed": elapsed,
                     "history": history, "best": best, "baseline": baseline,
-                    "numpy_rng": rng.bit_generator.state,
+                    "started_from": started_from, "numpy_rng": rng.bit_generator.state,
                     "torch_rng": torch.get_rng_state()}, tmp)
         os.replace(tmp, ckpt_path)
 
@@ -337,7 +387,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
     if state is None and val:
         # the untrained generator is a candidate too: for the post-processor it is the
         # identity (the decoder output), so a run that never beats the plain decoder ships
-        # weights from step 0, which the provenance then shows
+        # weights from step 0, which the provenance then shows (with --init, step 0 is
+        # the given weights)
         consider(baseline)
 
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train-gan {cfg.task}",
@@ -396,6 +447,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
                        "untrained": baseline, "final": final},
         "steps": step,
         "weights_from_step": best["step"] if val else step,  # 0: the untrained network
+        "started_from": started_from,  # None: a fresh network (else --init)
         "seed": cfg.seed,
         "wall_time_minutes": round(elapsed / 60, 2),
         "perceptual_loss": perceptual,
