@@ -227,9 +227,13 @@ def training_lines(args) -> list[str]:
         p = json.loads(prov.read_text())
         v = p["validation"]
         final, cfg = v.get("final") or {}, p.get("config", {})
+        start = p.get("started_from")
+        origin = (f"fine-tuned from `{Path(start['file']).name}` (made by "
+                  f"`{start.get('its_command')}`): " if start else "")
         lines.append(
-            f"- `{weights.name}` ({task}): {p['steps']} steps in {p['wall_time_minutes']:.0f} "
-            f"min, seed {p['seed']}, weights of step {p['weights_from_step']}; crop "
+            f"- `{weights.name}` ({task}): {origin}{p['steps']} steps in "
+            f"{p['wall_time_minutes']:.0f} min, seed {p['seed']}, weights of step "
+            f"{p['weights_from_step']}; crop "
             f"{cfg.get('crop')}, batch {cfg.get('batch')}, generator lr {cfg.get('lr_g')}, "
             f"adversarial weight {cfg.get('lambda_adversarial')}, "
             f"{p['architecture'].get('full_res_layers', '1')} full-resolution layer(s); "
