@@ -496,6 +496,10 @@ def test_train_starts_from_given_weights_and_rejects_other_architectures(tmp_pat
     with pytest.raises(ValueError, match="other architecture: width 4 .run: 6."):
         train(TrainConfig(**{**base, "width": 6}, steps=1, init=str(given)),
               tmp_path / "wide.safetensors", log=lambda s: None)
+    (tmp_path / "bad.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a train-gan checkpoint"):
+        train(TrainConfig(**base, steps=1, init=str(tmp_path / "bad.ckpt")),
+              tmp_path / "bad.safetensors", log=lambda s: None)
     with pytest.raises(ValueError, match="trained for 'holes', not 'postprocess'"):
         train(TrainConfig(**{**base, "task": "postprocess", "cache": str(tmp_path / "c")},
                           steps=1, init=str(given)), tmp_path / "pp.safetensors",

@@ -238,17 +238,21 @@ def _checkpoint_path(out: Path) -> Path:
     return out.with_suffix(".ckpt")
 
 
-def _start_from(path: str, G, D, cfg: TrainConfig) -> dict:
-    """Load ``path`` (generator .safetensors or training .ckpt) into G (and D); the
-    provenance record of where the run started."""
+def _read_init(path: str, cfg: TrainConfig) -> tuple[dict, dict]:
+    """The state dicts in ``path`` (generator .safetensors or training .ckpt), checked
+    against the run's architecture, and the provenance record of where the run starts.
+    Read before the data is prepared, so that a wrong file fails at once."""
     from .inference import load_generator  # noqa: PLC0415
 
     file = Path(path)
     if not file.is_file():
         raise ValueError(f"--init: no such file {file}")
     if file.suffix == ".ckpt":
-        state = torch.load(file, weights_only=False, map_location="cpu")
-        if not isinstance(state, dict) or "generator" not in state:
+        try:  # weights_only: a checkpoint from elsewhere cannot run code when unpickled
+            state = torch.load(file, weights_only=True, map_location="cpu")
+        except Exception as exc:  # noqa: BLE001 - torch raises many kinds here
+            raise ValueError(f"--init {file}: not a train-gan checkpoint ({exc})") from None
+        if not isinstance(state, dict) or not {"generator", "discriminator"} <= state.keys():
             raise ValueError(f"--init {file}: not a train-gan checkpoint")
         given = {"skip": False, "full_res_layers": 1, **state.get("config", {})}
         sources = {"generator": state["generator"], "discriminator": state["discriminator"]}
@@ -264,9 +268,6 @@ def _start_from(path: str, G, D, cfg: TrainConfig) -> dict:
     differ = [f"{k} {given.get(k)} (run: {v})" for k, v in wanted.items() if given.get(k) != v]
     if differ:
         raise ValueError(f"--init {file}: other architecture: {', '.join(differ)}")
-    G.load_state_dict(sources["generator"])
-    if "discriminator" in sources:
-        D.load_state_dict(sources["discriminator"])
     record = {"file": str(file), "sha256": hashlib.sha256(file.read_bytes()).hexdigest(),
               "loaded": sorted(sources)}
     beside = file.with_suffix(".json")
@@ -275,7 +276,7 @@ def _start_from(path: str, G, D, cfg: TrainConfig) -> dict:
             record["its_command"] = json.loads(beside.read_text()).get("command")
         except (ValueError, AttributeError):
             pass
-    return record
+    return sources, record
 
 
 def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
@@ -306,12 +307,14 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
     if resume:
         if not ckpt_path.exists():
             raise ValueError(f"cannot resume: no checkpoint {ckpt_path}")
-        state = torch.load(ckpt_path, weights_only=False, map_location="cpu")
+        state = torch.load(ckpt_path, weights_only=True, map_location="cpu")
         steps, minutes = cfg.steps, cfg.minutes
         # older checkpoints: no skip, one full-resolution layer
         cfg = TrainConfig(**{"skip": False, "full_res_layers": 1, **state["config"]})
         cfg.steps, cfg.minutes = max(steps, cfg.steps), minutes
     cfg.check()
+    init, started_from = (_read_init(cfg.init, cfg) if cfg.init and state is None
+                          else (None, state.get("started_from") if state else None))
     threads = cfg.threads or torch.get_num_threads()
     torch.set_num_threads(threads)
     torch.manual_seed(cfg.seed)
@@ -348,12 +351,11 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=tuple(cfg.betas))
     step, elapsed, history = 0, 0.0, []
     best = {"step": None, "l1": math.inf, "generator": None}
-    started_from = None
-    if cfg.init and state is None:
-        started_from = _start_from(cfg.init, G, D, cfg)
+    if init is not None:
+        G.load_state_dict(init["generator"])
+        if "discriminator" in init:
+            D.load_state_dict(init["discriminator"])
         log(f"starting from {cfg.init} ({', '.join(started_from['loaded'])})")
-    elif state is not None:
-        started_from = state.get("started_from")
     baseline = validate(G, val, cfg.task) if val and state is None else {}
     if state is not None:
         G.load_state_dict(state["generator"])
