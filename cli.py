@@ -1,19 +1,29 @@
-"""The ``inpcodec`` command line."""
+"""The ``inpcodec`` command line: a thin layer over the Python API.
+
+Every command that reads an image takes ``-`` for standard input, and every command that
+writes one takes ``-`` for standard output (its reports then go to standard error).
+Expected failures (bad input, an impossible rate, a damaged file) print one line and exit
+with code 2; Ctrl-C exits with 130; no command leaves a partial output file behind or
+overwrites one of its own inputs.
+"""
 
 from __future__ import annotations
 
 import functools
 import os
 import sys
-import tempfile
 import time
 
 import click
 import numpy as np
 
-from codec.data import IMAGE_SUFFIXES
+from inpcodec.codec import io as iio
+from inpcodec.codec.diffusion import kernels_cached
+from inpcodec.codec.encoders import encoder_names, get_encoder
+from inpcodec.codec.metrics import psnr
 
 SOLVER_CHOICES = ["auto", "numba", "cupy", "direct"]
+STDIO = "-"
 
 
 def _clean_errors(fn):
@@ -27,193 +37,213 @@ def _clean_errors(fn):
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             click.echo(f"inpcodec: error: {msg}", err=True)
             sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("inpcodec: interrupted", err=True)
+            sys.exit(130)
 
     return wrapper
 
 
-_SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N", "I", "F"}
-_ALPHA = {"RGBA", "LA", "PA", "RGBa", "La"}
+class _Out:
+    """Where a command's results go: a file (written atomically at the end) or stdout.
+
+    With ``-`` the reports go to standard error, so standard output holds the data alone.
+    """
+
+    def __init__(self, path: str, inputs=(), quiet: bool = False):
+        self.path, self.quiet = path, quiet
+        self.stdout = path == STDIO
+        if not self.stdout:
+            iio.check_output_path(path, [p for p in inputs if p not in (None, STDIO)])
+
+    @property
+    def name(self) -> str:
+        return "standard output" if self.stdout else self.path
+
+    def say(self, text: str) -> None:
+        if not self.quiet:
+            click.echo(text, err=self.stdout)
+
+    def write(self, data: bytes) -> None:
+        if self.stdout:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        else:
+            iio.write_atomic(self.path, data)
 
 
-def _open_image(path: str):
-    from PIL import Image, UnidentifiedImageError  # noqa: PLC0415
+def _image_format(out: _Out, fmt: str | None) -> str:
+    """Pillow format of an image output: --format, else the extension (PNG on stdout)."""
+    if fmt is not None:
+        return iio.image_format(f"x.{fmt.lower()}")
+    return "PNG" if out.stdout else iio.image_format(out.path)
 
-    if not os.path.exists(path):
-        raise ValueError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise ValueError(f"{path}: is a folder, not an image")
-    try:
-        im = Image.open(path)
-        im.load()
-    except UnidentifiedImageError:
-        raise ValueError(f"{path}: not an image file Pillow can read") from None
-    except (OSError, SyntaxError) as exc:
-        raise ValueError(f"{path}: damaged or unreadable image ({exc})") from None
-    return im
+
+def _read(path: str) -> bytes:
+    return sys.stdin.buffer.read() if path == STDIO else iio.read_bytes(path)
 
 
 def load_image(path: str, *, drop_alpha: bool = False, grey: bool = False) -> np.ndarray:
-    """8-bit grey (H, W) or RGB (H, W, 3) from any format Pillow reads; refuses, never mangles.
-
-    16-bit and floating-point images and images with an alpha channel are refused by name
-    (alpha can be dropped explicitly with ``drop_alpha``).
-    """
-    im = _open_image(path)
-    mode = im.mode
-    if mode in _SIXTEEN_BIT:
-        raise ValueError(f"{path}: {mode} images (16-bit or floating point) are not "
-                         "supported; convert to 8 bits per channel first")
-    if mode == "P" and "transparency" in im.info:
-        mode = "PA"
-    if mode in _ALPHA:
-        if not drop_alpha:
-            raise ValueError(f"{path}: the image has an alpha channel ({mode}); pass "
-                             "--drop-alpha to encode it without transparency")
-        im = im.convert("RGBA" if mode != "LA" else "LA")
-        im = im.convert("RGB" if mode != "LA" else "L")
-    elif mode in ("1", "L"):
-        im = im.convert("L")
-    elif mode in ("RGB", "P", "CMYK", "YCbCr", "LAB", "HSV"):
-        im = im.convert("RGB")
-    else:
-        raise ValueError(f"{path}: unsupported image mode {mode}")
-    a = np.asarray(im)
-    if grey and a.ndim == 3:
-        a = np.asarray(im.convert("L"))
-    return a
+    """An image from a path or ``-`` (standard input), with the project's Pillow policy."""
+    if path == STDIO:
+        return iio.load_image(sys.stdin.buffer.read(), name="standard input",
+                              drop_alpha=drop_alpha, grey=grey)
+    return iio.load_image(path, drop_alpha=drop_alpha, grey=grey)
 
 
-def _check_output_path(path: str) -> None:
-    """Refuse before any work if the output cannot be written (no partial files later)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise ValueError(f"{path}: output folder does not exist")
-    if not os.access(folder, os.W_OK):
-        raise ValueError(f"{path}: output folder is not writable")
-    if os.path.isdir(path):
-        raise ValueError(f"{path}: is a folder")
+def _notice_compile() -> None:
+    if not kernels_cached():
+        click.echo("inpcodec: compiling the solver kernels (first run only, about 20 s)...",
+                   err=True)
 
 
-def _write_atomic(path: str, write) -> None:
-    """Write through a temporary file in the target folder, renamed when complete."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".inpcodec-", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+_DROP_ALPHA = click.option("--drop-alpha", is_flag=True,
+                           help="Use an image with transparent pixels without its alpha "
+                           "(fully opaque alpha is accepted without this).")
+_QUIET = click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+_FORMAT = click.option("--format", "fmt", default=None, metavar="EXT",
+                       help="Image format of OUT (png, ppm, tiff, bmp, webp, jpg); default: "
+                       "OUT's extension, PNG on standard output.")
+
+#: Options that belong to some mask encoders (checked against the registry).
+ENCODER_OPTIONS = [
+    click.option("--weights", type=click.Path(dir_okay=False), default=None,
+                 help="learned: mask network weights (default: the shipped ones)."),
+    click.option("--max-seconds", type=float, default=None,
+                 help="ps, ps+nlpe: time budget of each stochastic stage."),
+    click.option("--runs", type=int, default=None, help="ps: best of this many runs (5)."),
+    click.option("--cycles", type=float, default=None, help="ps+nlpe: NLPE cycles (10)."),
+    click.option("--sigma", type=float, default=None,
+                 help="belhachmi: Gaussian pre-smoothing (default 0.35 / sqrt(density))."),
+    click.option("--samples", type=int, default=None,
+                 help="learned: best of this many coin-flip binarisations (1)."),
+    click.option("--binarisation", type=click.Choice(["dither", "coin"]), default=None,
+                 help="learned: Floyd-Steinberg (default; what the shipped network was "
+                 "trained for) or weighted coin flip."),
+]
+_OPTION_NAMES = ("weights", "max_seconds", "runs", "cycles", "sigma", "samples",
+                 "binarisation")
 
 
-def save_image(path: str, img: np.ndarray) -> None:
-    """Write an image with Pillow, format from the file extension (atomically)."""
-    from PIL import Image  # noqa: PLC0415
+def _encoder_options(fn):
+    for opt in reversed(ENCODER_OPTIONS):
+        fn = opt(fn)
+    return fn
 
-    out = np.clip(np.rint(img), 0, 255).astype(np.uint8)
-    ext = os.path.splitext(path)[1].lower()
-    formats = {".png": "PNG", ".pgm": "PPM", ".ppm": "PPM", ".pnm": "PPM", ".tif": "TIFF",
-               ".tiff": "TIFF", ".bmp": "BMP", ".webp": "WEBP", ".jpg": "JPEG",
-               ".jpeg": "JPEG"}
-    if ext not in formats:
-        raise ValueError(f"{path}: unknown image extension {ext or '(none)'}; use one of "
-                         f"{', '.join(sorted(formats))}")
-    opts = {"lossless": True} if formats[ext] == "WEBP" else {}
-    if formats[ext] == "JPEG":
-        opts = {"quality": 100}
-    _write_atomic(path, lambda fh: Image.fromarray(out).save(fh, format=formats[ext], **opts))
+
+def _pick_options(encoder: str, kwargs: dict) -> dict:
+    """The encoder options the user gave; a one-line error for one that does not apply."""
+    enc = get_encoder(encoder)
+    given = {k: kwargs.pop(k) for k in _OPTION_NAMES}
+    given = {k: v for k, v in given.items() if v is not None}
+    for k in given:
+        if k not in enc.options:
+            takes = ", ".join("--" + o.replace("_", "-") for o in enc.options) or "none"
+            raise ValueError(f"--{k.replace('_', '-')} does not apply to --encoder {encoder} "
+                             f"(its options: {takes})")
+    return given
+
+
+def _encoder_help() -> str:
+    return "; ".join(f"{n}: {get_encoder(n).summary}" for n in encoder_names())
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="inpcodec")
 def main():
-    """inpcodec: image compression with homogeneous diffusion inpainting."""
+    """inpcodec: image compression with homogeneous diffusion inpainting.
+
+    Masks from Belhachmi et al. (2009), probabilistic sparsification and nonlocal pixel
+    exchange (Mainberger et al. 2011) or the learned mask network of Alt, Peter and
+    Weickert (2021); an optional GAN post-processor with multi-head temperature masked
+    self-attention (MHTMA: Zhou, Gong and Zeng).
+    """
 
 
 def _jpeg_at_size(img: np.ndarray, max_bytes: int):
     """Pillow JPEG (optimised Huffman) of the largest quality whose file fits in max_bytes."""
-    import io  # noqa: PLC0415
-
-    from PIL import Image  # noqa: PLC0415
+    from inpcodec.codec.bench.refcodecs import pillow_decode, pillow_encode  # noqa: PLC0415
 
     best = None
     for q in range(1, 96):
-        buf = io.BytesIO()
-        Image.fromarray(img).save(buf, format="JPEG", quality=q, optimize=True)
-        if buf.tell() > max_bytes:
+        data = pillow_encode(img, "jpeg", q)
+        if len(data) > max_bytes:
             break
-        best = (q, buf.getvalue())
+        best = (q, data)
     if best is None:
         return None
-    with Image.open(io.BytesIO(best[1])) as im:
-        dec = np.asarray(im.convert("L" if img.ndim == 2 else "RGB"))
-    return best[0], len(best[1]), dec
+    return best[0], len(best[1]), pillow_decode(best[1], img.ndim == 2)
 
 
-def _print_report(r, name):
-    from bitstreams.container import COLOUR_NAMES  # noqa: PLC0415
-
-    colour = COLOUR_NAMES[0 if r.channels == 1 else 1]
-    click.echo(f"image      {name}  {r.width}x{r.height}, {colour}")
-    click.echo(f"mask       {r.encoder}, {r.points} points = {r.density * 100:.2f} %"
-               f"{', tonal optimisation' if r.tonal else ''}, "
-               f"levels {r.levels}" + (f"/{r.chroma_levels}" if r.channels == 3 else ""))
-    click.echo(f"size       {len(r.data)} bytes = {r.bpp:.4f} bpp (header {r.bytes_header}, "
-               f"mask {r.bytes_mask}: {r.mask_bits_per_point:.2f} bits/point, values "
-               f"{r.bytes_values}: {r.value_bits_per_point:.2f} bits/value)")
-    click.echo(f"time       encode {r.encode_seconds:.2f} s, decode {r.decode_seconds:.2f} s")
-    click.echo(f"PSNR       {r.psnr:.2f} dB" + (f" (luma {r.psnr_luma:.2f} dB)"
-                                                  if r.channels == 3 else ""))
+def _report_lines(r, name) -> list[str]:
+    colour = "grey" if r.channels == 1 else "colour"
+    levels = f"levels {r.levels}" + (f"/{r.chroma_levels}" if r.channels == 3 else "")
+    if r.lossless:
+        mask = "lossless: every pixel stored exactly (the target is at or above the " \
+               "lossless file's rate)"
+    else:
+        mask = (f"{r.encoder}, {r.points} points = {r.density * 100:.2f} %"
+                f"{', tonal optimisation' if r.tonal else ''}, {levels}")
+    return [
+        f"image      {name}  {r.width}x{r.height}, {colour}",
+        f"mask       {mask}",
+        f"size       {len(r.data)} bytes = {r.bpp:.4f} bpp (header {r.bytes_header}, "
+        f"mask {r.bytes_mask}: {r.mask_bits_per_point:.2f} bits/point, values "
+        f"{r.bytes_values}: {r.value_bits_per_point:.2f} bits/value)",
+        f"time       encode {r.encode_seconds:.2f} s, decode {r.decode_seconds:.2f} s",
+        f"PSNR       {r.psnr:.2f} dB" + (f" (luma {r.psnr_luma:.2f} dB)"
+                                         if r.channels == 3 else ""),
+    ]
 
 
 @main.command()
-@click.option("--image", type=click.Path(dir_okay=False), default=None,
+@click.option("--image", type=click.Path(dir_okay=False, allow_dash=True), default=None,
               help="Image to use instead of the bundled 512x512 cameraman.")
-@click.option("--density", type=float, default=0.03, show_default=True)
+@click.option("--bpp", type=float, default=None,
+              help="Target size in bits per pixel (default 0.2 unless --density).")
+@click.option("--density", type=float, default=None,
+              help="Fraction of pixels stored instead of a target size.")
 @click.option("--output", type=click.Path(dir_okay=False), default=None,
               help="Write the decoded image here.")
+@_DROP_ALPHA
 @_clean_errors
-def demo(image, density, output):
+def demo(image, bpp, density, output, drop_alpha):
     """Round trip a bundled image: encode, decode, PSNR, time, and JPEG at the same size."""
-    from skimage.metrics import peak_signal_noise_ratio  # noqa: PLC0415
+    from inpcodec.codec.data import cameraman  # noqa: PLC0415
+    from inpcodec.codec.pipeline import DEFAULT_ENCODER, encode_report  # noqa: PLC0415
 
-    from codec.data import cameraman  # noqa: PLC0415
-    from codec.pipeline import encode_report  # noqa: PLC0415
-
-    if output:
-        _check_output_path(output)
-    img = cameraman() if image is None else load_image(image)
-    r = encode_report(img, encoder="belhachmi", density=density, tonal=True)
-    _print_report(r, "bundled cameraman" if image is None else image)
+    out = _Out(output, [image]) if output else None
+    img = cameraman() if image is None else load_image(image, drop_alpha=drop_alpha)
+    _notice_compile()
+    if density is not None and bpp is not None:
+        raise ValueError("give either --density or --bpp, not both")
+    r = encode_report(img, encoder=DEFAULT_ENCODER, density=density,
+                      bpp=0.2 if density is None and bpp is None else bpp, progress=True)
+    for line in _report_lines(r, "bundled cameraman" if image is None else image):
+        click.echo(line)
     jp = _jpeg_at_size(img, len(r.data))
     if jp is None:
         click.echo("JPEG       no JPEG quality fits in the same number of bytes")
     else:
         q, n, dec = jp
-        jbpp = 8 * n / (img.shape[0] * img.shape[1])
-        jpsnr = peak_signal_noise_ratio(img, dec, data_range=255)
-        click.echo(f"JPEG       quality {q}, {n} bytes = {jbpp:.4f} bpp, PSNR {jpsnr:.2f} dB "
-                   "(Pillow, optimised Huffman, at most the same size)")
-    if output:
-        save_image(output, r.decoded)
+        click.echo(f"JPEG       quality {q}, {n} bytes = {8 * n / img[..., 0].size:.4f} bpp, "
+                   f"PSNR {psnr(dec, img):.2f} dB (Pillow, optimised Huffman, at most the "
+                   "same size)")
+    if out:
+        out.write(iio.image_bytes(r.decoded, _image_format(out, None)))
         click.echo(f"written    {output}")
 
 
-ENCODER_CHOICES = ["belhachmi", "ps", "ps+nlpe", "random", "learned"]
-
-
 @main.command()
-@click.argument("input_path", metavar="IN", type=click.Path(dir_okay=False))
-@click.argument("output_path", metavar="OUT", type=click.Path(dir_okay=False))
-@click.option("--encoder", type=click.Choice(ENCODER_CHOICES), default="belhachmi",
-              show_default=True, help="How the mask is chosen.")
+@click.argument("input_path", metavar="IN", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("output_path", metavar="OUT", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--encoder", type=click.Choice(list(encoder_names())), default="belhachmi",
+              show_default=True, help="How the mask is chosen: " + _encoder_help() + ".")
 @click.option("--density", type=float, default=None,
               help="Fraction of pixels stored, in (0, 1] (default 0.04 unless --bpp).")
-@click.option("--bpp", type=float, default=None, help="Target size in bits per pixel.")
+@click.option("--bpp", type=float, default=None,
+              help="Target size in bits per pixel (within 3 %); at or above the lossless "
+              "file's size, the lossless file.")
 @click.option("--levels", type=int, default=None,
               help="Quantisation levels of the (luma) values (default 64, searched with --bpp).")
 @click.option("--chroma-levels", type=int, default=None,
@@ -221,71 +251,80 @@ ENCODER_CHOICES = ["belhachmi", "ps", "ps+nlpe", "random", "learned"]
 @click.option("--tonal/--no-tonal", default=True, show_default=True,
               help="Optimise the stored values (quantiser in the loop).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--drop-alpha", is_flag=True, help="Encode RGBA/LA images without their alpha.")
-@click.option("--quiet", "-q", is_flag=True)
+@_encoder_options
+@_DROP_ALPHA
+@_QUIET
 @_clean_errors
 def encode(input_path, output_path, encoder, density, bpp, levels, chroma_levels, tonal,
-           seed, drop_alpha, quiet):
-    """Compress image IN into the inpcodec file OUT."""
-    from codec.pipeline import encode_report  # noqa: PLC0415
+           seed, drop_alpha, quiet, **kwargs):
+    """Compress image IN into the inpcodec file OUT (- for standard input or output)."""
+    from inpcodec.codec.pipeline import encode_report  # noqa: PLC0415
 
+    options = _pick_options(encoder, kwargs)
     if density is not None and bpp is not None:
         raise ValueError("give either --density or --bpp, not both")
     if density is None and bpp is None:
         density = 0.04
     if density is not None and not 0.0 < density <= 1.0:
         raise ValueError(f"--density must lie in (0, 1], got {density}")
-    _check_output_path(output_path)
+    if bpp is not None and not bpp > 0:
+        raise ValueError(f"--bpp must be positive, got {bpp}")
+    out = _Out(output_path, [input_path], quiet)
     img = load_image(input_path, drop_alpha=drop_alpha)
+    if not quiet:
+        _notice_compile()
     r = encode_report(img, encoder=encoder, density=density, bpp=bpp, levels=levels,
                       chroma_levels=chroma_levels, tonal=tonal, seed=seed,
-                      progress=not quiet)
-    _write_atomic(output_path, lambda fh: fh.write(r.data))
-    if not quiet:
-        _print_report(r, input_path)
-        click.echo(f"written    {output_path}")
+                      progress=not quiet, **options)
+    out.write(r.data)
+    name = "standard input" if input_path == STDIO else input_path
+    for line in _report_lines(r, name):
+        out.say(line)
+    out.say(f"written    {out.name}")
 
 
 @main.command()
-@click.argument("input_path", metavar="IN", type=click.Path(dir_okay=False))
-@click.argument("output_path", metavar="OUT", type=click.Path(dir_okay=False))
+@click.argument("input_path", metavar="IN", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("output_path", metavar="OUT", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--solver", type=click.Choice(SOLVER_CHOICES), default="numba", show_default=True,
               help="numba: the reference, identical pixels on every machine; cupy (auto on a "
               "CUDA machine): faster, rare pixels may differ by one grey level.")
 @click.option("--postprocess", type=click.Choice(["none", "gan"]), default="none",
-              show_default=True, help="Optional post-processor of the reconstruction.")
+              show_default=True, help="gan: refine the reconstruction with the MHTMA GAN "
+              "(Zhou, Gong and Zeng); seconds per image, not bit-exact across machines.")
+@click.option("--weights", type=click.Path(dir_okay=False), default=None,
+              help="--postprocess gan: generator weights (default: the shipped ones).")
+@_FORMAT
+@_QUIET
 @_clean_errors
-def decode(input_path, output_path, solver, postprocess):
-    """Decode the inpcodec file IN into the image OUT (format from its extension)."""
-    from codec.pipeline import decode as decode_bytes  # noqa: PLC0415
+def decode(input_path, output_path, solver, postprocess, weights, fmt, quiet):
+    """Decode the inpcodec file IN into the image OUT (- for standard input or output)."""
+    from inpcodec.codec.pipeline import decode as decode_bytes  # noqa: PLC0415
 
-    _check_output_path(output_path)
-    ext = os.path.splitext(output_path)[1].lower()
-    if ext not in (".png", ".pgm", ".ppm", ".pnm", ".tif", ".tiff", ".bmp", ".webp", ".jpg",
-                   ".jpeg"):
-        raise ValueError(f"{output_path}: unknown image extension {ext or '(none)'}")
-    data = _read_bytes(input_path)
-    img = decode_bytes(data, solver=solver, postprocess=postprocess)
-    save_image(output_path, img)
-
-
-def _read_bytes(path: str) -> bytes:
-    if not os.path.exists(path):
-        raise ValueError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise ValueError(f"{path}: is a folder")
-    with open(path, "rb") as fh:
-        return fh.read()
+    out = _Out(output_path, [input_path], quiet)
+    fmt = _image_format(out, fmt)
+    data = _read(input_path)
+    if not quiet:
+        _notice_compile()
+    t0 = time.perf_counter()
+    img = decode_bytes(data, solver=solver, postprocess=postprocess, weights=weights)
+    seconds = time.perf_counter() - t0
+    out.write(iio.image_bytes(img, fmt))
+    bpp = 8.0 * len(data) / (img.shape[0] * img.shape[1])
+    out.say(f"decoded    {img.shape[1]}x{img.shape[0]} {'grey' if img.ndim == 2 else 'colour'}"
+            f", {len(data)} bytes = {bpp:.4f} bpp, in {seconds:.2f} s"
+            + (" (GAN post-processor)" if postprocess != "none" else "")
+            + f"; written {out.name}")
 
 
 @main.command()
-@click.argument("input_path", metavar="IN", type=click.Path(dir_okay=False))
+@click.argument("input_path", metavar="IN", type=click.Path(dir_okay=False, allow_dash=True))
 @_clean_errors
 def info(input_path):
     """Show the header of the inpcodec file IN and where its bits go."""
-    from codec.pipeline import info as file_info  # noqa: PLC0415
+    from inpcodec.codec.pipeline import info as file_info  # noqa: PLC0415
 
-    i = file_info(_read_bytes(input_path))
+    i = file_info(_read(input_path))
     px = i.width * i.height
     click.echo(f"size         {i.width}x{i.height}, {i.channels} channel(s), {i.colour}")
     click.echo("format       inpcodec version 1, quadtree mask coder, predictive value coder")
@@ -296,103 +335,68 @@ def info(input_path):
     click.echo(f"  header      {i.bytes_header} ({8 * i.bytes_header / px:.4f} bpp)")
     click.echo(f"  mask        {i.bytes_mask} ({8 * i.bytes_mask / px:.4f} bpp, "
                f"{8 * i.bytes_mask / i.points:.2f} bits/point)")
+    names = ("luma", "Cb", "Cr") if i.colour.startswith("YCbCr") else ("R", "G", "B")
     for c, n in enumerate(i.bytes_values):
-        name = ("luma" if c == 0 else ("Cb" if c == 1 else "Cr")) if i.channels == 3 else "grey"
+        name = names[c] if i.channels == 3 else "grey"
         click.echo(f"  {name + ' values':<12} {n} ({8 * n / px:.4f} bpp, "
                    f"{8 * n / i.points:.2f} bits/value)")
 
 
-MASK_METHODS = ["random", "belhachmi", "ps", "ps+nlpe", "learned"]
-
-
 @main.command()
-@click.argument("image", type=click.Path(dir_okay=False))
-@click.argument("output", type=click.Path(dir_okay=False))
-@click.option("--method", type=click.Choice(MASK_METHODS), default="belhachmi",
-              show_default=True)
+@click.argument("image", metavar="IN", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("output", metavar="OUT", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--encoder", "--method", "encoder", type=click.Choice(list(encoder_names())),
+              default="belhachmi", show_default=True,
+              help="How the mask is chosen: " + _encoder_help() + ".")
 @click.option("--density", type=float, default=0.04, show_default=True,
               help="Fraction of pixels in the mask, in (0, 1].")
 @click.option("--tonal/--no-tonal", default=False, show_default=True,
               help="Optimise the stored grey values too (reported PSNR and --reconstruction).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--runs", type=int, default=5, show_default=True, help="PS: best of this many.")
-@click.option("--cycles", type=float, default=10.0, show_default=True, help="NLPE cycles.")
-@click.option("--sigma", type=float, default=None,
-              help="Belhachmi: Gaussian pre-smoothing (default: 0.35 / sqrt(density)).")
-@click.option("--max-seconds", type=float, default=None,
-              help="Time budget of each stochastic stage (PS, NLPE, tonal).")
-@click.option("--samples", type=int, default=1, show_default=True,
-              help="Learned: best of this many coin-flip binarisations (judged by the decoder).")
-@click.option("--binarisation", type=click.Choice(["dither", "coin"]), default="dither",
-              show_default=True, help="Learned: Floyd-Steinberg (what the shipped network "
-              "was trained for) or weighted coin flip.")
-@click.option("--weights", type=click.Path(dir_okay=False), default=None,
-              help="Learned: mask network weights (default: the shipped ones).")
 @click.option("--reconstruction", type=click.Path(dir_okay=False), default=None,
-              help="Also write the inpainted image to this PNG file.")
+              help="Also write the inpainted image to this file.")
+@_encoder_options
+@_DROP_ALPHA
+@_FORMAT
 @_clean_errors
-def mask(image, output, method, density, tonal, seed, runs, cycles, sigma, max_seconds,
-         samples, binarisation, weights, reconstruction):
-    """Compute an inpainting mask for IMAGE and write it to OUTPUT (PNG, white = kept).
+def mask(image, output, encoder, density, tonal, seed, reconstruction, drop_alpha, fmt,
+         **kwargs):
+    """Compute an inpainting mask for IN and write it to OUT (white = kept; - for
+    standard input or output).
 
     Reports the mask's PSNR with homogeneous diffusion inpainting, the number of
     inpaintings spent and the wall time.
     """
-    from skimage.metrics import peak_signal_noise_ratio  # noqa: PLC0415
+    from inpcodec.codec.diffusion import inpaint  # noqa: PLC0415
+    from inpcodec.codec.encoders import make_mask  # noqa: PLC0415
+    from inpcodec.codec.tonal import tonal_optimisation  # noqa: PLC0415
 
-    from baselines import (  # noqa: PLC0415
-        belhachmi_mask,
-        nonlocal_pixel_exchange,
-        probabilistic_sparsification,
-        tonal_optimisation,
-    )
-    from codec import inpaint  # noqa: PLC0415
-
+    options = _pick_options(encoder, kwargs)
     if not 0.0 < density <= 1.0:
         raise ValueError(f"--density must lie in (0, 1], got {density}")
-    for path in (output, reconstruction):
-        if path:
-            _check_output_path(path)
-    f = load_image(image, grey=True).astype(np.float64)
+    out = _Out(output, [image])
+    fmt = _image_format(out, fmt)
+    rec = _Out(reconstruction, [image, output]) if reconstruction else None
+    f = load_image(image, grey=True, drop_alpha=drop_alpha).astype(np.float64)
+    _notice_compile()
     t0 = time.perf_counter()
-    spent = 0
-    if method == "random":
-        rng = np.random.default_rng(seed)
-        m = np.zeros(f.size, bool)
-        m[rng.choice(f.size, max(1, round(density * f.size)), replace=False)] = True
-        m = m.reshape(f.shape)
-    elif method == "belhachmi":
-        m = belhachmi_mask(f, density, sigma="auto" if sigma is None else sigma).mask
-    elif method == "learned":
-        from learned_masks import learned_mask, load_mask_network  # noqa: PLC0415
-
-        res = learned_mask(f, density, samples=samples, binarisation=binarisation,
-                           seed=seed, network=load_mask_network(weights))
-        m, spent = res.mask, res.inpaintings
-    else:
-        res = probabilistic_sparsification(f, density, runs=runs, seed=seed,
-                                           max_seconds=max_seconds, progress=True)
-        m, spent = res.mask, res.inpaintings
-        if method == "ps+nlpe":
-            res = nonlocal_pixel_exchange(f, m, cycles=cycles, seed=seed,
-                                          max_seconds=max_seconds, progress=True)
-            m, spent = res.mask, spent + res.inpaintings
+    res = make_mask(encoder, f, density, seed=seed, progress=True, **options)
+    m, spent = res.mask, res.inpaintings
     mask_seconds = time.perf_counter() - t0
     values = f
     if tonal:
-        tr = tonal_optimisation(f, m, max_seconds=max_seconds, progress=True)
+        tr = tonal_optimisation(f, m, max_seconds=options.get("max_seconds"), progress=True)
         values, spent = tr.values, spent + tr.inpaintings
     u = np.clip(np.rint(inpaint(values, m)), 0, 255)
-    psnr = peak_signal_noise_ratio(f.astype(np.uint8), u.astype(np.uint8), data_range=255)
-    save_image(output, m.astype(np.uint8) * 255)
-    if reconstruction:
-        save_image(reconstruction, u)
-    click.echo(f"mask       {method}, {int(m.sum())} pixels = {m.mean() * 100:.2f} %"
-               f"{' + tonal optimisation' if tonal else ''}")
-    click.echo(f"cost       {spent} inpaintings, {mask_seconds:.2f} s for the mask, "
-               f"{time.perf_counter() - t0:.2f} s in all")
-    click.echo(f"PSNR       {psnr:.2f} dB (homogeneous diffusion inpainting)")
-    click.echo(f"written    {output}" + (f", {reconstruction}" if reconstruction else ""))
+    out.write(iio.image_bytes(m.astype(np.uint8) * 255, fmt))
+    if rec:
+        rec.write(iio.image_bytes(u, _image_format(rec, None)))
+    out.say(f"mask       {encoder}, {int(m.sum())} pixels = {m.mean() * 100:.2f} %"
+            f"{' + tonal optimisation' if tonal else ''}")
+    out.say(f"cost       {spent} inpaintings, {mask_seconds:.2f} s for the mask, "
+            f"{time.perf_counter() - t0:.2f} s in all")
+    out.say(f"PSNR       {psnr(u, f):.2f} dB (homogeneous diffusion inpainting)")
+    out.say(f"written    {out.name}" + (f", {reconstruction}" if reconstruction else ""))
 
 
 @main.command("train-masks")
@@ -403,7 +407,8 @@ def mask(image, output, method, density, tonal, seed, runs, cycles, sigma, max_s
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Weights file to write (.safetensors); OUT.ckpt and OUT.json beside it.")
 @click.option("--density", type=float, default=None,
-              help="Train for this one density (the seed's way) instead of a range.")
+              help="Train for this one density (as Alt, Peter and Weickert 2021) instead "
+              "of a range.")
 @click.option("--density-min", type=float, default=0.01, show_default=True)
 @click.option("--density-max", type=float, default=0.10, show_default=True)
 @click.option("--steps", type=int, default=5000, show_default=True)
@@ -416,15 +421,17 @@ def mask(image, output, method, density, tonal, seed, runs, cycles, sigma, max_s
 @click.option("--loss-scale", type=float, default=1.0, show_default=True,
               help="Multiplies u - f in the inpainting loss (255: 8-bit grey units).")
 @click.option("--inpainter", type=click.Choice(["surrogate", "exact"]), default="surrogate",
-              show_default=True, help="What reconstructs during training: the seed's "
-              "surrogate U-net (residual loss), or the real solver with exact adjoint gradients.")
+              show_default=True, help="What reconstructs during training: the surrogate "
+              "U-net of Alt, Peter and Weickert 2021 (residual loss), or the real solver with "
+              "exact adjoint gradients.")
 @click.option("--train-mask", type=click.Choice(["soft", "dither", "coin"]), default="soft",
               show_default=True, help="With --inpainter exact: inpaint with the network's "
-              "soft mask (the seed's way) or with its dithered or coin-flipped binary mask "
-              "(gradient passed straight through).")
+              "soft mask (as Alt, Peter and Weickert 2021) or with its dithered or "
+              "coin-flipped binary mask (gradient passed straight through).")
 @click.option("--prior", type=click.Choice(["none", "belhachmi"]), default="none",
               show_default=True, help="'belhachmi': the network refines Belhachmi's density "
-              "map (and starts as exactly that map); 'none': the seed's network.")
+              "map (and starts as exactly that map); 'none': the network of Alt, Peter and "
+              "Weickert 2021.")
 @click.option("--init", type=click.Path(dir_okay=False), default=None,
               help="Weights file to start from (fine-tuning).")
 @click.option("--val-every", type=int, default=250, show_default=True)
@@ -441,7 +448,7 @@ def train_masks(data, val, out, density, density_min, density_max, steps, minute
     Writes the mask network to OUT (safetensors) with a provenance JSON beside it; a
     checkpoint every validation lets --resume continue an interrupted run.
     """
-    from learned_masks.training import TrainConfig, train  # noqa: PLC0415
+    from inpcodec.learned_masks.training import TrainConfig, train  # noqa: PLC0415
 
     if density is not None:
         if not 0.0 < density <= 1.0:
@@ -459,7 +466,7 @@ def train_masks(data, val, out, density, density_min, density_max, steps, minute
         raise ValueError("--train-mask dither/coin needs --inpainter exact")
     if init is not None and not os.path.isfile(init):
         raise ValueError(f"--init: no weights file {init!r}")
-    _check_output_path(out)
+    iio.check_output_path(out, [init])
     cfg = TrainConfig(data=list(data), val=list(val), density_min=density_min,
                       density_max=density_max, conditioned=density is None, crop=crop,
                       batch=batch, steps=steps, minutes=minutes, lr=lr, alpha=alpha,
@@ -474,42 +481,42 @@ def train_masks(data, val, out, density, density_min, density_max, steps, minute
 
 
 @main.command()
-@click.argument("image", type=click.Path(dir_okay=False))
-@click.argument("holes", type=click.Path(dir_okay=False))
-@click.argument("output", metavar="OUT", type=click.Path(dir_okay=False))
+@click.argument("image", metavar="IN", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("holes", metavar="HOLES", type=click.Path(dir_okay=False))
+@click.argument("output", metavar="OUT", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--weights", type=click.Path(dir_okay=False), default=None,
               help="Generator weights trained with --task holes (default: the shipped ones).")
-@click.option("--drop-alpha", is_flag=True, help="Accept an RGBA/LA IMAGE, ignoring its alpha.")
+@_DROP_ALPHA
+@_FORMAT
+@_QUIET
 @_clean_errors
-def inpaint(image, holes, output, weights, drop_alpha):
-    """Fill the holes of IMAGE with the GAN inpainter (MHTMA) and write OUT.
+def inpaint(image, holes, output, weights, drop_alpha, fmt, quiet):
+    """Fill the holes of IN with the GAN inpainter (MHTMA: Zhou, Gong and Zeng) and write
+    OUT (- for standard input or output).
 
     HOLES is a mask image of the same size: nonzero pixels are holes.  Pixels outside the
     holes are kept exactly.
     """
-    from codec.postprocess import inpaint_holes, load_generator  # noqa: PLC0415
+    from inpcodec.codec.postprocess import inpaint_holes, load_generator  # noqa: PLC0415
 
-    _check_output_path(output)
-    ext = os.path.splitext(output)[1].lower()
-    if ext not in IMAGE_SUFFIXES:
-        raise ValueError(f"{output}: unknown image extension {ext or '(none)'}")
+    out = _Out(output, [image, holes], quiet)
+    fmt = _image_format(out, fmt)
     img = load_image(image, drop_alpha=drop_alpha)
-    mask = load_image(holes, grey=True, drop_alpha=True)
-    if mask.shape != img.shape[:2]:
-        raise ValueError(f"{holes}: the mask is {mask.shape[1]}x{mask.shape[0]} but the image "
+    hole = load_image(holes, grey=True, drop_alpha=True) > 0
+    if hole.shape != img.shape[:2]:
+        raise ValueError(f"{holes}: the mask is {hole.shape[1]}x{hole.shape[0]} but the image "
                          f"is {img.shape[1]}x{img.shape[0]}")
-    hole = mask > 0
     if not hole.any():
         raise ValueError(f"{holes}: the mask has no hole (no nonzero pixel)")
     if hole.all():
         raise ValueError(f"{holes}: the mask covers the whole image: nothing to inpaint from")
     net = load_generator(weights, task="holes")
     t0 = time.perf_counter()
-    out = inpaint_holes(img, hole, network=net)
+    filled = inpaint_holes(img, hole, network=net)
     seconds = time.perf_counter() - t0
-    save_image(output, out)
-    click.echo(f"inpainted  {hole.mean() * 100:.1f} % of {img.shape[1]}x{img.shape[0]} in "
-               f"{seconds:.2f} s; written {output}")
+    out.write(iio.image_bytes(filled, fmt))
+    out.say(f"inpainted  {hole.mean() * 100:.1f} % of {img.shape[1]}x{img.shape[0]} in "
+            f"{seconds:.2f} s; written {out.name}")
 
 
 @main.command("train-gan")
@@ -542,7 +549,8 @@ def inpaint(image, holes, output, weights, drop_alpha):
 @click.option("--heads", type=int, default=2, show_default=True, help="MHTMA heads.")
 @click.option("--skip/--no-skip", default=True, show_default=True,
               help="Full-resolution skip of each stage's input into its last gated "
-              "convolution (--no-skip: the seed's plain decoders).")
+              "convolution (--no-skip: the plain decoders of the MHTMA paper, Zhou, Gong "
+              "and Zeng).")
 @click.option("--full-res-layers", type=int, default=None,
               help="Gated convolutions (2x width) at the refinement's full-resolution end, "
               "all seeing its input (default 3 with the skip; 1: a single last gated "
@@ -550,7 +558,7 @@ def inpaint(image, holes, output, weights, drop_alpha):
 @click.option("--lr-g", type=float, default=1e-4, show_default=True)
 @click.option("--lr-d", type=float, default=1e-4, show_default=True)
 @click.option("--adversarial-weight", type=float, default=0.01, show_default=True,
-              help="Weight of the generator's hinge adversarial term (the seed's 0.01; 0: "
+              help="Weight of the generator's hinge adversarial term (the MHTMA paper's 0.01; 0: "
               "no adversarial term, the discriminator still trains for feature matching).")
 @click.option("--vgg16", type=click.Path(dir_okay=False), default=None,
               help="Local torchvision VGG16 weights (.pth or .safetensors) for the perceptual "
@@ -574,8 +582,8 @@ def train_gan(task, data, val, out, cache, prepare_only, variants, tonal, worker
     """
     from pathlib import Path  # noqa: PLC0415
 
-    from codec.postprocess.data import prepare_cache  # noqa: PLC0415
-    from codec.postprocess.training import (  # noqa: PLC0415
+    from inpcodec.codec.postprocess.data import prepare_cache  # noqa: PLC0415
+    from inpcodec.codec.postprocess.training import (  # noqa: PLC0415
         TrainConfig,
         cache_folder,
         cache_settings,
@@ -594,7 +602,7 @@ def train_gan(task, data, val, out, cache, prepare_only, variants, tonal, worker
         raise ValueError(f"--init: no such file {init}")
     if init is not None and resume:
         raise ValueError("--init starts a new run; --resume continues OUT's checkpoint")
-    _check_output_path(out)
+    iio.check_output_path(out, [init, vgg16])
     cfg = TrainConfig(task=task, data=list(data), val=list(val), cache=cache, width=width,
                       heads=heads, skip=skip, full_res_layers=full_res_layers, crop=crop,
                       batch=batch, steps=steps, minutes=minutes, lr_g=lr_g, lr_d=lr_d,
@@ -635,7 +643,7 @@ def _floats(text: str, name: str, scale: float = 1.0) -> list[float]:
 @click.argument("data_dir", metavar="DATA_DIR", type=click.Path(file_okay=False))
 @click.option("--codecs", default="jpeg,jpeg2000,webp,avif,belhachmi,learned",
               show_default=True, help="Reference codecs (jpeg, jpeg2000, webp, avif) and "
-              "inpcodec encoders (belhachmi, learned, ps, ps+nlpe; add -notonal for no "
+              f"inpcodec encoders ({', '.join(encoder_names())}; add -notonal for no "
               "tonal optimisation, -gan to decode with the GAN post-processor).")
 @click.option("--bpp", default="0.05,0.1,0.2,0.3,0.5", show_default=True,
               help="Target rates (bits per pixel).")
@@ -669,19 +677,19 @@ def bench(data_dir, codecs, bpp, grey, out, speed, encoders, densities, limit, s
     try:
         import dask.distributed  # noqa: F401, PLC0415
 
-        import codec.bench as cb  # noqa: PLC0415
+        import inpcodec.codec.bench as cb  # noqa: PLC0415
     except ImportError as exc:
         raise RuntimeError(f"inpcodec bench needs the bench extra ({exc.name} is missing): "
                            "pip install 'inpcodec[bench]'") from None
     if not os.path.isdir(data_dir):
         raise ValueError(f"{data_dir}: no such folder")
-    paths = sorted(p for p in os.listdir(data_dir) if p.lower().endswith(IMAGE_SUFFIXES))
+    paths = sorted(p for p in os.listdir(data_dir) if p.lower().endswith(iio.IMAGE_SUFFIXES))
     if limit is not None:
         if limit < 1:
             raise ValueError(f"--limit must be at least 1, got {limit}")
         paths = paths[:limit]
     if not paths:
-        raise ValueError(f"{data_dir}: no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise ValueError(f"{data_dir}: no images ({', '.join(iio.IMAGE_SUFFIXES)})")
     if workers is not None and workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}")
     images = {}

@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit
 from scipy.ndimage import gaussian_filter, laplace
 
-from ._common import MaskResult, check_image, target_count
+from inpcodec.codec.encoders import MaskEncoder, MaskResult, check_image, register, target_count
 
 
 @njit(cache=True)
@@ -179,3 +179,12 @@ def belhachmi_mask(image, density: float, *, sigma: float | str = "auto",
     return MaskResult(mask, 0, time.perf_counter() - t0,
                       {"method": "belhachmi", "sigma": sigma, "serpentine": serpentine,
                        "dithered_count": dithered, "target_count": count})
+
+
+def _make(luma, density, *, levels=None, seed=0, progress=False, sigma=None):
+    return belhachmi_mask(luma, density, sigma="auto" if sigma is None else sigma)
+
+
+register(MaskEncoder(
+    "belhachmi", _make, "Belhachmi et al. 2009: dithered Laplacian magnitude (no inpainting)",
+    options=("sigma",)))

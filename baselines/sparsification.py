@@ -13,9 +13,10 @@ import time
 
 import numpy as np
 
-from codec import Inpainter
-
-from ._common import Budget, MaskResult, check_image, mse, progress_bar, target_count
+from inpcodec.codec.diffusion import Inpainter
+from inpcodec.codec.encoders import MaskEncoder, MaskResult, check_image, register, target_count
+from inpcodec.codec.metrics import mse
+from inpcodec.codec.progress import Budget, progress_bar
 
 
 def _reconstruct(f, mask, solver, tol, x0=None):
@@ -208,3 +209,26 @@ def nonlocal_pixel_exchange(image, mask, *, candidates: int = 30, exchange: int 
                        "accepted": accepted, "candidates": candidates,
                        "exchange": exchange, "cycles": cycles, "seed": seed,
                        "history": history})
+
+
+def _make_ps(luma, density, *, levels=None, seed=0, progress=False, runs=None,
+             max_seconds=None):
+    return probabilistic_sparsification(luma, density, runs=5 if runs is None else runs,
+                                        seed=seed, max_seconds=max_seconds, progress=progress)
+
+
+def _refine_nlpe(luma, mask, *, seed=0, progress=False, runs=None, cycles=None,
+                 max_seconds=None):
+    return nonlocal_pixel_exchange(luma, mask, cycles=10.0 if cycles is None else cycles,
+                                   seed=seed, max_seconds=max_seconds, progress=progress)
+
+
+register(MaskEncoder(
+    "ps", _make_ps, "probabilistic sparsification (Mainberger et al. 2011; slow)",
+    cheap=False, options=("runs", "max_seconds")))
+# NLPE moves mask points and never adds any, so the rate search finds the density with PS
+# alone and runs the (slow) exchange once, on the PS mask of that density.
+register(MaskEncoder(
+    "ps+nlpe", _make_ps, "PS, then nonlocal pixel exchange (Mainberger et al. 2011; slowest)",
+    cheap=False, options=("runs", "cycles", "max_seconds"), search_with="ps",
+    refine=_refine_nlpe))

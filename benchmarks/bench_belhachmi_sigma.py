@@ -23,9 +23,9 @@ def main():
     from PIL import Image
     from skimage.transform import resize
 
-    from baselines import belhachmi_mask
-    from codec import inpaint
-    from codec.data import cameraman
+    from inpcodec.baselines import belhachmi_mask
+    from inpcodec.codec import inpaint
+    from inpcodec.codec.data import cameraman
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--kodak", required=True)

@@ -44,11 +44,11 @@ def morton_subset(mask: np.ndarray, k: int) -> np.ndarray:
 
 
 def run_case(rgb, density, k, levels, chroma_levels):
-    from baselines import belhachmi_mask, tonal_optimisation
-    from bitstreams.mask_coder import encode_mask
-    from bitstreams.value_coder import encode_values
-    from codec import inpaint
-    from codec.pipeline import quantise, quantiser, rgb_to_ycbcr, ycbcr_to_rgb
+    from inpcodec.baselines import belhachmi_mask, tonal_optimisation
+    from inpcodec.bitstreams.mask_coder import encode_mask
+    from inpcodec.bitstreams.value_coder import encode_values
+    from inpcodec.codec import inpaint
+    from inpcodec.codec.pipeline import quantise, quantiser, rgb_to_ycbcr, ycbcr_to_rgb
 
     ycc = rgb_to_ycbcr(rgb)
     mask = belhachmi_mask(ycc[..., 0], density).mask

@@ -55,7 +55,7 @@ def jpeg_at(img, target_bpp):
 def main():
     from PIL import Image
 
-    from codec.pipeline import encode_report
+    from inpcodec.codec.pipeline import encode_report
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--kodak", required=True)

@@ -94,7 +94,7 @@ def sweep_time(h: int, w: int) -> float:
 
 def worker(args) -> dict:
     t_start = time.perf_counter()
-    from codec import Inpainter
+    from inpcodec.codec import Inpainter
 
     h, w = args.size
     f, mask = make_case(h, w, args.kind)
@@ -187,7 +187,7 @@ def main():
         return
 
     solvers = args.solvers.split(",")
-    from codec import gpu_status
+    from inpcodec.codec import gpu_status
 
     if "cupy" not in solvers and gpu_status()[0]:
         solvers.insert(1, "cupy")

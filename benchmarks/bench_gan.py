@@ -80,8 +80,8 @@ def load_images(folder: Path, names: list[str] | None, grey: bool):
 
 
 def postprocess_rows(name, img, args, net, done):
-    from codec import pipeline as P
-    from codec.postprocess import refine
+    from inpcodec.codec import pipeline as P
+    from inpcodec.codec.postprocess import refine
 
     rows = []
     for encoder in args.encoders.split(","):
@@ -105,10 +105,10 @@ def postprocess_rows(name, img, args, net, done):
 
 
 def holes_rows(name, img, args, net, done):
-    from codec import inpaint
-    from codec.postprocess import inpaint_holes
-    from codec.postprocess.data import centre_crop
-    from codec.postprocess.masks import hole_mask_in_range
+    from inpcodec.codec import inpaint
+    from inpcodec.codec.postprocess import inpaint_holes
+    from inpcodec.codec.postprocess.data import centre_crop
+    from inpcodec.codec.postprocess.masks import hole_mask_in_range
 
     f = centre_crop(img, args.holes_side)
     rows = []
@@ -138,8 +138,8 @@ def forward_time(net, images, repeats: int, threads: int) -> list[float]:
     that size, else noise) with a random 4 % mask, at ``threads`` torch threads."""
     import torch
 
-    from codec import inpaint
-    from codec.postprocess import refine
+    from inpcodec.codec import inpaint
+    from inpcodec.codec.postprocess import refine
 
     rng = np.random.default_rng(0)
     sized = [img for _, img in images if img.shape[:2] == (512, 768)]
@@ -166,11 +166,11 @@ def picture_sheet(images, args, pp_net, holes_net, path: Path) -> None:
     diffusion, GAN, original), 256 x 256 centre crops of the first image."""
     from PIL import Image, ImageDraw
 
-    from codec import inpaint
-    from codec import pipeline as P
-    from codec.postprocess import inpaint_holes, refine
-    from codec.postprocess.data import centre_crop
-    from codec.postprocess.masks import hole_mask_in_range
+    from inpcodec.codec import inpaint
+    from inpcodec.codec import pipeline as P
+    from inpcodec.codec.postprocess import inpaint_holes, refine
+    from inpcodec.codec.postprocess.data import centre_crop
+    from inpcodec.codec.postprocess.masks import hole_mask_in_range
 
     name, img = images[0]
     side = 256
@@ -215,7 +215,7 @@ def _mean(rows, key):
 
 def training_lines(args) -> list[str]:
     """One line per generator used: its training run and validation, from its provenance."""
-    from codec.postprocess.inference import DEFAULT_WEIGHTS
+    from inpcodec.codec.postprocess.inference import DEFAULT_WEIGHTS
 
     lines = []
     for task, given, skip in (("postprocess", args.postprocess_weights, args.skip_postprocess),
@@ -313,7 +313,7 @@ def main():
     ap.add_argument("--write-results", action="store_true")
     args = ap.parse_args()
 
-    from codec.postprocess import load_generator
+    from inpcodec.codec.postprocess import load_generator
 
     images = load_images(Path(args.kodak), args.images.split(",") if args.images else None,
                          args.grey)

@@ -39,7 +39,7 @@ def psnr(u, f):
 def load_images(args):
     from PIL import Image
 
-    from codec.data import cameraman
+    from inpcodec.codec.data import cameraman
 
     images = []
     if args.kodak:
@@ -59,9 +59,13 @@ def load_images(args):
 
 
 def run_case(name, f, density, args, net, learned_only=False):
-    from baselines import belhachmi_mask, nonlocal_pixel_exchange, probabilistic_sparsification
-    from codec import inpaint
-    from learned_masks import learned_mask
+    from inpcodec.baselines import (
+        belhachmi_mask,
+        nonlocal_pixel_exchange,
+        probabilistic_sparsification,
+    )
+    from inpcodec.codec import inpaint
+    from inpcodec.learned_masks import learned_mask
 
     rows = []
 
@@ -92,8 +96,8 @@ def run_case(name, f, density, args, net, learned_only=False):
 
 def forward_time_512(net, repeats=7):
     """Median forward pass (network only) of a 512 x 512 image, 2 threads as CI has."""
-    from codec.data import cameraman
-    from learned_masks import mask_probabilities
+    from inpcodec.codec.data import cameraman
+    from inpcodec.learned_masks import mask_probabilities
 
     f = cameraman().astype(np.float64)
     mask_probabilities(f, 0.04, network=net)  # warm-up
@@ -196,7 +200,7 @@ def main():
     args = ap.parse_args()
     args.run = time.strftime("%Y-%m-%d %H:%M")
 
-    from learned_masks import load_mask_network
+    from inpcodec.learned_masks import load_mask_network
 
     torch.set_num_threads(args.threads)
     net = load_mask_network(args.weights)
@@ -211,7 +215,7 @@ def main():
     done = {(r["image"], r["density"]) for r in rows if r["method"].startswith("learned")}
     classical = {(r["image"], r["density"]) for r in rows if r["method"] == "ps+nlpe"}
     densities = [float(x) / 100 for x in args.densities.split(",")]
-    from learned_masks import learned_mask
+    from inpcodec.learned_masks import learned_mask
 
     # First calls load compiled kernels and warm torch up: keep that out of the timings.
     learned_mask(np.full((64, 64), 128.0), 0.05, network=net)

@@ -25,10 +25,14 @@ def bound(d):
 def main():
     import argparse
 
-    from baselines import belhachmi_mask, nonlocal_pixel_exchange, probabilistic_sparsification
-    from bitstreams.mask_coder import decode_mask, encode_mask
-    from codec.data import cameraman
-    from learned_masks import learned_mask
+    from inpcodec.baselines import (
+        belhachmi_mask,
+        nonlocal_pixel_exchange,
+        probabilistic_sparsification,
+    )
+    from inpcodec.bitstreams.mask_coder import decode_mask, encode_mask
+    from inpcodec.codec.data import cameraman
+    from inpcodec.learned_masks import learned_mask
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--write-results", action="store_true")

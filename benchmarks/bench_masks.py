@@ -39,7 +39,7 @@ def psnr(u, f):
 def load_images(args):
     from PIL import Image
 
-    from codec.data import cameraman
+    from inpcodec.codec.data import cameraman
 
     images = []
     if not args.skip_cameraman:
@@ -60,13 +60,13 @@ def load_images(args):
 
 
 def run_case(name, f, density, args):
-    from baselines import (
+    from inpcodec.baselines import (
         belhachmi_mask,
         nonlocal_pixel_exchange,
         probabilistic_sparsification,
         tonal_optimisation,
     )
-    from codec import inpaint
+    from inpcodec.codec import inpaint
 
     rows = []
     count = max(1, round(density * f.size))
@@ -103,8 +103,12 @@ def speed_study(args):
     """The seed paper's timing case: 256 x 256 cameraman, 3 % mask, one PS run + 10 NLPE cycles."""
     from skimage.transform import resize
 
-    from baselines import belhachmi_mask, nonlocal_pixel_exchange, probabilistic_sparsification
-    from codec.data import cameraman
+    from inpcodec.baselines import (
+        belhachmi_mask,
+        nonlocal_pixel_exchange,
+        probabilistic_sparsification,
+    )
+    from inpcodec.codec.data import cameraman
 
     f = resize(cameraman().astype(np.float64), (256, 256), order=3, anti_aliasing=True)
     belhachmi_mask(f, 0.03)  # warm-up (JIT load)

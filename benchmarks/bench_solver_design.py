@@ -70,7 +70,7 @@ def main():
     from skimage import data
     from skimage.transform import resize
 
-    from codec import inpaint
+    from inpcodec.codec import inpaint
 
     n = args.size
     f = resize(data.camera().astype(float), (n, n), order=3, anti_aliasing=True)

@@ -29,8 +29,8 @@ def main():
     import numba
     from PIL import Image
 
-    from baselines import tonal_optimisation
-    from codec.pipeline import TONAL_SOLVE_TOL, make_mask, quantiser
+    from inpcodec.baselines import tonal_optimisation
+    from inpcodec.codec.pipeline import TONAL_SOLVE_TOL, make_mask, quantiser
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--kodak", required=True)

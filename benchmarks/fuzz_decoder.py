@@ -59,8 +59,8 @@ def mutate(rng, data: bytes) -> bytes:
 
 
 def main():
-    from bitstreams import FormatError
-    from codec.pipeline import CodecError, decode, encode
+    from inpcodec.bitstreams import FormatError
+    from inpcodec.codec.pipeline import CodecError, decode, encode
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--mutations", type=int, default=100_000)

@@ -19,7 +19,7 @@ def main():
     from PIL import Image
     from skimage.transform import resize
 
-    from codec.data import cameraman
+    from inpcodec.codec.data import cameraman
 
     ap = argparse.ArgumentParser()
     ap.add_argument("folder")

@@ -20,7 +20,9 @@ MAX_SECTIONS = 16
 
 COLOUR_GREY = 0
 COLOUR_YCBCR = 1  # JPEG (ITU-R BT.601 full range) YCbCr
-COLOUR_NAMES = {COLOUR_GREY: "grey", COLOUR_YCBCR: "YCbCr (BT.601 full range)"}
+COLOUR_RGB = 2  # R, G, B planes, no transform (lossless colour files; since inpcodec 0.2)
+COLOUR_NAMES = {COLOUR_GREY: "grey", COLOUR_YCBCR: "YCbCr (BT.601 full range)",
+                COLOUR_RGB: "RGB"}
 
 _HEAD = struct.Struct("<4sBIIBB")  # magic, version, width, height, channels, colour
 _SECTION = struct.Struct("<4sI")  # tag, length

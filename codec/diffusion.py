@@ -12,7 +12,7 @@ blends the data term with diffusion (used by the learned masks).
 Example::
 
     import numpy as np
-    from codec import inpaint
+    from inpcodec.codec import inpaint
 
     f = np.linspace(0, 255, 64 * 64).reshape(64, 64)
     mask = np.zeros((64, 64))
@@ -36,6 +36,20 @@ from . import _multigrid as MG
 SOLVERS = ("auto", "numba", "cupy", "direct")
 DEFAULT_TOL = 1e-6
 DEFAULT_MAX_ITER = 500
+
+
+def kernels_cached() -> bool:
+    """Whether Numba's on-disk cache holds compiled solver kernels (else the first solve
+    compiles them, about 20 s): for a notice, not a guarantee."""
+    import glob  # noqa: PLC0415
+    import os  # noqa: PLC0415
+
+    here = os.path.dirname(os.path.abspath(K.__file__))
+    folders = [os.path.join(here, "__pycache__")]
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        folders.append(os.environ["NUMBA_CACHE_DIR"])
+    return any(glob.glob(os.path.join(f, "**", "_kernels.*.nbi"), recursive=True)
+               for f in folders)
 
 
 @dataclass(frozen=True)

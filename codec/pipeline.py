@@ -23,16 +23,25 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bitstreams import container as C
-from bitstreams.mask_coder import decode_mask, encode_mask
-from bitstreams.value_coder import decode_values, encode_values, max_values
+import inpcodec.baselines  # noqa: F401  (registers the classical mask encoders)
+import inpcodec.learned_masks  # noqa: F401  (registers the learned one; no torch)
+from inpcodec.bitstreams import container as C
+from inpcodec.bitstreams.mask_coder import decode_mask, encode_mask
+from inpcodec.bitstreams.value_coder import decode_values, encode_values, max_values
 
+from .colour import rgb_to_ycbcr, ycbcr_to_rgb
 from .diffusion import Inpainter
+from .encoders import FREE_MASK_CODER, check_options, get_encoder, make_mask
+from .limits import CodecError, check_memory
+from .metrics import psnr
+from .quantiser import MAX_LEVELS, quantise, quantiser
+from .tonal import tonal_optimisation
 
-MASK_CODER = 1  # adaptive quadtree, bitstreams.mask_coder
 VALUE_CODER = 1  # coarse-to-fine prediction + adaptive quantised Laplace
-MAX_LEVELS = 4096
+DEFAULT_ENCODER = "belhachmi"
 DEFAULT_LEVELS = 64
+#: Levels of a lossless file: the quantiser of 256 levels reproduces every 8-bit value.
+LOSSLESS_LEVELS = 256
 #: CGLS tolerance, inner-solve tolerance and quantised refinement sweeps of the tonal
 #: optimisation inside the codec: looser than tonal_optimisation's defaults.  On Kodak
 #: (grey, 768 x 512, Belhachmi masks, 8-32 levels) they cost about 0.02 dB of PSNR and run
@@ -41,71 +50,18 @@ TONAL_TOL = 3e-2
 TONAL_SOLVE_TOL = 1e-5
 TONAL_SWEEPS = 3
 _PARM = struct.Struct("<BBHH")  # mask coder, value coder, luma levels, chroma levels
-
-ENCODERS = ("belhachmi", "ps", "ps+nlpe", "random", "learned")
-#: How the codec binarises learned masks: Floyd-Steinberg dithering of the network's
-#: confidences beat the paper's coin flip, even its best of 30, on the Kodak crops and the
-#: cameraman (benchmarks/RESULTS.md, "Learned masks against the classical encoders"), and
-#: costs no inpainting.
-LEARNED_BINARISATION = "dither"
-LEARNED_SAMPLES = 1
+MASK_CODERS = {FREE_MASK_CODER: (encode_mask, decode_mask)}
+#: Decoder post-processors by name: ``load(mask_coder, weights) -> refine``, where
+#: ``refine(image, mask) -> image`` keeps the stored pixels; registered by the layer above
+#: (:mod:`inpcodec.codec.postprocess` registers ``"gan"``).
+POSTPROCESSORS: dict = {}
 
 
-class CodecError(ValueError):
-    """Raised for input the codec refuses (one-line message)."""
-
-
-# ----------------------------------------------------------------------------- colour
-
-
-def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
-    """JPEG (BT.601 full range) RGB -> YCbCr, element-wise in float64 (no BLAS)."""
-    r, g, b = (rgb[..., k].astype(np.float64) for k in range(3))
-    y = 0.299 * r + 0.587 * g + 0.114 * b
-    cb = 128.0 - 0.168735892 * r - 0.331264108 * g + 0.5 * b
-    cr = 128.0 + 0.5 * r - 0.418687589 * g - 0.081312411 * b
-    return np.stack([y, cb, cr], axis=-1)
-
-
-def ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
-    y, cb, cr = ycc[..., 0], ycc[..., 1] - 128.0, ycc[..., 2] - 128.0
-    r = y + 1.402 * cr
-    g = y - 0.344136286 * cb - 0.714136286 * cr
-    b = y + 1.772 * cb
-    return np.stack([r, g, b], axis=-1)
-
-
-# ----------------------------------------------------------------------------- limits
-
-
-def _available_memory() -> int:
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        import os  # noqa: PLC0415
-
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 1 << 62
-
-
-def decoder_memory(width: int, height: int, channels: int) -> int:
-    """Upper estimate of the decoder's working memory in bytes (measured ~75 B/pixel grey)."""
-    return width * height * (60 + 50 * channels)
-
-
-def check_memory(width: int, height: int, channels: int, factor: float = 1.0) -> None:
-    need = int(decoder_memory(width, height, channels) * factor)
-    have = int(0.75 * _available_memory())  # leave the rest of the machine some room
-    if need > have:
-        raise CodecError(f"a {width}x{height} image needs about {need / 2**30:.1f} GiB, "
-                         f"more than the {have / 2**30:.1f} GiB of memory available to "
-                         "inpcodec (75 % of the free memory)")
+def register_postprocessor(name: str, load) -> None:
+    """Make ``decode(..., postprocess=name)`` use ``load(mask_coder, weights)``."""
+    if name in POSTPROCESSORS or name == "none":
+        raise ValueError(f"post-processor {name!r} is registered already")
+    POSTPROCESSORS[name] = load
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -128,45 +84,11 @@ def _as_image(image) -> np.ndarray:
     return a
 
 
-def quantiser(levels: int) -> np.ndarray:
-    """The reconstruction values of a uniform quantiser of [0, 255] with ``levels`` levels."""
-    return np.arange(levels, dtype=np.float64) * (255.0 / (levels - 1))
-
-
-def quantise(v: np.ndarray, levels: int) -> np.ndarray:
-    return np.clip(np.rint(np.asarray(v, np.float64) * ((levels - 1) / 255.0)), 0,
-                   levels - 1).astype(np.int64)
-
-
-def make_mask(luma: np.ndarray, encoder: str, density: float, seed: int = 0,
-              progress: bool = False) -> tuple[np.ndarray, int]:
-    """Mask of a grey image by the named encoder; returns (mask, inpaintings spent)."""
-    from baselines import (  # noqa: PLC0415
-        belhachmi_mask,
-        nonlocal_pixel_exchange,
-        probabilistic_sparsification,
-    )
-
-    if encoder == "belhachmi":
-        return belhachmi_mask(luma, density).mask, 0
-    if encoder == "random":
-        rng = np.random.default_rng(seed)
-        m = np.zeros(luma.size, bool)
-        m[rng.choice(luma.size, max(1, round(density * luma.size)), replace=False)] = True
-        return m.reshape(luma.shape), 0
-    if encoder in ("ps", "ps+nlpe"):
-        res = probabilistic_sparsification(luma, density, seed=seed, progress=progress)
-        if encoder == "ps":
-            return res.mask, res.inpaintings
-        nl = nonlocal_pixel_exchange(luma, res.mask, seed=seed, progress=progress)
-        return nl.mask, res.inpaintings + nl.inpaintings
-    if encoder == "learned":
-        from learned_masks import learned_mask  # noqa: PLC0415
-
-        res = learned_mask(luma, density, samples=LEARNED_SAMPLES,
-                           binarisation=LEARNED_BINARISATION, seed=seed)
-        return res.mask, res.inpaintings
-    raise CodecError(f"unknown encoder {encoder!r}; choose one of {', '.join(ENCODERS)}")
+def planes_of(img: np.ndarray, colour: int) -> np.ndarray:
+    """The image as the (H, W, C) float64 planes a file of that colour transform stores."""
+    if img.ndim == 2:
+        return img.astype(np.float64)[:, :, None]
+    return rgb_to_ycbcr(img) if colour == C.COLOUR_YCBCR else img.astype(np.float64)
 
 
 # ----------------------------------------------------------------------------- encode
@@ -196,6 +118,8 @@ class EncodeReport:
     decode_seconds: float
     inpaintings: int
     search: list = field(default_factory=list)
+    #: True when every pixel is stored exactly (a rate at or above the lossless file's).
+    lossless: bool = False
 
     @property
     def bpp(self) -> float:
@@ -210,15 +134,8 @@ class EncodeReport:
         return 8.0 * self.bytes_values / (self.points * self.channels)
 
 
-def _psnr(a, b) -> float:
-    mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
-
-
-def _values(planes, mask, levels, chroma_levels, tonal):
+def _values(planes, mask, levels, chroma_levels, tonal, progress=False):
     """Quantised values per channel (tonal optimisation with the quantiser in the loop)."""
-    from baselines import tonal_optimisation  # noqa: PLC0415
-
     out = []
     groups = [(slice(0, 1), levels)]
     if planes.shape[2] == 3:
@@ -228,7 +145,8 @@ def _values(planes, mask, levels, chroma_levels, tonal):
         part = planes[:, :, sl]
         if tonal:
             res = tonal_optimisation(part, mask, levels=quantiser(q), tol=TONAL_TOL,
-                                     solve_tol=TONAL_SOLVE_TOL, max_sweeps=TONAL_SWEEPS)
+                                     solve_tol=TONAL_SOLVE_TOL, max_sweeps=TONAL_SWEEPS,
+                                     progress=progress)
             vals = res.values[mask]
             spent += res.inpaintings
         else:
@@ -238,17 +156,38 @@ def _values(planes, mask, levels, chroma_levels, tonal):
     return out, spent
 
 
-def _encode_once(img, planes, mask, levels, chroma_levels, tonal):
-    qs, spent = _values(planes, mask, levels, chroma_levels, tonal)
+def encode_with_mask(img, planes, mask, levels, chroma_levels, tonal, *,
+                     colour: int | None = None, mask_coder: int = FREE_MASK_CODER,
+                     progress: bool = False):
+    """The file of ``img`` with this mask and these level counts.
+
+    ``planes`` are ``planes_of(img, colour)``.  Returns (bytes, container, inpaintings).
+    """
+    qs, spent = _values(planes, mask, levels, chroma_levels, tonal, progress)
     channels = planes.shape[2]
-    cont = C.Container(img.shape[1], img.shape[0], channels,
-                       C.COLOUR_GREY if channels == 1 else C.COLOUR_YCBCR)
-    cont.sections["PARM"] = _PARM.pack(MASK_CODER, VALUE_CODER, levels, chroma_levels)
-    cont.sections["MASK"] = encode_mask(mask).astype("<u4").tobytes()
+    if colour is None:
+        colour = C.COLOUR_GREY if channels == 1 else C.COLOUR_YCBCR
+    cont = C.Container(img.shape[1], img.shape[0], channels, colour)
+    cont.sections["PARM"] = _PARM.pack(mask_coder, VALUE_CODER, levels, chroma_levels)
+    cont.sections["MASK"] = MASK_CODERS[mask_coder][0](mask).astype("<u4").tobytes()
     for c, q in enumerate(qs):
         cont.sections[f"VAL{c}"] = encode_values(
             mask, q, levels if c == 0 else chroma_levels).astype("<u4").tobytes()
     return C.write(cont), cont, spent
+
+
+def lossless_file(img):
+    """The lossless file of ``img``: every pixel stored at 256 levels (colour: as RGB).
+
+    The YCbCr transform is not reversible in 8 bits, so a lossless colour file stores
+    the R, G and B planes themselves (colour transform 2, FORMAT.md).  Returns
+    (bytes, container).
+    """
+    colour = C.COLOUR_GREY if img.ndim == 2 else C.COLOUR_RGB
+    mask = np.ones(img.shape[:2], bool)
+    data, cont, _ = encode_with_mask(img, planes_of(img, colour), mask, LOSSLESS_LEVELS,
+                                     LOSSLESS_LEVELS, False, colour=colour)
+    return data, cont
 
 
 def _check_levels(levels, name="levels"):
@@ -257,36 +196,45 @@ def _check_levels(levels, name="levels"):
     return int(levels)
 
 
-def encode_report(image, *, encoder: str = "belhachmi", density: float | None = None,
+def encode_report(image, *, encoder: str = DEFAULT_ENCODER, density: float | None = None,
                   bpp: float | None = None, levels: int | None = None,
                   chroma_levels: int | None = None, tonal: bool = True, seed: int = 0,
-                  solver: str = "numba", progress: bool = False) -> EncodeReport:
+                  solver: str = "numba", progress: bool = False,
+                  **options) -> EncodeReport:
     """Encode an 8-bit grey or RGB image; see :func:`encode`.  Returns the full report."""
     t0 = time.perf_counter()
     img = _as_image(image)
     if (density is None) == (bpp is None):
         raise CodecError("give exactly one of density or bpp")
-    if encoder not in ENCODERS:
-        raise CodecError(f"unknown encoder {encoder!r}; choose one of {', '.join(ENCODERS)}")
+    try:
+        enc = get_encoder(encoder)
+        options = check_options(enc, options)
+    except ValueError as exc:
+        raise CodecError(str(exc)) from None
     channels = 1 if img.ndim == 2 else 3
     check_memory(img.shape[1], img.shape[0], channels, factor=2.0)
-    planes = img.astype(np.float64)[:, :, None] if channels == 1 else rgb_to_ycbcr(img)
+    planes = planes_of(img, C.COLOUR_YCBCR)
     luma = planes[:, :, 0]
-    search = []
+    search, lossless = [], False
     if density is not None:
         if not 0.0 < density <= 1.0:
             raise CodecError(f"density must lie in (0, 1], got {density}")
         lv = _check_levels(levels if levels is not None else DEFAULT_LEVELS)
         clv = _check_levels(chroma_levels if chroma_levels is not None else max(2, lv // 2),
                             "chroma_levels")
-        mask, spent = make_mask(luma, encoder, density, seed, progress)
-        data, cont, sp2 = _encode_once(img, planes, mask, lv, clv, tonal)
-        spent += sp2
+        res = make_mask(encoder, luma, density, levels=lv, seed=seed, progress=progress,
+                        **options)
+        mask = res.mask
+        data, cont, spent = encode_with_mask(img, planes, mask, lv, clv, tonal,
+                                             mask_coder=res.coder, progress=progress)
+        spent += res.inpaintings
     else:
-        from .rate import search_rate  # noqa: PLC0415
+        from .rate import search_rate  # noqa: PLC0415 (rate builds on this module)
 
-        data, cont, mask, lv, clv, spent, search = search_rate(
-            img, planes, bpp, encoder, levels, chroma_levels, tonal, seed, progress)
+        found = search_rate(img, planes, bpp, enc, levels=levels, chroma_levels=chroma_levels,
+                            tonal=tonal, seed=seed, progress=progress, options=options)
+        data, cont, mask, lv, clv = found.data, found.cont, found.mask, found.lv, found.clv
+        spent, search, lossless = found.inpaintings, found.log, found.lossless
     encode_seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
     decoded = decode(data, solver=solver)
@@ -296,12 +244,12 @@ def encode_report(image, *, encoder: str = "belhachmi", density: float | None = 
     luma_dec = decoded if channels == 1 else rgb_to_ycbcr(decoded)[..., 0]
     return EncodeReport(
         data=data, decoded=decoded, width=img.shape[1], height=img.shape[0],
-        channels=channels, encoder=encoder, density=float(mask.mean()),
-        points=int(mask.sum()), levels=lv, chroma_levels=clv, tonal=tonal,
-        bytes_header=len(data) - sizes["MASK"] - vals, bytes_mask=sizes["MASK"],
-        bytes_values=vals, psnr=_psnr(decoded, img), psnr_luma=_psnr(luma_dec, luma),
-        encode_seconds=encode_seconds, decode_seconds=decode_seconds, inpaintings=spent,
-        search=search)
+        channels=channels, encoder="lossless" if lossless else encoder,
+        density=float(mask.mean()), points=int(mask.sum()), levels=lv, chroma_levels=clv,
+        tonal=tonal and not lossless, bytes_header=len(data) - sizes["MASK"] - vals,
+        bytes_mask=sizes["MASK"], bytes_values=vals, psnr=psnr(decoded, img),
+        psnr_luma=psnr(luma_dec, luma), encode_seconds=encode_seconds,
+        decode_seconds=decode_seconds, inpaintings=spent, search=search, lossless=lossless)
 
 
 def encode(image, **kwargs) -> bytes:
@@ -310,13 +258,16 @@ def encode(image, **kwargs) -> bytes:
     Parameters
     ----------
     image : array_like of uint8
-    encoder : {"belhachmi", "ps", "ps+nlpe", "random", "learned"}
-        How the mask is chosen (on the luma).
+    encoder : str
+        How the mask is chosen (on the luma): a registered mask encoder
+        (:func:`inpcodec.codec.encoders.encoder_names`: ``belhachmi``, ``random``, ``ps``,
+        ``ps+nlpe``, ``learned``, ...).
     density : float
         Fraction of pixels stored (exclusive with ``bpp``).
     bpp : float
         Target size in bits per pixel; density and quantisation are searched to land
-        within 3 % of it (exclusive with ``density``).
+        within 3 % of it (exclusive with ``density``).  A target at or above the size of
+        the lossless file gives the lossless file (every pixel exact).
     levels, chroma_levels : int
         Quantisation levels of luma and chroma (default 64 and half the luma's; with
         ``bpp`` they are searched unless given).
@@ -324,6 +275,11 @@ def encode(image, **kwargs) -> bytes:
         Optimise the stored values for the reconstruction, with the quantiser in the loop.
     seed : int
         Seed of the stochastic encoders.
+    progress : bool
+        Progress bars (rate search, tonal optimisation, slow encoders) on standard error.
+    **options
+        The encoder's own options (``get_encoder(encoder).options``), e.g. ``weights``
+        for ``learned``, ``max_seconds`` and ``runs`` for ``ps``.
     """
     return encode_report(image, **kwargs).data
 
@@ -356,7 +312,7 @@ def _parse(data: bytes):
     if len(parm) != _PARM.size:
         raise C.FormatError("parameter section has the wrong length")
     mask_coder, value_coder, lv, clv = _PARM.unpack(parm)
-    if mask_coder != MASK_CODER or value_coder != VALUE_CODER:
+    if mask_coder not in MASK_CODERS or value_coder != VALUE_CODER:
         raise C.FormatError(f"unknown coder ids (mask {mask_coder}, values {value_coder})")
     for q in (lv, clv):
         if not 2 <= q <= MAX_LEVELS:
@@ -376,7 +332,7 @@ def _parse(data: bytes):
         if points > max_values(len(cont.sections[f"VAL{c}"])):
             raise C.FormatError(f"{points} points cannot be coded in the "
                                 f"{len(cont.sections[f'VAL{c}'])} bytes of channel {c}")
-    return cont, lv, clv
+    return cont, mask_coder, lv, clv
 
 
 def _words(b: bytes) -> np.ndarray:
@@ -388,10 +344,10 @@ def _words(b: bytes) -> np.ndarray:
 _ENTROPY_ERRORS = (ValueError, RuntimeError, AssertionError, IndexError, OverflowError)
 
 
-def _decode_mask_checked(cont) -> np.ndarray:
+def _decode_mask_checked(cont, mask_coder) -> np.ndarray:
     words = _words(cont.section("MASK"))
     try:
-        mask = decode_mask(words, cont.height, cont.width)
+        mask = MASK_CODERS[mask_coder][1](words, cont.height, cont.width)
     except _ENTROPY_ERRORS as exc:
         raise C.FormatError(f"corrupt mask data ({exc})") from None
     if int(mask.sum()) != int(words[0]):
@@ -402,9 +358,9 @@ def _decode_mask_checked(cont) -> np.ndarray:
 
 def info(data: bytes) -> FileInfo:
     """Header fields and the bytes per part, from the file alone (the mask is decoded)."""
-    cont, lv, clv = _parse(data)
+    cont, mask_coder, lv, clv = _parse(data)
     check_memory(cont.width, cont.height, 1, factor=0.2)  # the mask alone
-    mask = _decode_mask_checked(cont)
+    mask = _decode_mask_checked(cont, mask_coder)
     vals = [len(cont.section(f"VAL{c}")) for c in range(cont.channels)]
     return FileInfo(cont.width, cont.height, cont.channels, C.COLOUR_NAMES[cont.colour], lv,
                     clv, int(mask.sum()), len(data), len(data) - len(cont.section("MASK"))
@@ -412,7 +368,7 @@ def info(data: bytes) -> FileInfo:
 
 
 def decode(data: bytes, *, solver: str = "numba", postprocess: str = "none",
-           return_info: bool = False):
+           weights=None, return_info: bool = False):
     """Decode inpcodec bytes to a uint8 image ((H, W) grey or (H, W, 3) RGB).
 
     The default solver, ``numba``, is the reference: its fixed-order arithmetic gives the
@@ -422,9 +378,10 @@ def decode(data: bytes, *, solver: str = "numba", postprocess: str = "none",
     out one grey level apart from the reference.
 
     ``postprocess="gan"`` refines the reconstruction with the GAN post-processor
-    (:mod:`codec.postprocess`, needs its trained weights): the stored pixels keep their
-    decoded values, the others are the network's (torch float arithmetic: not promised
-    bit-identical across machines and thread counts).
+    (:mod:`inpcodec.codec.postprocess`; ``weights``: a generator file instead of the
+    shipped one): the stored pixels keep their decoded values, the others are the
+    network's (torch float arithmetic: not promised bit-identical across machines and
+    thread counts).
 
     Raises
     ------
@@ -433,20 +390,21 @@ def decode(data: bytes, *, solver: str = "numba", postprocess: str = "none",
     CodecError
         The image would not fit in memory, or an unavailable option.
     """
-    if postprocess not in ("none", "gan"):
-        raise CodecError(f"unknown post-processor {postprocess!r} (none or gan)")
-    gan = None
-    if postprocess == "gan":
-        from .postprocess import load_generator  # noqa: PLC0415 (imports torch)
-
+    if postprocess != "none" and postprocess not in POSTPROCESSORS:
+        raise CodecError(f"unknown post-processor {postprocess!r} (none, "
+                         f"{', '.join(POSTPROCESSORS)})")
+    if postprocess == "none" and weights is not None:
+        raise CodecError("weights are for a post-processor; none was asked for")
+    cont, mask_coder, lv, clv = _parse(data)
+    refine = None
+    if postprocess != "none":
         try:  # before any decoding work: a missing model fails at once
-            gan = load_generator(task="postprocess")
+            refine = POSTPROCESSORS[postprocess](mask_coder, weights)
         except (OSError, ValueError) as exc:
-            raise CodecError(f"post-processor 'gan': {exc}") from None
-    cont, lv, clv = _parse(data)
+            raise CodecError(f"post-processor {postprocess!r}: {exc}") from None
     check_memory(cont.width, cont.height, cont.channels)
     h, w = cont.height, cont.width
-    mask = _decode_mask_checked(cont)
+    mask = _decode_mask_checked(cont, mask_coder)
     planes = np.zeros((h, w, cont.channels))
     for c in range(cont.channels):
         q = lv if c == 0 else clv
@@ -456,14 +414,12 @@ def decode(data: bytes, *, solver: str = "numba", postprocess: str = "none",
             raise C.FormatError(f"corrupt value data in channel {c} ({exc})") from None
         planes[:, :, c][mask] = quantiser(q)[vals]
     u = Inpainter(mask, solver=solver).solve(planes if cont.channels == 3 else planes[:, :, 0])
-    if cont.channels == 3:
+    if cont.colour == C.COLOUR_YCBCR:
         u = ycbcr_to_rgb(u)
     out = np.clip(np.rint(u), 0, 255).astype(np.uint8)
-    if gan is not None:
-        from .postprocess import refine  # noqa: PLC0415
-
+    if refine is not None:
         try:
-            out = refine(out, mask, network=gan)  # the stored pixels stay exactly as decoded
+            out = refine(out, mask)  # the stored pixels stay exactly as decoded
         except ValueError as exc:
-            raise CodecError(f"post-processor 'gan': {exc}") from None
+            raise CodecError(f"post-processor {postprocess!r}: {exc}") from None
     return (out, mask) if return_info else out

@@ -4,26 +4,35 @@ For a candidate number of luma levels (8, 16, 32 or 64 unless given), the densit
 found by secant steps on log(density) against log(bpp) measured on real encodes: first
 with the fast Belhachmi proxy and without tonal optimisation, then with the real encoder
 and settings until the file lands within ``RATE_TOLERANCE`` of the target (the slow
-stochastic encoders run only at the density the proxy predicts, corrected at most twice,
-after which the luma levels are nudged to close the gap; PS+NLPE searches the density with
-PS and runs the exchange once).  The candidates are visited by
-a hill-climb on the PSNR of the decoded file (see :func:`search_rate`); among those that
-hit the target the best wins.
+expensive encoders run only at the density the proxy predicts, corrected at most twice,
+after which the luma levels are nudged to close the gap; an encoder with ``search_with``,
+PS+NLPE, searches the density with that encoder, PS, and refines once).  The candidates
+are visited by a hill-climb on the PSNR of the decoded file (see :func:`search_rate`);
+among those that hit the target the best wins.  Luma levels stay at most 256: a target at
+or above the size of the lossless file (every pixel at 256 levels) gives that file.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from baselines import nonlocal_pixel_exchange
+from inpcodec.bitstreams import container as C
 
-from .pipeline import CodecError, _encode_once, _psnr, decode, make_mask
+from .encoders import FREE_MASK_CODER, MaskEncoder, get_encoder, refine_mask
+from .limits import CodecError
+from .metrics import psnr as _psnr
+from .pipeline import LOSSLESS_LEVELS, decode, encode_with_mask, lossless_file
 
 RATE_TOLERANCE = 0.03
 LEVEL_CANDIDATES = (8, 16, 32, 64)
+#: Added above this target (bpp): near-lossless rates need fine levels.
+HIGH_RATE = 1.0
+HIGH_RATE_LEVELS = (128, 256)
 #: Density ratio real / proxy that the first real search starts from when it runs tonal
 #: optimisation, per channel count: the optimised values are spread wider than the
 #: originals and cost 3-4 % more bits on Kodak in grey and about 8 % in colour (Belhachmi),
@@ -34,6 +43,20 @@ TONAL_DENSITY_GUESS = {1: 0.965, 3: 0.9}
 PROXY_MARGIN_DB = 1.5
 
 
+@dataclass
+class RateResult:
+    """The file the search chose and how it got there."""
+
+    data: bytes
+    cont: C.Container
+    mask: np.ndarray
+    lv: int
+    clv: int
+    inpaintings: int
+    log: list = field(default_factory=list)
+    lossless: bool = False
+
+
 def _bpp(data: bytes, n: int) -> float:
     return 8.0 * len(data) / n
 
@@ -42,7 +65,7 @@ def lowest_bpp(img, planes) -> float:
     """Size of the smallest file this image can have: one mask point, 2 levels."""
     mask = np.zeros(img.shape[:2], bool)
     mask[0, 0] = True
-    data, _, _ = _encode_once(img, planes, mask, 2, 2, False)
+    data, _, _ = encode_with_mask(img, planes, mask, 2, 2, False)
     return _bpp(data, mask.size)
 
 
@@ -69,28 +92,58 @@ def _secant(bpp_fn, target, d0, tol, max_steps, log):
     return best[1], best[2]
 
 
-def search_rate(img, planes, target, encoder, levels, chroma_levels, tonal, seed, progress):
+def search_rate(img, planes, target, encoder: MaskEncoder, *, levels=None,
+                chroma_levels=None, tonal=True, seed=0, progress=False,
+                options=None) -> RateResult:
+    """The best file of ``img`` within ``RATE_TOLERANCE`` of ``target`` bpp.
+
+    ``planes`` are the image's YCbCr (or grey) planes, ``encoder`` the registered mask
+    encoder and ``options`` its options.  Raises :class:`CodecError` for a target below
+    the smallest file or one that cannot be reached.
+    """
+    options = options or {}
     n = img.shape[0] * img.shape[1]
     if not target > 0:
-        raise CodecError(f"bpp must be positive, got {target}")
+        raise CodecError(f"bpp must be positive, got {target:g}")
     floor = lowest_bpp(img, planes)
     if target < floor:
         raise CodecError(f"bpp {target:g} is below the lowest this image can reach "
                          f"({floor:.4f} bpp: a single stored point)")
+    data, cont = lossless_file(img)
+    if _bpp(data, n) <= target:  # nothing to search: every pixel fits exactly
+        return RateResult(data, cont, np.ones(img.shape[:2], bool), LOSSLESS_LEVELS,
+                          LOSSLESS_LEVELS, 0, [{"bpp": _bpp(data, n), "lossless": True}],
+                          lossless=True)
     luma = planes[:, :, 0]
-    cands = [int(levels)] if levels is not None else list(LEVEL_CANDIDATES)
+    if levels is not None:
+        cands = [int(levels)]
+    else:
+        cands = list(LEVEL_CANDIDATES) + (list(HIGH_RATE_LEVELS) if target >= HIGH_RATE
+                                          else [])
+    max_levels = max(LOSSLESS_LEVELS, *cands)
     log = []
     min_d = 1.0 / n
-    cheap = encoder in ("belhachmi", "random")
+    proxy_encoder = get_encoder("belhachmi")
+    # an encoder with search_with finds its density with that (cheaper) encoder and is
+    # refined once at the end (PS+NLPE: PS, then the exchange)
+    searched = get_encoder(encoder.search_with) if encoder.search_with else encoder
+    search_opts = {k: v for k, v in options.items() if k in searched.options}
     # Real encodes land above the proxy's rate (tonal optimisation spreads the values) or
     # elsewhere (other mask encoders): the density ratio real / proxy that the first real
     # search needed starts the later ones, which then mostly hit on their first encode.
     correction = []
+    bar = tqdm(desc="rate search", unit="encode", disable=not progress, leave=False)
+
+    def encoded(mask, lv, clv, tonal_now, coder=FREE_MASK_CODER):
+        out = encode_with_mask(img, planes, mask, lv, clv, tonal_now, mask_coder=coder)
+        bar.update()
+        bar.set_postfix(levels=lv, bpp=f"{_bpp(out[0], n):.4f}")
+        return out
 
     def proxy_search(lv, clv):
         def proxy(d):
-            mask, _ = make_mask(luma, "belhachmi", max(d, min_d), seed)
-            data, cont, _ = _encode_once(img, planes, mask, lv, clv, False)
+            mask = proxy_encoder.make(luma, max(d, min_d), seed=seed).mask
+            data, cont, _ = encoded(mask, lv, clv, False)
             return _bpp(data, n), data, cont, mask, 0
 
         d0 = max(min_d, target / (8.0 + math.log2(lv) * planes.shape[2]))
@@ -105,34 +158,35 @@ def search_rate(img, planes, target, encoder, levels, chroma_levels, tonal, seed
             guess = TONAL_DENSITY_GUESS[planes.shape[2]] if tonal else 1.0
         d = float(np.clip(d_proxy * guess, min_d, 1.0))
 
-        # NLPE moves mask points and never adds any, so the density is searched with PS
-        # alone and the (slow) exchange runs once, on the PS mask of that density.
-        searched = "ps" if encoder == "ps+nlpe" else encoder
-
         def real(d):
-            mask, spent = make_mask(luma, searched, max(d, min_d), seed, progress)
-            data, cont, sp2 = _encode_once(img, planes, mask, lv, clv, tonal)
-            return _bpp(data, n), data, cont, mask, spent + sp2
+            res = searched.make(luma, max(d, min_d), levels=lv, seed=seed, progress=progress,
+                                **search_opts)
+            data, cont, sp2 = encoded(res.mask, lv, clv, tonal, res.coder)
+            return _bpp(data, n), data, cont, res, res.inpaintings + sp2
 
-        d, res = _secant(real, target, d, RATE_TOLERANCE * 0.9, 6 if cheap else 3, log)
-        b, data, cont, mask, spent = res
+        d, out = _secant(real, target, d, RATE_TOLERANCE * 0.9,
+                         6 if searched.cheap else 3, log)
+        b, data, cont, found, spent = out
+        mask, coder = found.mask, found.coder
         if not correction:
             correction.append(d / d_proxy)
-        if encoder == "ps+nlpe":
-            nl = nonlocal_pixel_exchange(luma, mask, seed=seed, progress=progress)
-            mask = nl.mask
-            data, cont, sp2 = _encode_once(img, planes, mask, lv, clv, tonal)
-            b, spent = _bpp(data, n), spent + nl.inpaintings + sp2
-            log.append({"density": float(mask.mean()), "bpp": b, "nlpe": True})
+        if encoder.search_with:
+            refined = refine_mask(encoder, luma, found, seed=seed, progress=progress,
+                                  **options)
+            mask, coder = refined.mask, refined.coder
+            data, cont, sp2 = encoded(mask, lv, clv, tonal, coder)
+            b = _bpp(data, n)
+            spent += refined.inpaintings - found.inpaintings + sp2
+            log.append({"density": float(mask.mean()), "bpp": b, "refined": encoder.name})
         lv_final = lv
         if abs(b / target - 1.0) > RATE_TOLERANCE:  # close the gap with the luma levels
             step = 1 if b < target else -1
             lv_try = lv
             for _ in range(64):
                 lv_try += step * max(1, lv_try // 16)
-                if not 2 <= lv_try <= 4096:
+                if not 2 <= lv_try <= max_levels:
                     break
-                data2, cont2, sp = _encode_once(img, planes, mask, lv_try, clv, tonal)
+                data2, cont2, sp = encoded(mask, lv_try, clv, tonal, coder)
                 spent += sp
                 b2 = _bpp(data2, n)
                 log.append({"density": float(mask.mean()), "bpp": b2, "levels": lv_try})
@@ -185,10 +239,11 @@ def search_rate(img, planes, target, encoder, levels, chroma_levels, tonal, seed
         for j in range(len(cands)):
             outcome(j)
     hits = [o for o in outcomes.values() if o[0]]
+    bar.close()
     if not hits:
         closest = min(outcomes.values(), key=lambda o: abs(o[8] - target))
         raise CodecError(f"could not reach {target:g} bpp within {RATE_TOLERANCE:.0%} "
                          f"(closest: {closest[8]:.4f} bpp)")
-    _, _, data, cont, mask, lv, clv, spent, _ = max(hits, key=lambda o: o[1])
+    _, _, data, cont, mask, lv, clv, _, _ = max(hits, key=lambda o: o[1])
     spent = sum(o[7] for o in outcomes.values())
-    return data, cont, mask, lv, clv, spent, log
+    return RateResult(data, cont, mask, lv, clv, spent, log)

@@ -56,7 +56,7 @@ def _prepare(c: torch.Tensor) -> np.ndarray:
 
 
 def _forward(ctx, cn: np.ndarray, f: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    from codec.diffusion import Inpainter  # noqa: PLC0415
+    from inpcodec.codec.diffusion import Inpainter  # noqa: PLC0415
 
     fn = f.detach().double().cpu().numpy()[:, 0]
     us, solvers = [], []

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from baselines._common import MaskResult, check_image, target_count
+from inpcodec.codec.encoders import MaskResult, check_image, target_count
 
 from .networks import MIN_SIDE, MULTIPLE, MaskNet
 
@@ -62,7 +62,7 @@ def mask_probabilities(image, density: float, *, network: MaskNet | None = None,
     pw = max(MIN_SIDE, -(-w // MULTIPLE) * MULTIPLE) - w
     planes = [f / scale]
     if net.prior:
-        from baselines import belhachmi_density  # noqa: PLC0415
+        from inpcodec.baselines import belhachmi_density  # noqa: PLC0415
 
         planes.append(belhachmi_density(f, density))
     x = torch.from_numpy(np.stack(planes).astype(np.float32))[None]
@@ -96,7 +96,7 @@ def binarise(c: np.ndarray, density: float, *, method: str = "coin",
                          f"got {method!r}")
     count = target_count(c.shape, density)
     if method == "dither":
-        from baselines.belhachmi import dither_to_count  # noqa: PLC0415
+        from inpcodec.baselines.belhachmi import dither_to_count  # noqa: PLC0415
 
         return dither_to_count(c, count)[0]
     rng = rng if rng is not None else np.random.default_rng(0)
@@ -158,7 +158,7 @@ def learned_mask(image, density: float, *, samples: int = 1, binarisation: str =
     if samples == 1:
         best = binarise(c, density, method=binarisation, rng=rng)
     else:
-        from codec.diffusion import inpaint  # noqa: PLC0415
+        from inpcodec.codec.diffusion import inpaint  # noqa: PLC0415
 
         for _ in range(samples):
             m = binarise(c, density, method="coin", rng=rng)

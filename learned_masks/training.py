@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from codec.data import find_images
+from inpcodec.codec.io import find_images, load_image
+from inpcodec.codec.metrics import luma, psnr
 
 from .inference import load_mask_network
 from .losses import ALPHA, inpainting_loss, residual_loss, variance_regulariser
@@ -68,13 +69,7 @@ class TrainConfig:
 
 def load_grey(path: Path) -> np.ndarray:
     """An image file as grey float32 in [0, 1] (BT.601 luma, the codec's Y channel)."""
-    from PIL import Image  # noqa: PLC0415
-
-    with Image.open(path) as im:
-        im.load()
-        a = np.asarray(im.convert("RGB"), np.float32)
-    y = 0.299 * a[..., 0] + 0.587 * a[..., 1] + 0.114 * a[..., 2]
-    return y / 255.0
+    return (luma(load_image(path, drop_alpha=True)) / 255.0).astype(np.float32)
 
 
 class CropSampler:
@@ -114,7 +109,7 @@ def sample_densities(rng: np.random.Generator, n: int, cfg: TrainConfig) -> np.n
 
 def belhachmi_priors(f: np.ndarray, d: np.ndarray) -> np.ndarray:
     """Belhachmi's density maps of a batch (B, 1, H, W) at the densities ``d`` (B,)."""
-    from baselines import belhachmi_density  # noqa: PLC0415
+    from inpcodec.baselines import belhachmi_density  # noqa: PLC0415
 
     return np.stack([belhachmi_density(f[k, 0], float(d[k]))[None]
                      for k in range(f.shape[0])]).astype(np.float32)
@@ -182,11 +177,6 @@ def train_step(M, I, opt_m, opt_i, f: torch.Tensor, d: torch.Tensor, alpha: floa
             "residual": loss_i.item(), "mask_mean": c.detach().mean().item()}
 
 
-def _psnr(u, f) -> float:
-    mse = float(np.mean((np.clip(u, 0, 1) - f) ** 2))
-    return 10 * math.log10(1.0 / max(mse, 1e-12))
-
-
 def validation_images(folders, n: int, side: int = 256) -> list[np.ndarray]:
     """The first ``n`` images of the folders, centre-cropped to ``side`` x ``side``."""
     out = []
@@ -199,7 +189,7 @@ def validation_images(folders, n: int, side: int = 256) -> list[np.ndarray]:
 
 def validate(M, images, densities, seed: int = 0, method: str = "coin") -> dict:
     """Mean PSNR of the real decoder on binarised learned masks, per density."""
-    from codec.diffusion import inpaint  # noqa: PLC0415
+    from inpcodec.codec.diffusion import inpaint  # noqa: PLC0415
 
     from .inference import binarise, mask_probabilities  # noqa: PLC0415
 
@@ -209,19 +199,20 @@ def validate(M, images, densities, seed: int = 0, method: str = "coin") -> dict:
         for k, f in enumerate(images):
             c = mask_probabilities(f * 255.0, d, network=M)
             m = binarise(c, d, method=method, rng=np.random.default_rng(seed + k))
-            ps.append(_psnr(inpaint(f.astype(np.float64), m), f))
+            ps.append(psnr(np.clip(inpaint(f.astype(np.float64), m), 0, 1), f, peak=1.0))
         out[f"{d:g}"] = float(np.mean(ps))
     return out
 
 
 def belhachmi_reference(images, densities) -> dict:
     """Belhachmi's masks on the validation images: the bar the learned masks must clear."""
-    from baselines import belhachmi_mask  # noqa: PLC0415
-    from codec.diffusion import inpaint  # noqa: PLC0415
+    from inpcodec.baselines import belhachmi_mask  # noqa: PLC0415
+    from inpcodec.codec.diffusion import inpaint  # noqa: PLC0415
 
     out = {}
     for d in densities:
-        ps = [_psnr(inpaint(f.astype(np.float64), belhachmi_mask(f * 255.0, d).mask), f)
+        ps = [psnr(np.clip(inpaint(f.astype(np.float64), belhachmi_mask(f * 255.0, d).mask), 0, 1),
+                   f, peak=1.0)
               for f in images]
         out[f"{d:g}"] = float(np.mean(ps))
     return out

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from _images import natural_like
 
-from baselines import belhachmi_mask, floyd_steinberg
+from inpcodec.baselines import belhachmi_mask, floyd_steinberg
 
 
 def test_floyd_steinberg_constant_gives_regular_patterns():
@@ -64,7 +64,7 @@ def test_belhachmi_constant_image_is_uniform():
 
 
 def test_belhachmi_auto_sigma_tracks_point_spacing():
-    from baselines.belhachmi import auto_sigma
+    from inpcodec.baselines.belhachmi import auto_sigma
 
     assert auto_sigma(0.01) == pytest.approx(3.5)
     assert auto_sigma(0.04) == pytest.approx(1.75)

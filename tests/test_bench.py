@@ -16,15 +16,15 @@ from PIL import Image
 pytest.importorskip("dask.distributed")
 pytest.importorskip("pytorch_msssim")
 
-from codec.bench import (  # noqa: E402
+from inpcodec.codec.bench import (  # noqa: E402
     TIMING_FIELDS,
     encode_at_rate,
     run_rate_benchmark,
     run_speed_benchmark,
 )
-from codec.bench.metrics import luma, psnr, quality  # noqa: E402
-from codec.bench.refcodecs import pillow_encode  # noqa: E402
-from codec.bench.report import speedup_text  # noqa: E402
+from inpcodec.codec.bench.refcodecs import pillow_encode  # noqa: E402
+from inpcodec.codec.bench.report import speedup_text  # noqa: E402
+from inpcodec.codec.metrics import luma, psnr, quality  # noqa: E402
 
 
 def rgb_image(h, w, seed):
@@ -118,7 +118,7 @@ def test_dask_scheduler_and_local_processes_give_the_same_results(tmp_path):
 
 
 def test_bd_rate_of_a_curve_shifted_by_a_rate_factor_is_that_factor():
-    from codec.bench.report import bd_table
+    from inpcodec.codec.bench.report import bd_table
 
     rows = []
     for img, gain in (("x", 0.8), ("y", 0.5)):
@@ -149,7 +149,7 @@ def test_speed_study_reports_speedups_over_ps_nlpe(tmp_path):
 
 
 def test_cli_bench_errors_are_one_line(tmp_path):
-    from cli import main
+    from inpcodec.cli import main
 
     def run(*args):
         r = CliRunner().invoke(main, ["bench", *args])
@@ -167,7 +167,7 @@ def test_cli_bench_errors_are_one_line(tmp_path):
 
 
 def test_bd_of_mean_curves_reports_the_overlap():
-    from codec.bench.report import bd_mean_curves
+    from inpcodec.codec.bench.report import bd_mean_curves
 
     anchor = [(0.1, 25.0), (0.2, 27.5), (0.3, 29.0), (0.5, 31.0)]
     curves = {"jpeg": {"points": [{"target_bpp": t, "bpp": b, "psnr": p}
@@ -197,12 +197,12 @@ def test_bd_of_mean_curves_reports_the_overlap():
 def test_codec_names_and_the_gan_post_processor_job(tmp_path, monkeypatch):
     import torch
 
-    from codec import pipeline as P
-    from codec.bench.jobs import RateJob, parse_codec, run_rate_job
-    from codec.postprocess import inference as I
-    from codec.postprocess import refine
-    from codec.postprocess.networks import Generator
-    from codec.postprocess.training import save_weights
+    from inpcodec.codec import pipeline as P
+    from inpcodec.codec.bench.jobs import RateJob, parse_codec, run_rate_job
+    from inpcodec.codec.postprocess import inference as I
+    from inpcodec.codec.postprocess import refine
+    from inpcodec.codec.postprocess.networks import Generator
+    from inpcodec.codec.postprocess.training import save_weights
 
     assert parse_codec("jpeg") == ("reference", "jpeg", False, "none")
     assert parse_codec("ps+nlpe") == ("inpcodec", "ps+nlpe", True, "none")

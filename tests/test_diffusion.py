@@ -11,8 +11,8 @@ import pytest
 import scipy.sparse as sp
 from scipy.ndimage import gaussian_filter, laplace
 
-from codec import Inpainter, gpu_status, inpaint
-from codec import _multigrid as MG
+from inpcodec.codec import Inpainter, gpu_status, inpaint
+from inpcodec.codec import _multigrid as MG
 
 GREY_TOL = 0.01  # maximum absolute difference on the 0-255 scale
 
@@ -91,7 +91,7 @@ def test_strongly_nonbinary_mask_regression():
     With plain damped Jacobi (omega 0.8 on a_ii) this exact case made the V-cycle
     indefinite and CG broke down after 6 iterations; the l1-Jacobi smoother keeps it SPD.
     """
-    from codec.data import cameraman
+    from inpcodec.codec.data import cameraman
 
     f = cameraman().astype(float)
     c = np.random.default_rng(2).random(f.shape) ** 8

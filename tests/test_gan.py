@@ -12,10 +12,10 @@ from click.testing import CliRunner
 from PIL import Image
 from torch.nn import functional as F
 
-import cli
-from codec import pipeline as P
-from codec.postprocess import inference as I
-from codec.postprocess.attention import (
+from inpcodec import cli
+from inpcodec.codec import pipeline as P
+from inpcodec.codec.postprocess import inference as I
+from inpcodec.codec.postprocess.attention import (
     LAMBDA_M,
     MHTMA,
     T_MIN,
@@ -23,11 +23,11 @@ from codec.postprocess.attention import (
     key_validity,
     masked_window_attention,
 )
-from codec.postprocess.data import CacheSettings, holes_validation_set, prepare_cache
-from codec.postprocess.losses import load_vgg16, perceptual_loss
-from codec.postprocess.masks import free_form_mask, hole_mask, hole_mask_in_range
-from codec.postprocess.networks import Generator, GlobalLocalDiscriminator
-from codec.postprocess.training import (
+from inpcodec.codec.postprocess.data import CacheSettings, holes_validation_set, prepare_cache
+from inpcodec.codec.postprocess.losses import load_vgg16, perceptual_loss
+from inpcodec.codec.postprocess.masks import free_form_mask, hole_mask, hole_mask_in_range
+from inpcodec.codec.postprocess.networks import Generator, GlobalLocalDiscriminator
+from inpcodec.codec.postprocess.training import (
     TrainConfig,
     reconstruction_l1,
     save_weights,
@@ -258,7 +258,7 @@ def test_hole_inpainting_keeps_the_rest_exactly():
 def test_untrained_hole_inpainter_is_homogeneous_diffusion():
     # The residual stages start at zero and the holes arrive filled by diffusion: before
     # training the GAN returns the diffusion inpainting (against scipy's direct solve).
-    from codec import inpaint
+    from inpcodec.codec import inpaint
 
     net = Generator(4, 2, "holes").eval()
     img = rgb_image(36, 44, 7)

@@ -9,15 +9,15 @@ import torch
 from _images import natural_like
 from PIL import Image
 
-from codec import inpaint
-from learned_masks.inference import (
+from inpcodec.codec import inpaint
+from inpcodec.learned_masks.inference import (
     DEFAULT_WEIGHTS,
     binarise,
     learned_mask,
     load_mask_network,
     mask_probabilities,
 )
-from learned_masks.losses import (
+from inpcodec.learned_masks.losses import (
     ALPHA,
     EPSILON,
     inpainting_loss,
@@ -25,8 +25,8 @@ from learned_masks.losses import (
     residual_loss,
     variance_regulariser,
 )
-from learned_masks.networks import InpaintNet, MaskNet, count_parameters
-from learned_masks.training import TrainConfig, train, train_step
+from inpcodec.learned_masks.networks import InpaintNet, MaskNet, count_parameters
+from inpcodec.learned_masks.training import TrainConfig, train, train_step
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +203,7 @@ def test_shipped_weights_load_offline_and_cover_1_to_10_percent(monkeypatch):
 
 
 def test_exact_inpainting_layer_matches_solver_and_finite_differences():
-    from learned_masks.exact import exact_inpaint
+    from inpcodec.learned_masks.exact import exact_inpaint
 
     rng = np.random.default_rng(1)
     f = torch.from_numpy(rng.random((2, 1, 9, 11)))
@@ -228,7 +228,7 @@ def test_binary_inpainting_gradient_matches_one_sided_differences():
     # Straight-through layer: forward with the binary mask b, gradient of the energy with
     # respect to the confidence of every pixel at b, checked against a direct solve with
     # one confidence moved into [0, 1] (up at unknown pixels, down at known ones).
-    from learned_masks.exact import binary_inpaint
+    from inpcodec.learned_masks.exact import binary_inpaint
 
     rng = np.random.default_rng(2)
     f = rng.random((1, 1, 10, 12))
@@ -256,7 +256,7 @@ def test_binary_inpainting_gradient_matches_one_sided_differences():
 
 
 def test_belhachmi_density_is_what_belhachmi_dithers_and_the_prior_net_starts_there():
-    from baselines import belhachmi_density, belhachmi_mask
+    from inpcodec.baselines import belhachmi_density, belhachmi_mask
 
     f = natural_like(48, 64, seed=1)
     for d in (0.03, 0.08):
@@ -275,7 +275,7 @@ def test_belhachmi_density_is_what_belhachmi_dithers_and_the_prior_net_starts_th
 def test_binary_training_step_reports_the_real_error_of_the_dithered_mask():
     # With train_mask="dither" the loss is the real decoder's error for the mask the codec
     # would use (the dithered confidences), and the mask network gets a gradient from it.
-    from learned_masks.training import belhachmi_priors
+    from inpcodec.learned_masks.training import belhachmi_priors
 
     torch.manual_seed(2)
     M = MaskNet(prior=True)

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 from _images import natural_like
 
-from baselines import (
+from inpcodec.baselines import (
     belhachmi_mask,
     nonlocal_pixel_exchange,
     probabilistic_sparsification,
-    tonal_optimisation,
 )
-from codec import Inpainter, inpaint
+from inpcodec.codec import Inpainter, inpaint
+from inpcodec.codec.tonal import tonal_optimisation
 
 
 def err(f, m, values=None):

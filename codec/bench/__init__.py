@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from inpcodec.codec.encoders import encoder_names
+from inpcodec.codec.postprocess import load_generator
+
 from .jobs import (
-    INPCODEC_ENCODERS,
     TIMING_FIELDS,
     RateJob,
     SpeedJob,
@@ -34,7 +36,7 @@ __all__ = [
     "DEFAULT_BPP",
     "DEFAULT_CODECS",
     "DEFAULT_DENSITIES",
-    "INPCODEC_ENCODERS",
+    "DEFAULT_SPEED_ENCODERS",
     "REFERENCE_CODECS",
     "TIMING_FIELDS",
     "encode_at_rate",
@@ -53,8 +55,6 @@ def run_rate_benchmark(images: dict, out, *, codecs=DEFAULT_CODECS, bpp=DEFAULT_
     """
     specs = [parse_codec(c) for c in codecs]
     if any(s.postprocess == "gan" for s in specs):
-        from codec.postprocess import load_generator  # noqa: PLC0415
-
         try:  # here, not in every job: missing weights stop the run before it starts
             load_generator(task="postprocess")
         except (OSError, ValueError) as exc:
@@ -68,7 +68,11 @@ def run_rate_benchmark(images: dict, out, *, codecs=DEFAULT_CODECS, bpp=DEFAULT_
     return write_rate_results(load_all(Path(out), mode), Path(out), mode)
 
 
-def run_speed_benchmark(images: dict, out, *, encoders=INPCODEC_ENCODERS,
+#: Encoders of the speed study by default: the reference (PS+NLPE) and the fast ones.
+DEFAULT_SPEED_ENCODERS = ("learned", "belhachmi", "ps", "ps+nlpe")
+
+
+def run_speed_benchmark(images: dict, out, *, encoders=DEFAULT_SPEED_ENCODERS,
                         densities=DEFAULT_DENSITIES, scheduler: str | None = None,
                         workers: int | None = 1, seed: int = 0, progress: bool = True) -> str:
     """Mask-generation time and inpaintings per encoder and density; returns the summary.
@@ -76,9 +80,9 @@ def run_speed_benchmark(images: dict, out, *, encoders=INPCODEC_ENCODERS,
     One worker by default, so that the timings do not compete for the cores.
     """
     for e in encoders:
-        if e not in INPCODEC_ENCODERS:
+        if e not in encoder_names():
             raise ValueError(f"unknown encoder {e!r}; choose from "
-                             f"{', '.join(INPCODEC_ENCODERS)}")
+                             f"{', '.join(encoder_names())}")
     jobs = [SpeedJob(name, e, float(d)) for name in sorted(images) for e in encoders
             for d in densities]
     run_jobs(jobs, images, run_speed_job, Path(out), scheduler=scheduler, workers=workers,

@@ -9,10 +9,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .metrics import quality
+from inpcodec.codec.encoders import encoder_names, make_mask
+from inpcodec.codec.limits import CodecError
+from inpcodec.codec.metrics import luma, quality
+from inpcodec.codec.pipeline import decode, encode_report
+
 from .refcodecs import REFERENCE_CODECS, encode_at_rate, pillow_decode, pillow_encode
 
-INPCODEC_ENCODERS = ("belhachmi", "learned", "ps", "ps+nlpe")
 #: Fields that are measurements of time: they differ from run to run, nothing else does.
 TIMING_FIELDS = ("encode_seconds", "decode_seconds", "seconds", "speedup_over_ps+nlpe")
 
@@ -37,9 +40,9 @@ def parse_codec(name: str) -> CodecSpec:
         return CodecSpec("reference", name, False, "none")
     enc, *suffixes = name.split("-")
     ordered = [s for s in INPCODEC_SUFFIXES if s in suffixes]
-    if enc not in INPCODEC_ENCODERS or suffixes != ordered:
+    if enc not in encoder_names() or suffixes != ordered:
         raise ValueError(f"unknown codec {name!r}; choose from {', '.join(REFERENCE_CODECS)}, "
-                         f"{', '.join(INPCODEC_ENCODERS)} (inpcodec encoders take -notonal "
+                         f"{', '.join(encoder_names())} (inpcodec encoders take -notonal "
                          "for no tonal optimisation and -gan for the GAN post-processor, in "
                          "that order)")
     return CodecSpec("inpcodec", enc, "notonal" not in suffixes,
@@ -80,8 +83,6 @@ def _single_thread():
 
 def run_rate_job(job: RateJob, img: np.ndarray, seed: int = 0) -> dict:
     """Encode ``img`` at ``job.target`` bpp with ``job.codec``, decode, measure."""
-    from codec.pipeline import CodecError, decode, encode_report  # noqa: PLC0415
-
     _single_thread()
     kind, enc, tonal, postprocess = parse_codec(job.codec)
     n = img.shape[0] * img.shape[1]
@@ -115,15 +116,12 @@ def run_rate_job(job: RateJob, img: np.ndarray, seed: int = 0) -> dict:
 
 def run_speed_job(job: SpeedJob, img: np.ndarray, seed: int = 0) -> dict:
     """Time the mask generation of one encoder on the luma of ``img``."""
-    from codec.pipeline import make_mask  # noqa: PLC0415
-
-    from .metrics import luma  # noqa: PLC0415
-
     _single_thread()
     f = luma(img)
-    make_mask(f[:32, :32], job.encoder, 0.1, seed)  # compile / load outside the timing
+    make_mask(job.encoder, f[:32, :32], 0.1, seed=seed)  # compile / load outside the timing
     t0 = time.perf_counter()
-    mask, inpaintings = make_mask(f, job.encoder, job.density, seed)
+    res = make_mask(job.encoder, f, job.density, seed=seed)
     seconds = time.perf_counter() - t0
     return {"image": job.image, "encoder": job.encoder, "density": job.density,
-            "points": int(mask.sum()), "inpaintings": int(inpaintings), "seconds": seconds}
+            "points": int(res.mask.sum()), "inpaintings": int(res.inpaintings),
+            "seconds": seconds}

@@ -7,13 +7,37 @@ spectrally normalised global-local discriminator with the hinge loss.  Two uses:
 
 * decoder post-processor: the homogeneous-diffusion reconstruction and the mask of stored
   pixels in, a refined image out, stored pixels unchanged (:func:`refine`;
-  ``codec.decode(data, postprocess="gan")``, ``inpcodec decode --postprocess gan``);
+  ``inpcodec.decode(data, postprocess="gan")``, ``inpcodec decode --postprocess gan``);
 * free-form hole inpainting (:func:`inpaint_holes`, ``inpcodec inpaint``).
 
-Training: :mod:`.training` (``inpcodec train-gan``).  This package imports torch; the codec
-imports it only when the post-processor is asked for.
+Training: :mod:`.training` (``inpcodec train-gan``).  Importing this package registers
+the ``gan`` post-processor with the decoder but imports no torch: the names below load
+:mod:`.inference` (and torch) when first used.
 """
 
-from .inference import DEFAULT_WEIGHTS, inpaint_holes, load_generator, refine
+from inpcodec.codec.pipeline import register_postprocessor
 
 __all__ = ["DEFAULT_WEIGHTS", "inpaint_holes", "load_generator", "refine"]
+
+
+def __getattr__(name):
+    if name in __all__:  # deferred: these import torch
+        from . import inference  # noqa: PLC0415
+
+        return getattr(inference, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _load_postprocessor(mask_coder: int, weights=None):
+    """The decoder's ``refine(image, mask)`` for files of ``mask_coder``.
+
+    One post-processor is trained so far (on decodes of free masks); it serves every
+    mask coder until one is trained for another.
+    """
+    from .inference import load_generator, refine  # noqa: PLC0415 (imports torch)
+
+    net = load_generator(weights, task="postprocess")
+    return lambda image, mask: refine(image, mask, network=net)
+
+
+register_postprocessor("gan", _load_postprocessor)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import find_images
+from inpcodec.codec.io import find_images, load_image
 
 #: Luma quantisation levels of the training encodes (the codec's chroma levels follow).
 LEVELS = (16, 24, 32, 48, 64)
@@ -34,12 +34,9 @@ ENCODERS = ("belhachmi", "learned")
 
 
 def load_rgb(path: Path) -> np.ndarray:
-    """An image file as uint8 RGB (H, W, 3)."""
-    from PIL import Image  # noqa: PLC0415
-
-    with Image.open(path) as im:
-        im.load()
-        return np.asarray(im.convert("RGB"))
+    """An image file as uint8 RGB (H, W, 3) (grey images repeated in the three channels)."""
+    a = load_image(path, drop_alpha=True)
+    return np.repeat(a[:, :, None], 3, axis=2) if a.ndim == 2 else a
 
 
 def luma(rgb: np.ndarray) -> np.ndarray:
@@ -100,7 +97,7 @@ def _item_plan(settings: CacheSettings) -> list[dict]:
 def encode_decode(image: np.ndarray, *, density: float, encoder: str, levels: int,
                   tonal: bool = True) -> tuple[np.ndarray, np.ndarray, float]:
     """The codec's round trip: (decoded uint8 image, mask of stored pixels, encode seconds)."""
-    from codec.pipeline import decode, encode  # noqa: PLC0415
+    from inpcodec.codec.pipeline import decode, encode  # noqa: PLC0415
 
     t0 = time.perf_counter()
     data = encode(image, encoder=encoder, density=density, levels=levels, tonal=tonal)
@@ -268,7 +265,7 @@ def diffusion_fill(x: np.ndarray, missing: np.ndarray) -> np.ndarray:
     that a CPU-sized training run only has to learn corrections of it (see
     :mod:`.networks`).  A crop without any known pixel is set to 0 (mid grey).
     """
-    from codec.diffusion import inpaint  # noqa: PLC0415
+    from inpcodec.codec.diffusion import inpaint  # noqa: PLC0415
 
     batch = x.ndim == 4
     xs = x if batch else x[None]
@@ -320,7 +317,7 @@ class HoleCropSampler:
 def holes_validation_set(folders, n: int, side: int = 256, seed: int = 0) -> list[dict]:
     """The first ``n`` images (centre ``side`` crop) with seeded hole masks at that size,
     and homogeneous diffusion inpainting of the same holes (the baseline)."""
-    from codec.diffusion import inpaint  # noqa: PLC0415
+    from inpcodec.codec.diffusion import inpaint  # noqa: PLC0415
 
     from .masks import hole_mask  # noqa: PLC0415
 

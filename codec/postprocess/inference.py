@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from inpcodec.codec.limits import available_memory
+
 from .data import diffusion_fill
 from .networks import MULTIPLE, TASKS, Generator, composite
 
@@ -92,10 +94,8 @@ def _check(image, mask, name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _check_memory(height: int, width: int) -> None:
-    from codec.pipeline import _available_memory  # noqa: PLC0415
-
     need = height * width * BYTES_PER_PIXEL
-    have = int(0.75 * _available_memory())
+    have = int(0.75 * available_memory())
     if need > have:
         raise ValueError(f"the GAN needs about {need / 2**30:.1f} GiB for a {width}x{height} "
                          f"image, more than the {have / 2**30:.1f} GiB available")

@@ -45,6 +45,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from inpcodec.codec.metrics import psnr
+
 from .data import (
     CacheSettings,
     DecoderCropSampler,
@@ -210,15 +212,10 @@ def train_step(G, D, opt_g, opt_d, x, gt, missing, boxes, cfg: TrainConfig,
             "adversarial": adversarial.item(), **{f"t{k}": v for k, v in enumerate(t)}}
 
 
-def _psnr(u: np.ndarray, f: np.ndarray) -> float:
-    mse = float(np.mean((u.astype(np.float64) - f.astype(np.float64)) ** 2))
-    return 10 * math.log10(255.0 ** 2 / max(mse, 1e-12))
-
-
 def validate(G, items: list[dict], task: str) -> dict:
     """Mean L1 ([0, 1] units) and PSNR of the GAN and of the diffusion baseline."""
     G.eval()
-    l1, psnr, base_l1, base_psnr = [], [], [], []
+    l1, scores, base_l1, base_scores = [], [], [], []
     for it in items:
         f, known = it["original"], it["mask"]
         if task == "postprocess":
@@ -227,11 +224,11 @@ def validate(G, items: list[dict], task: str) -> dict:
             u = inpaint_holes(f, ~known, network=G)
         l1.append(float(np.mean(np.abs(u.astype(np.float64) - f)) / 255.0))
         base_l1.append(float(np.mean(np.abs(it["decoded"].astype(np.float64) - f)) / 255.0))
-        psnr.append(_psnr(u, f))
-        base_psnr.append(_psnr(it["decoded"], f))
+        scores.append(psnr(u, f))
+        base_scores.append(psnr(it["decoded"], f))
     G.train()
-    return {"l1": float(np.mean(l1)), "psnr": float(np.mean(psnr)),
-            "baseline_l1": float(np.mean(base_l1)), "baseline_psnr": float(np.mean(base_psnr))}
+    return {"l1": float(np.mean(l1)), "psnr": float(np.mean(scores)),
+            "baseline_l1": float(np.mean(base_l1)), "baseline_psnr": float(np.mean(base_scores))}
 
 
 def _checkpoint_path(out: Path) -> Path:

@@ -21,9 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from codec import Inpainter
-
-from ._common import Budget, progress_bar
+from .diffusion import Inpainter
+from .progress import Budget, progress_bar
 
 
 @dataclass

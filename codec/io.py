@@ -1,0 +1,216 @@
+"""Image files in and out: the one Pillow policy of the command line, the training
+loaders and the benchmark.
+
+Reading refuses rather than mangles: 16-bit and floating-point images are refused by name;
+an alpha channel is refused unless it is fully opaque or ``drop_alpha`` is given; an image
+larger than the file format's 2^26 pixels is refused from its header, before its pixels
+are decoded; the EXIF orientation is applied, so the pixels are the ones viewers show.
+Writing is atomic: a temporary file in the target folder, renamed when complete, so a
+failure never leaves a partial file and never touches the file the user had.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from inpcodec.bitstreams.container import MAX_PIXELS
+
+#: File suffixes read as images from data folders (Pillow reads them all).
+IMAGE_SUFFIXES = (".png", ".ppm", ".pgm", ".pnm", ".tif", ".tiff", ".bmp", ".webp", ".jpg",
+                  ".jpeg")
+#: Pillow format written for each output suffix.
+SAVE_FORMATS = {".png": "PNG", ".pgm": "PPM", ".ppm": "PPM", ".pnm": "PPM", ".tif": "TIFF",
+                ".tiff": "TIFF", ".bmp": "BMP", ".webp": "WEBP", ".jpg": "JPEG",
+                ".jpeg": "JPEG"}
+_SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N", "I", "F"}
+_ALPHA = {"RGBA", "LA", "PA", "RGBa", "La"}
+
+
+def find_images(folders) -> list[Path]:
+    """All image files under the folders, sorted (a fixed order for a fixed seed)."""
+    files = []
+    for folder in folders:
+        p = Path(folder)
+        if not p.is_dir():
+            raise ValueError(f"data folder {folder!r} does not exist or is not a folder")
+        files += [q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES]
+    if not files:
+        raise ValueError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found in "
+                         f"{', '.join(map(str, folders))}")
+    return sorted(files)
+
+
+def _too_large(name: str, width: int, height: int) -> ValueError:
+    return ValueError(f"{name}: a {width}x{height} image ({width * height / 1e6:.0f} Mpixels) "
+                      f"exceeds the inpcodec format's limit of 2^26 pixels "
+                      f"({MAX_PIXELS / 1e6:.0f} Mpixels)")
+
+
+def _open(source, name: str) -> Image.Image:
+    if isinstance(source, (str, os.PathLike)):
+        if not os.path.exists(source):
+            raise ValueError(f"{name}: no such file")
+        if os.path.isdir(source):
+            raise ValueError(f"{name}: is a folder, not an image")
+    elif isinstance(source, (bytes, bytearray)):
+        source = io.BytesIO(source)
+    try:
+        im = Image.open(source)  # reads the header only
+    except UnidentifiedImageError:
+        raise ValueError(f"{name}: not an image file Pillow can read") from None
+    except Image.DecompressionBombError:
+        # Pillow refuses from the header above twice its own limit; say ours instead
+        with _unchecked_open(source) as raw:
+            raise _too_large(name, *raw.size) from None
+    except (OSError, SyntaxError) as exc:
+        raise ValueError(f"{name}: damaged or unreadable image ({exc})") from None
+    if im.width * im.height > MAX_PIXELS:
+        raise _too_large(name, im.width, im.height)
+    try:
+        im.load()
+        return ImageOps.exif_transpose(im)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ValueError(f"{name}: damaged or unreadable image ({exc})") from None
+
+
+def _unchecked_open(source):
+    """Open without Pillow's decompression-bomb check (to read the size for the message)."""
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        if hasattr(source, "seek"):
+            source.seek(0)
+        return Image.open(source)
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+def _opaque(im: Image.Image) -> bool:
+    return im.convert("RGBA").getchannel("A").getextrema() == (255, 255)
+
+
+def load_image(source, *, name: str | None = None, drop_alpha: bool = False,
+               grey: bool = False) -> np.ndarray:
+    """8-bit grey (H, W) or RGB (H, W, 3) from any format Pillow reads.
+
+    Parameters
+    ----------
+    source : str, path-like, bytes or binary file
+        The image file (or its bytes).
+    name : str, optional
+        How errors name it (default: the path).
+    drop_alpha : bool
+        Accept an image with a (not fully opaque) alpha channel and ignore the alpha.
+    grey : bool
+        Convert colour images to grey (Pillow's ITU-R 601-2 luma).
+
+    Raises
+    ------
+    ValueError
+        One line naming the file and the reason: missing, not an image, damaged, 16-bit
+        or floating point, alpha, larger than the format's 2^26 pixels.
+    """
+    name = name or str(source)
+    im = _open(source, name)
+    mode = im.mode
+    if mode in _SIXTEEN_BIT:
+        raise ValueError(f"{name}: {mode} images (16-bit or floating point) are not "
+                         "supported; convert to 8 bits per channel first")
+    if mode == "P" and "transparency" in im.info:
+        mode = "PA"
+    if mode in _ALPHA:
+        if not drop_alpha and not _opaque(im):
+            raise ValueError(f"{name}: the image has transparent pixels ({mode}); pass "
+                             "--drop-alpha to use it without its alpha channel")
+        im = im.convert("LA" if mode in ("LA", "La") else "RGBA")
+        im = im.convert("L" if im.mode == "LA" else "RGB")
+    elif mode in ("1", "L"):
+        im = im.convert("L")
+    elif mode in ("RGB", "P", "CMYK", "YCbCr", "LAB", "HSV"):
+        im = im.convert("RGB")
+    else:
+        raise ValueError(f"{name}: unsupported image mode {mode}")
+    if grey and im.mode != "L":
+        im = im.convert("L")
+    return np.asarray(im)
+
+
+def image_format(path: str) -> str:
+    """Pillow's format name for an output path, from its suffix."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in SAVE_FORMATS:
+        raise ValueError(f"{path}: unknown image extension {ext or '(none)'}; use one of "
+                         f"{', '.join(sorted(SAVE_FORMATS))}")
+    return SAVE_FORMATS[ext]
+
+
+def image_bytes(img: np.ndarray, fmt: str = "PNG") -> bytes:
+    """The image (rounded and clipped to 8 bits) as a file of Pillow format ``fmt``.
+
+    WebP is written lossless and JPEG at quality 100: an output should not add loss.
+    """
+    out = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+    opts = {"WEBP": {"lossless": True}, "JPEG": {"quality": 100}}.get(fmt, {})
+    buf = io.BytesIO()
+    Image.fromarray(out).save(buf, format=fmt, **opts)
+    return buf.getvalue()
+
+
+def save_image(path: str, img: np.ndarray) -> None:
+    """Write an image atomically, format from the file extension."""
+    write_atomic(path, image_bytes(img, image_format(path)))
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """Write through a temporary file in the target folder, renamed when complete."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".inpcodec-", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def read_bytes(path: str) -> bytes:
+    """The bytes of a file, with one-line errors for a missing path or a folder."""
+    if not os.path.exists(path):
+        raise ValueError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: is a folder")
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def check_output_path(path: str, inputs=()) -> None:
+    """Refuse, before any work, an output that cannot be written or that is an input.
+
+    An output that is the same file as one of ``inputs`` (same resolved path, or the same
+    file through a link) would destroy that input: refused.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"{path}: output folder does not exist")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"{path}: output folder is not writable")
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: is a folder")
+    for inp in inputs:
+        if inp is None:
+            continue
+        same = os.path.realpath(path) == os.path.realpath(inp)
+        if not same and os.path.exists(path) and os.path.exists(inp):
+            same = os.path.samefile(path, inp)
+        if same:
+            raise ValueError(f"{path}: is the input file {inp}; choose another output")

@@ -1,0 +1,42 @@
+"""What inpcodec refuses before it allocates: images too large for memory.
+
+A forged header must never make the decoder allocate more than the machine has: the
+decoder's working memory is estimated from the header and checked against the free
+memory first.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+class CodecError(ValueError):
+    """Raised for input the codec refuses (one-line message)."""
+
+
+def available_memory() -> int:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62
+
+
+def decoder_memory(width: int, height: int, channels: int) -> int:
+    """Upper estimate of the decoder's working memory in bytes (measured ~75 B/pixel grey)."""
+    return width * height * (60 + 50 * channels)
+
+
+def check_memory(width: int, height: int, channels: int, factor: float = 1.0) -> None:
+    need = int(decoder_memory(width, height, channels) * factor)
+    have = int(0.75 * available_memory())  # leave the rest of the machine some room
+    if need > have:
+        raise CodecError(f"a {width}x{height} image needs about {need / 2**30:.1f} GiB, "
+                         f"more than the {have / 2**30:.1f} GiB of memory available to "
+                         "inpcodec (75 % of the free memory)")

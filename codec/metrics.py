@@ -1,0 +1,71 @@
+"""Quality metrics of a decoded image against its original: the one place for PSNR,
+SSIM, MS-SSIM and luma, so that every table of the project measures the same way.
+
+SSIM and MS-SSIM are pytorch-msssim's (Gaussian 11 x 11 window, sigma 1.5, the
+constants of Wang et al.), computed in float64 on all channels.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+#: pytorch-msssim's MS-SSIM (5 scales, 11 x 11 window) needs a smaller side above this.
+MS_SSIM_MIN_SIDE = 160
+
+
+def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
+    """PSNR in dB of two images whose values peak at ``peak``; inf when they are equal."""
+    e = mse(a, b)
+    return math.inf if e == 0 else float(10 * np.log10(peak**2 / e))
+
+
+def mse(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean squared error in float64."""
+    d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
+    return float(np.mean(d * d))
+
+
+def luma(img: np.ndarray) -> np.ndarray:
+    """ITU-R BT.601 luma Y' in [0, 255] (float64); grey images pass through."""
+    img = np.asarray(img, np.float64)
+    if img.ndim == 2:
+        return img
+    return img @ np.array([0.299, 0.587, 0.114])
+
+
+def _tensor(img: np.ndarray):
+    import torch  # noqa: PLC0415
+
+    a = np.asarray(img, np.float64)
+    a = a[None, None] if a.ndim == 2 else a.transpose(2, 0, 1)[None]
+    return torch.from_numpy(np.ascontiguousarray(a))
+
+
+def ssim(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
+    """SSIM of two images (grey or RGB, values peaking at ``peak``)."""
+    from pytorch_msssim import ssim as _ssim  # noqa: PLC0415 (imports torch)
+
+    return float(_ssim(_tensor(a), _tensor(b), data_range=peak))
+
+
+def ms_ssim(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
+    """MS-SSIM of two images; NaN when the smaller side is at most ``MS_SSIM_MIN_SIDE``."""
+    from pytorch_msssim import ms_ssim as _ms_ssim  # noqa: PLC0415 (imports torch)
+
+    if min(np.shape(a)[:2]) <= MS_SSIM_MIN_SIDE:
+        return math.nan
+    return float(_ms_ssim(_tensor(a), _tensor(b), data_range=peak))
+
+
+def quality(decoded: np.ndarray, original: np.ndarray) -> dict:
+    """PSNR (all channels, and luma), SSIM and MS-SSIM (pytorch-msssim, on all channels).
+
+    MS-SSIM is NaN for images whose smaller side is at most ``MS_SSIM_MIN_SIDE`` (its five
+    scales do not fit).  Computed in float64 so the figures do not depend on the machine.
+    """
+    if decoded.shape != original.shape:
+        raise ValueError(f"decoded shape {decoded.shape} differs from {original.shape}")
+    return {"psnr": psnr(decoded, original), "psnr_y": psnr(luma(decoded), luma(original)),
+            "ssim": ssim(decoded, original), "ms_ssim": ms_ssim(decoded, original)}

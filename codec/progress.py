@@ -1,0 +1,46 @@
+"""Budgets and progress bars of the long searches (mask encoders, tonal optimisation)."""
+
+from __future__ import annotations
+
+import time
+
+from tqdm.auto import tqdm
+
+
+class Budget:
+    """Stops a long search after a wall time or a number of inpaintings, whichever first.
+
+    Parameters
+    ----------
+    max_seconds : float, optional
+    max_inpaintings : int, optional
+        ``None`` means no limit.
+    """
+
+    def __init__(self, max_seconds: float | None = None, max_inpaintings: int | None = None):
+        if max_seconds is not None and max_seconds <= 0:
+            raise ValueError(f"max_seconds must be positive, got {max_seconds}")
+        if max_inpaintings is not None and max_inpaintings < 1:
+            raise ValueError(f"max_inpaintings must be at least 1, got {max_inpaintings}")
+        self._clock = time.perf_counter
+        self.start = self._clock()
+        self.max_seconds = max_seconds
+        self.max_inpaintings = max_inpaintings
+        self.inpaintings = 0
+
+    def spend(self, n: int = 1) -> None:
+        self.inpaintings += n
+
+    @property
+    def seconds(self) -> float:
+        return self._clock() - self.start
+
+    def exhausted(self) -> bool:
+        if self.max_inpaintings is not None and self.inpaintings >= self.max_inpaintings:
+            return True
+        return self.max_seconds is not None and self.seconds >= self.max_seconds
+
+
+def progress_bar(total: int, desc: str, enabled: bool):
+    """A tqdm bar when ``enabled`` (the CLI), a silent stand-in otherwise."""
+    return tqdm(total=total, desc=desc, disable=not enabled, leave=False, unit="step")
