@@ -9,7 +9,9 @@ target density is drawn log-uniformly per crop (one density-conditioned network)
 Validation uses the real decoder (:func:`codec.inpaint`) on masks binarised by the seed's
 weighted coin flip, beside Belhachmi masks of the same density on the same images.
 Checkpoints hold both networks, both optimisers and the random states, so that a resumed
-run continues exactly where it stopped.
+run continues exactly where it stopped; checkpoints, random states, the best weights, the
+budgets and the output files are handled by :mod:`inpcodec.codec.training`, shared with
+the GAN trainer.
 """
 
 from __future__ import annotations
@@ -17,9 +19,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
-import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,6 +27,20 @@ import torch
 
 from inpcodec.codec.io import find_images, load_image
 from inpcodec.codec.metrics import luma, psnr
+from inpcodec.codec.training import (
+    BestWeights,
+    Budget,
+    checkpoint_path,
+    command_line,
+    machine,
+    resume_checkpoint,
+    resumed_config,
+    rng_state,
+    save_checkpoint,
+    save_safetensors,
+    set_rng_state,
+    write_provenance,
+)
 
 from .inference import load_mask_network
 from .losses import ALPHA, inpainting_loss, residual_loss, variance_regulariser
@@ -218,8 +231,9 @@ def belhachmi_reference(images, densities) -> dict:
     return out
 
 
-def _checkpoint_path(out: Path) -> Path:
-    return out.with_suffix(".ckpt")
+#: Keys of a train-masks checkpoint that resuming needs (besides the random states).
+CHECKPOINT_KEYS = ("config", "mask_net", "inpaint_net", "opt_mask", "opt_inpaint", "step",
+                   "elapsed", "history", "best")
 
 
 def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
@@ -248,17 +262,12 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
     from tqdm.auto import tqdm  # noqa: PLC0415
 
     out = Path(out)
-    ckpt_path = _checkpoint_path(out)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     state = None
     if resume:
-        if not ckpt_path.exists():
-            raise ValueError(f"cannot resume: no checkpoint {ckpt_path}")
-        state = torch.load(ckpt_path, weights_only=False, map_location="cpu")
-        steps, minutes = cfg.steps, cfg.minutes
-        cfg = TrainConfig(**state["config"])
-        cfg.steps, cfg.minutes = max(steps, cfg.steps), minutes
+        state = resume_checkpoint(out, required=CHECKPOINT_KEYS, kind="train-masks checkpoint")
+        cfg = resumed_config(cfg, state["config"])
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     paths = find_images(cfg.data)
@@ -286,7 +295,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
     opt_m = torch.optim.Adam(M.parameters(), lr=cfg.lr)
     opt_i = torch.optim.Adam(I.parameters(), lr=cfg.lr) if I is not None else None
     step, elapsed, history = 0, 0.0, []
-    best = {"step": None, "score": -math.inf, "mask_net": None}
+    # the best mean PSNR of dithered masks; stored as {"step", "score", "mask_net"}
+    best = BestWeights("score", "mask_net", higher_is_better=True)
     reference = belhachmi_reference(val, cfg.val_densities) if val else {}
     if state is not None:
         M.load_state_dict(state["mask_net"])  # (loaded onto the device of M)
@@ -295,41 +305,34 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
             I.load_state_dict(state["inpaint_net"])
             opt_i.load_state_dict(state["opt_inpaint"])
         step, elapsed, history = state["step"], state["elapsed"], state["history"]
-        best = state["best"]
-        rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"])
+        best.load_state_dict(state["best"])
+        set_rng_state(state, rng)
         log(f"resumed at step {step} ({elapsed / 60:.1f} min)")
     log(f"{len(paths)} training images, {len(val)} validation images; "
         f"{count_parameters(M)} + {count_parameters(I) if I is not None else 0} parameters "
         f"({cfg.inpainter} inpainting); "
         f"Belhachmi validation PSNR {reference}")
 
-    def save_checkpoint():
-        tmp = ckpt_path.with_suffix(".ckpt.tmp")
-        torch.save({"config": asdict(cfg), "mask_net": M.state_dict(),
-                    "inpaint_net": I.state_dict() if I is not None else None,
-                    "opt_mask": opt_m.state_dict(),
-                    "opt_inpaint": opt_i.state_dict() if I is not None else None,
-                    "step": step, "elapsed": elapsed,
-                    "history": history, "best": best, "numpy_rng": rng.bit_generator.state,
-                    "torch_rng": torch.get_rng_state()}, tmp)
-        os.replace(tmp, ckpt_path)
+    def checkpoint():
+        save_checkpoint(checkpoint_path(out), {
+            "config": asdict(cfg), "mask_net": M.state_dict(),
+            "inpaint_net": I.state_dict() if I is not None else None,
+            "opt_mask": opt_m.state_dict(),
+            "opt_inpaint": opt_i.state_dict() if I is not None else None,
+            "step": step, "elapsed": budget.elapsed, "history": history,
+            "best": best.state_dict(), **rng_state(rng)})
 
     def consider(psnr_dither: dict):
-        score = float(np.mean(list(psnr_dither.values())))
-        if score > best["score"]:
-            best.update(step=step, score=score,
-                        mask_net={k: v.detach().cpu().clone()
-                                  for k, v in M.state_dict().items()})
+        best.consider(step, float(np.mean(list(psnr_dither.values()))), M)
 
     bar = tqdm(total=cfg.steps, initial=step, desc="train-masks", disable=not progress,
                unit="step")
     running = {}
-    start = time.perf_counter() - elapsed
+    budget = Budget(cfg.steps, cfg.minutes, elapsed=elapsed)
 
     def validation_record():
         M.eval()
-        record = {"step": step, "minutes": elapsed / 60, **running,
+        record = {"step": step, "minutes": budget.elapsed / 60, **running,
                   "val_psnr": validate(M, val, cfg.val_densities),
                   "val_psnr_dither": validate(M, val, cfg.val_densities, method="dither")}
         history.append(record)
@@ -338,10 +341,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
 
     if val and step == 0:
         validation_record()  # the starting point (for --prior belhachmi: Belhachmi's masks)
-    while step < cfg.steps:
-        if cfg.minutes is not None and elapsed >= 60 * cfg.minutes:
-            log(f"time budget of {cfg.minutes} min reached at step {step}")
-            break
+    while not budget.exhausted(step, log):
         M.train()
         if I is not None:
             I.train()
@@ -355,19 +355,18 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
         for k, v in losses.items():
             running[k] = 0.98 * running.get(k, v) + 0.02 * v
         step += 1
-        elapsed = time.perf_counter() - start
+        budget.lap()
         bar.update(1)
         bar.set_postfix({k: f"{v:.3g}" for k, v in running.items()})
         if val and (step % cfg.val_every == 0 or step == cfg.steps):
             validation_record()
-            save_checkpoint()
+            checkpoint()
     bar.close()
     M.eval()
     if val and (not history or history[-1]["step"] != step):
         consider(validate(M, val, cfg.val_densities, method="dither"))
-    save_checkpoint()
-    if best["mask_net"] is not None:
-        M.load_state_dict(best["mask_net"])
+    checkpoint()
+    best.restore(M)
     final = validate(M, val, cfg.val_densities) if val else {}
     final_dither = validate(M, val, cfg.val_densities, method="dither") if val else {}
     save_weights(M.cpu(), out, {"conditioned": str(cfg.conditioned), "prior": cfg.prior,
@@ -375,7 +374,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
                           "density_max": str(cfg.density_max)})
     provenance = {
         "weights": out.name,
-        "command": command or " ".join(sys.argv),
+        "command": command_line(command),
         "data": [str(p) for p in cfg.data],
         "training_images": len(paths),
         "validation": {"folders": [str(p) for p in cfg.val], "images": len(val),
@@ -384,31 +383,19 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
                        "final_psnr": final, "final_psnr_dither": final_dither,
                        "belhachmi_psnr": reference},
         "steps": step,
-        "weights_from_step": best["step"] if val else step,
+        "weights_from_step": best.step if val else step,
         "seed": cfg.seed,
         "inpainter": cfg.inpainter,
-        "wall_time_minutes": round(elapsed / 60, 2),
+        "wall_time_minutes": budget.wall_time_minutes,
         "config": asdict(cfg),
         "parameters": count_parameters(M),
-        "machine": f"{platform.machine()} {platform.processor()}, {device.type}, "
-                   f"{torch.get_num_threads()} torch threads, torch {torch.__version__}",
+        "machine": machine(device.type),
         "history": history,
     }
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(provenance, indent=1) + "\n")
-    os.replace(tmp, out.with_suffix(".json"))
+    write_provenance(out, provenance)
     return provenance
 
 
 def save_weights(M: MaskNet, out: Path, metadata: dict) -> None:
     """Mask network weights as safetensors (written atomically)."""
-    from safetensors.torch import save_file  # noqa: PLC0415
-
-    out = Path(out)
-    tmp = out.with_suffix(".safetensors.tmp")
-    save_file({k: v.contiguous() for k, v in M.state_dict().items()}, str(tmp),
-              metadata=metadata)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # safetensors writes 0600; give the usual permissions
-    os.replace(tmp, out)
+    save_safetensors(out, M.state_dict(), metadata)

@@ -26,17 +26,16 @@ masks), mean L1 (in [0, 1] units) and PSNR of the GAN beside the diffusion basel
 decoder output; homogeneous diffusion inpainting of the same holes).  The weights written
 are those of the validation with the lowest L1, the seed's model selection by validation
 loss.  Checkpoints hold both networks, both optimisers and the random states, so that a
-resumed run continues where it stopped.
+resumed run continues where it stopped; checkpoints, random states, the best weights, the
+budgets and the output files are handled by :mod:`inpcodec.codec.training`, shared with
+the mask-network trainer.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
-import platform
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,6 +45,21 @@ import torch
 from torch.nn import functional as F
 
 from inpcodec.codec.metrics import psnr
+from inpcodec.codec.training import (
+    BestWeights,
+    Budget,
+    checkpoint_path,
+    command_line,
+    load_checkpoint,
+    machine,
+    resume_checkpoint,
+    resumed_config,
+    rng_state,
+    save_checkpoint,
+    save_safetensors,
+    set_rng_state,
+    write_provenance,
+)
 
 from .data import (
     CacheSettings,
@@ -231,8 +245,9 @@ def validate(G, items: list[dict], task: str) -> dict:
             "baseline_l1": float(np.mean(base_l1)), "baseline_psnr": float(np.mean(base_scores))}
 
 
-def _checkpoint_path(out: Path) -> Path:
-    return out.with_suffix(".ckpt")
+#: Keys of a train-gan checkpoint that resuming needs (besides the random states).
+CHECKPOINT_KEYS = ("config", "generator", "discriminator", "opt_g", "opt_d", "step", "elapsed",
+                   "history", "best", "baseline")
 
 
 def _read_init(path: str, cfg: TrainConfig) -> tuple[dict, dict]:
@@ -245,12 +260,9 @@ def _read_init(path: str, cfg: TrainConfig) -> tuple[dict, dict]:
     if not file.is_file():
         raise ValueError(f"--init: no such file {file}")
     if file.suffix == ".ckpt":
-        try:  # weights_only: a checkpoint from elsewhere cannot run code when unpickled
-            state = torch.load(file, weights_only=True, map_location="cpu")
-        except Exception as exc:  # noqa: BLE001 - torch raises many kinds here
-            raise ValueError(f"--init {file}: not a train-gan checkpoint ({exc})") from None
-        if not isinstance(state, dict) or not {"generator", "discriminator"} <= state.keys():
-            raise ValueError(f"--init {file}: not a train-gan checkpoint")
+        # weights_only inside: a checkpoint from elsewhere cannot run code when unpickled
+        state = load_checkpoint(file, required=("generator", "discriminator"),
+                                kind="train-gan checkpoint", label=f"--init {file}")
         given = {"skip": False, "full_res_layers": 1, **state.get("config", {})}
         sources = {"generator": state["generator"], "discriminator": state["discriminator"]}
     else:
@@ -299,16 +311,11 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
     from tqdm.auto import tqdm  # noqa: PLC0415
 
     out = Path(out)
-    ckpt_path = _checkpoint_path(out)
     state = None
     if resume:
-        if not ckpt_path.exists():
-            raise ValueError(f"cannot resume: no checkpoint {ckpt_path}")
-        state = torch.load(ckpt_path, weights_only=True, map_location="cpu")
-        steps, minutes = cfg.steps, cfg.minutes
+        state = resume_checkpoint(out, required=CHECKPOINT_KEYS, kind="train-gan checkpoint")
         # older checkpoints: no skip, one full-resolution layer
-        cfg = TrainConfig(**{"skip": False, "full_res_layers": 1, **state["config"]})
-        cfg.steps, cfg.minutes = max(steps, cfg.steps), minutes
+        cfg = resumed_config(cfg, state["config"], older={"skip": False, "full_res_layers": 1})
     cfg.check()
     init, started_from = (_read_init(cfg.init, cfg) if cfg.init and state is None
                           else (None, state.get("started_from") if state else None))
@@ -347,7 +354,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=tuple(cfg.betas))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=tuple(cfg.betas))
     step, elapsed, history = 0, 0.0, []
-    best = {"step": None, "l1": math.inf, "generator": None}
+    # the lowest validation L1; stored as {"step", "l1", "generator"}
+    best = BestWeights("l1", "generator", higher_is_better=False)
     if init is not None:
         G.load_state_dict(init["generator"])
         if "discriminator" in init:
@@ -360,28 +368,24 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
         step, elapsed, history = state["step"], state["elapsed"], state["history"]
-        best, baseline = state["best"], state["baseline"]
-        rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"])
+        best.load_state_dict(state["best"])
+        baseline = state["baseline"]
+        set_rng_state(state, rng)
         log(f"resumed at step {step} ({elapsed / 60:.1f} min)")
     log(f"{cfg.task}: generator {count_parameters(G)} parameters (width {cfg.width}, "
         f"{cfg.heads} heads), discriminator {count_parameters(D)}; crop {cfg.crop}, local "
         f"{cfg.local}; perceptual loss: {perceptual['kind']}; untrained validation {baseline}")
 
-    def save_checkpoint():
-        tmp = ckpt_path.with_suffix(".ckpt.tmp")
-        torch.save({"config": asdict(cfg), "generator": G.state_dict(),
-                    "discriminator": D.state_dict(), "opt_g": opt_g.state_dict(),
-                    "opt_d": opt_d.state_dict(), "step": step, "elapsed": elapsed,
-                    "history": history, "best": best, "baseline": baseline,
-                    "started_from": started_from, "numpy_rng": rng.bit_generator.state,
-                    "torch_rng": torch.get_rng_state()}, tmp)
-        os.replace(tmp, ckpt_path)
+    def checkpoint():
+        save_checkpoint(checkpoint_path(out), {
+            "config": asdict(cfg), "generator": G.state_dict(),
+            "discriminator": D.state_dict(), "opt_g": opt_g.state_dict(),
+            "opt_d": opt_d.state_dict(), "step": step, "elapsed": budget.elapsed,
+            "history": history, "best": best.state_dict(), "baseline": baseline,
+            "started_from": started_from, **rng_state(rng)})
 
     def consider(record: dict):
-        if record["l1"] < best["l1"]:
-            best.update(step=step, l1=record["l1"],
-                        generator={k: v.detach().clone() for k, v in G.state_dict().items()})
+        best.consider(step, record["l1"], G)
 
     if state is None and val:
         # the untrained generator is a candidate too: for the post-processor it is the
@@ -393,45 +397,41 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train-gan {cfg.task}",
                disable=not progress, unit="step")
     running = {}
-    start = time.perf_counter() - elapsed
+    budget = Budget(cfg.steps, cfg.minutes, elapsed=elapsed)
     G.train()
     D.train()
-    while step < cfg.steps:
-        if cfg.minutes is not None and elapsed >= 60 * cfg.minutes:
-            log(f"time budget of {cfg.minutes} min reached at step {step}")
-            break
+    while not budget.exhausted(step, log):
         x, gt, missing, boxes = (torch.from_numpy(a) for a in sampler.batch(cfg.batch))
         losses = train_step(G, D, opt_g, opt_d, x, gt, missing, boxes, cfg, vgg)
         for k, v in losses.items():
             running[k] = 0.98 * running.get(k, v) + 0.02 * v
         step += 1
-        elapsed = time.perf_counter() - start
+        budget.lap()
         bar.update(1)
         bar.set_postfix({k: f"{running[k]:.3g}" for k in ("loss_g", "loss_d", "l1_final",
                                                              "t0")})
         if val and (step % cfg.val_every == 0 or step == cfg.steps):
-            record = {"step": step, "minutes": elapsed / 60, **running,
+            record = {"step": step, "minutes": budget.elapsed / 60, **running,
                       "val": validate(G, val, cfg.task)}
             history.append(record)
             log(f"step {step}: {json.dumps(record)}")
             consider(record["val"])
-            save_checkpoint()
+            checkpoint()
     bar.close()
     if val and (not history or history[-1]["step"] != step):
-        record = {"step": step, "minutes": elapsed / 60, **running,
+        record = {"step": step, "minutes": budget.elapsed / 60, **running,
                   "val": validate(G, val, cfg.task)}
         history.append(record)
         consider(record["val"])
-    save_checkpoint()
-    if best["generator"] is not None:
-        G.load_state_dict(best["generator"])
+    checkpoint()
+    best.restore(G)
     G.eval()
     final = validate(G, val, cfg.task) if val else {}
     save_weights(G, out)
     provenance = {
         "weights": out.name,
         "task": cfg.task,
-        "command": command or " ".join(sys.argv),
+        "command": command_line(command),
         "data": [str(p) for p in cfg.data],
         "training_items": n_train,
         "validation": {"folders": [str(p) for p in cfg.val], "images": cfg.val_images,
@@ -445,10 +445,10 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
                                     "homogeneous diffusion inpainting of the holes"),
                        "untrained": baseline, "final": final},
         "steps": step,
-        "weights_from_step": best["step"] if val else step,  # 0: the untrained network
+        "weights_from_step": best.step if val else step,  # 0: the untrained network
         "started_from": started_from,  # None: a fresh network (else --init)
         "seed": cfg.seed,
-        "wall_time_minutes": round(elapsed / 60, 2),
+        "wall_time_minutes": budget.wall_time_minutes,
         "perceptual_loss": perceptual,
         "architecture": {"generator_parameters": count_parameters(G),
                          "discriminator_parameters": count_parameters(D),
@@ -460,25 +460,13 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
         "local_crop": cfg.local,
         "decoder_cache": cache_info,
         "config": asdict(cfg),
-        "machine": f"{platform.machine()} {platform.processor()}, cpu, "
-                   f"{torch.get_num_threads()} torch threads, torch {torch.__version__}",
+        "machine": machine("cpu"),
         "history": history,
     }
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(provenance, indent=1) + "\n")
-    os.replace(tmp, out.with_suffix(".json"))
+    write_provenance(out, provenance)
     return provenance
 
 
 def save_weights(G: Generator, out: Path) -> None:
     """Generator weights as safetensors with the metadata to rebuild it (atomically)."""
-    from safetensors.torch import save_file  # noqa: PLC0415
-
-    out = Path(out)
-    tmp = out.with_suffix(".safetensors.tmp")
-    save_file({k: v.detach().contiguous() for k, v in G.state_dict().items()}, str(tmp),
-              metadata=metadata(G))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # safetensors writes 0600; give the usual permissions
-    os.replace(tmp, out)
+    save_safetensors(out, G.state_dict(), metadata(G))
