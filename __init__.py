@@ -18,6 +18,7 @@ __version__ = "0.2.0"
 # second copy of every module.
 from inpcodec.codec import postprocess as _postprocess  # noqa: E402, F401 (registers "gan")
 from inpcodec.codec.diffusion import inpaint  # noqa: E402
-from inpcodec.codec.pipeline import decode, encode  # noqa: E402
+from inpcodec.codec.format import decode  # noqa: E402
+from inpcodec.codec.pipeline import encode  # noqa: E402
 
 __all__ = ["__version__", "decode", "encode", "inpaint"]

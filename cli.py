@@ -18,9 +18,16 @@ import click
 import numpy as np
 
 from inpcodec.codec import io as iio
+from inpcodec.codec.bench.refcodecs import pillow_decode, pillow_encode
+from inpcodec.codec.data import cameraman
+from inpcodec.codec.diffusion import inpaint as diffusion_inpaint
 from inpcodec.codec.diffusion import kernels_cached
-from inpcodec.codec.encoders import encoder_names, get_encoder
+from inpcodec.codec.encoders import encoder_names, get_encoder, make_mask
+from inpcodec.codec.format import decode as decode_bytes
+from inpcodec.codec.format import info as file_info
 from inpcodec.codec.metrics import psnr
+from inpcodec.codec.pipeline import DEFAULT_ENCODER, encode_report
+from inpcodec.codec.tonal import tonal_optimisation
 
 SOLVER_CHOICES = ["auto", "numba", "cupy", "direct"]
 STDIO = "-"
@@ -162,8 +169,6 @@ def main():
 
 def _jpeg_at_size(img: np.ndarray, max_bytes: int):
     """Pillow JPEG (optimised Huffman) of the largest quality whose file fits in max_bytes."""
-    from inpcodec.codec.bench.refcodecs import pillow_decode, pillow_encode  # noqa: PLC0415
-
     best = None
     for q in range(1, 96):
         data = pillow_encode(img, "jpeg", q)
@@ -209,8 +214,6 @@ def _report_lines(r, name) -> list[str]:
 @_clean_errors
 def demo(image, bpp, density, output, drop_alpha):
     """Round trip a bundled image: encode, decode, PSNR, time, and JPEG at the same size."""
-    from inpcodec.codec.data import cameraman  # noqa: PLC0415
-    from inpcodec.codec.pipeline import DEFAULT_ENCODER, encode_report  # noqa: PLC0415
 
     out = _Out(output, [image]) if output else None
     img = cameraman() if image is None else load_image(image, drop_alpha=drop_alpha)
@@ -258,8 +261,6 @@ def demo(image, bpp, density, output, drop_alpha):
 def encode(input_path, output_path, encoder, density, bpp, levels, chroma_levels, tonal,
            seed, drop_alpha, quiet, **kwargs):
     """Compress image IN into the inpcodec file OUT (- for standard input or output)."""
-    from inpcodec.codec.pipeline import encode_report  # noqa: PLC0415
-
     options = _pick_options(encoder, kwargs)
     if density is not None and bpp is not None:
         raise ValueError("give either --density or --bpp, not both")
@@ -299,8 +300,6 @@ def encode(input_path, output_path, encoder, density, bpp, levels, chroma_levels
 @_clean_errors
 def decode(input_path, output_path, solver, postprocess, weights, fmt, quiet):
     """Decode the inpcodec file IN into the image OUT (- for standard input or output)."""
-    from inpcodec.codec.pipeline import decode as decode_bytes  # noqa: PLC0415
-
     out = _Out(output_path, [input_path], quiet)
     fmt = _image_format(out, fmt)
     data = _read(input_path)
@@ -322,8 +321,6 @@ def decode(input_path, output_path, solver, postprocess, weights, fmt, quiet):
 @_clean_errors
 def info(input_path):
     """Show the header of the inpcodec file IN and where its bits go."""
-    from inpcodec.codec.pipeline import info as file_info  # noqa: PLC0415
-
     i = file_info(_read(input_path))
     px = i.width * i.height
     click.echo(f"size         {i.width}x{i.height}, {i.channels} channel(s), {i.colour}")
@@ -367,10 +364,6 @@ def mask(image, output, encoder, density, tonal, seed, reconstruction, drop_alph
     Reports the mask's PSNR with homogeneous diffusion inpainting, the number of
     inpaintings spent and the wall time.
     """
-    from inpcodec.codec.diffusion import inpaint  # noqa: PLC0415
-    from inpcodec.codec.encoders import make_mask  # noqa: PLC0415
-    from inpcodec.codec.tonal import tonal_optimisation  # noqa: PLC0415
-
     options = _pick_options(encoder, kwargs)
     if not 0.0 < density <= 1.0:
         raise ValueError(f"--density must lie in (0, 1], got {density}")
@@ -387,7 +380,7 @@ def mask(image, output, encoder, density, tonal, seed, reconstruction, drop_alph
     if tonal:
         tr = tonal_optimisation(f, m, max_seconds=options.get("max_seconds"), progress=True)
         values, spent = tr.values, spent + tr.inpaintings
-    u = np.clip(np.rint(inpaint(values, m)), 0, 255)
+    u = np.clip(np.rint(diffusion_inpaint(values, m)), 0, 255)
     out.write(iio.image_bytes(m.astype(np.uint8) * 255, fmt))
     if rec:
         rec.write(iio.image_bytes(u, _image_format(rec, None)))

@@ -48,7 +48,8 @@ def run_case(rgb, density, k, levels, chroma_levels):
     from inpcodec.bitstreams.mask_coder import encode_mask
     from inpcodec.bitstreams.value_coder import encode_values
     from inpcodec.codec import inpaint
-    from inpcodec.codec.pipeline import quantise, quantiser, rgb_to_ycbcr, ycbcr_to_rgb
+    from inpcodec.codec.colour import rgb_to_ycbcr, ycbcr_to_rgb
+    from inpcodec.codec.quantiser import quantise, quantiser
 
     ycc = rgb_to_ycbcr(rgb)
     mask = belhachmi_mask(ycc[..., 0], density).mask

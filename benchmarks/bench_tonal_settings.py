@@ -30,7 +30,9 @@ def main():
     from PIL import Image
 
     from inpcodec.baselines import tonal_optimisation
-    from inpcodec.codec.pipeline import TONAL_SOLVE_TOL, make_mask, quantiser
+    from inpcodec.codec.encoders import make_mask
+    from inpcodec.codec.format import TONAL_SOLVE_TOL
+    from inpcodec.codec.quantiser import quantiser
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--kodak", required=True)
@@ -40,7 +42,7 @@ def main():
     rows = []
     for name, d, lv in CASES:
         f = np.asarray(Image.open(Path(args.kodak) / f"{name}.png").convert("L"), float)
-        mask, _ = make_mask(f, "belhachmi", d, 0)
+        mask = make_mask("belhachmi", f, d).mask
         tonal_optimisation(f[:32, :32], mask[:32, :32] | (np.arange(32) == 0)[:, None],
                            levels=quantiser(lv))  # compile outside the timing
         for tol, sweeps in SETTINGS:

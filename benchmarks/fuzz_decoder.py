@@ -59,8 +59,9 @@ def mutate(rng, data: bytes) -> bytes:
 
 
 def main():
+    from inpcodec import decode, encode
     from inpcodec.bitstreams import FormatError
-    from inpcodec.codec.pipeline import CodecError, decode, encode
+    from inpcodec.codec.limits import CodecError
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--mutations", type=int, default=100_000)

@@ -24,9 +24,9 @@ from tqdm.auto import tqdm
 from inpcodec.bitstreams import container as C
 
 from .encoders import FREE_MASK_CODER, MaskEncoder, get_encoder, refine_mask
+from .format import LOSSLESS_LEVELS, decode, encode_with_mask, lossless_file
 from .limits import CodecError
 from .metrics import psnr as _psnr
-from .pipeline import LOSSLESS_LEVELS, decode, encode_with_mask, lossless_file
 
 RATE_TOLERANCE = 0.03
 LEVEL_CANDIDATES = (8, 16, 32, 64)

@@ -11,3 +11,12 @@ def natural_like(h, w, seed=0):
     img = (img - img.min()) / np.ptp(img) * 180 + 30
     img[h // 3:, w // 2:] += 40
     return img
+
+
+def make_image(h=48, w=64, colour=False, seed=0):
+    """A smooth random uint8 image with a little noise, grey (h, w) or RGB (h, w, 3)."""
+    rng = np.random.default_rng(seed)
+    shape = (h, w, 3) if colour else (h, w)
+    img = gaussian_filter(rng.standard_normal(shape), (3, 3, 0) if colour else 3)
+    img = (img - img.min()) / np.ptp(img) * 220 + 15
+    return np.clip(img + rng.normal(0, 3, shape), 0, 255).astype(np.uint8)

@@ -6,6 +6,7 @@ import zlib
 import numba
 import numpy as np
 import pytest
+from _images import make_image
 from click.testing import CliRunner
 from PIL import Image
 from scipy.ndimage import gaussian_filter
@@ -18,14 +19,6 @@ from inpcodec.bitstreams.mask_coder import decode_mask, encode_mask
 from inpcodec.bitstreams.value_coder import decode_values, encode_values
 from inpcodec.codec import limits
 from inpcodec.codec import pipeline as P
-
-
-def make_image(h=48, w=64, colour=False, seed=0):
-    rng = np.random.default_rng(seed)
-    shape = (h, w, 3) if colour else (h, w)
-    img = gaussian_filter(rng.standard_normal(shape), (3, 3, 0) if colour else 3)
-    img = (img - img.min()) / np.ptp(img) * 220 + 15
-    return np.clip(img + rng.normal(0, 3, shape), 0, 255).astype(np.uint8)
 
 
 def entropy_bound(d):

@@ -26,7 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from inpcodec.codec.format import decode
 from inpcodec.codec.io import find_images, load_image
+from inpcodec.codec.pipeline import encode
 
 #: Luma quantisation levels of the training encodes (the codec's chroma levels follow).
 LEVELS = (16, 24, 32, 48, 64)
@@ -97,8 +99,6 @@ def _item_plan(settings: CacheSettings) -> list[dict]:
 def encode_decode(image: np.ndarray, *, density: float, encoder: str, levels: int,
                   tonal: bool = True) -> tuple[np.ndarray, np.ndarray, float]:
     """The codec's round trip: (decoded uint8 image, mask of stored pixels, encode seconds)."""
-    from inpcodec.codec.pipeline import decode, encode  # noqa: PLC0415
-
     t0 = time.perf_counter()
     data = encode(image, encoder=encoder, density=density, levels=levels, tonal=tonal)
     seconds = time.perf_counter() - t0

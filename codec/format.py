@@ -1,0 +1,263 @@
+"""The inpcodec file of a given mask and its values, both ways.
+
+Writing (:func:`encode_with_mask`): the values at the mask pixels (tonally optimised with
+the quantiser in the loop, or the original values) quantised to ``levels`` (luma) and
+``chroma_levels``; the mask and the values entropy-coded (:mod:`inpcodec.bitstreams`).
+Reading (:func:`decode`, :func:`info`): the values are inpainted by homogeneous diffusion
+(all channels on one mask), YCbCr -> RGB, rounded to 8 bits.  Choosing the mask and the
+levels for an image is the pipeline's work (:mod:`.pipeline`, :mod:`.rate`).
+
+The decoder's arithmetic is deterministic (integer entropy-model parameters, the Numba
+solver's fixed-order reductions, element-wise colour transform), so a file decodes to the
+same pixels on every run and thread count.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from inpcodec.bitstreams import container as C
+from inpcodec.bitstreams.mask_coder import decode_mask, encode_mask
+from inpcodec.bitstreams.value_coder import decode_values, encode_values, max_values
+
+from .colour import rgb_to_ycbcr, ycbcr_to_rgb
+from .diffusion import Inpainter
+from .encoders import FREE_MASK_CODER
+from .limits import CodecError, check_memory
+from .quantiser import MAX_LEVELS, quantise, quantiser
+from .tonal import tonal_optimisation
+
+VALUE_CODER = 1  # coarse-to-fine prediction + adaptive quantised Laplace
+#: Levels of a lossless file: the quantiser of 256 levels reproduces every 8-bit value.
+LOSSLESS_LEVELS = 256
+#: CGLS tolerance, inner-solve tolerance and quantised refinement sweeps of the tonal
+#: optimisation inside the codec: looser than tonal_optimisation's defaults.  On Kodak
+#: (grey, 768 x 512, Belhachmi masks, 8-32 levels) they cost about 0.02 dB of PSNR and run
+#: about 2x faster (benchmarks/RESULTS.md, "Rate search speed"); the rate search runs several.
+TONAL_TOL = 3e-2
+TONAL_SOLVE_TOL = 1e-5
+TONAL_SWEEPS = 3
+_PARM = struct.Struct("<BBHH")  # mask coder, value coder, luma levels, chroma levels
+MASK_CODERS = {FREE_MASK_CODER: (encode_mask, decode_mask)}
+#: Decoder post-processors by name: ``load(mask_coder, weights) -> refine``, where
+#: ``refine(image, mask) -> image`` keeps the stored pixels; registered by the layer above
+#: (:mod:`inpcodec.codec.postprocess` registers ``"gan"``).
+POSTPROCESSORS: dict = {}
+
+
+def register_postprocessor(name: str, load) -> None:
+    """Make ``decode(..., postprocess=name)`` use ``load(mask_coder, weights)``."""
+    if name in POSTPROCESSORS or name == "none":
+        raise ValueError(f"post-processor {name!r} is registered already")
+    POSTPROCESSORS[name] = load
+
+
+def planes_of(img: np.ndarray, colour: int) -> np.ndarray:
+    """The image as the (H, W, C) float64 planes a file of that colour transform stores."""
+    if img.ndim == 2:
+        return img.astype(np.float64)[:, :, None]
+    return rgb_to_ycbcr(img) if colour == C.COLOUR_YCBCR else img.astype(np.float64)
+
+
+
+# ----------------------------------------------------------------------------- encode
+
+
+def _values(planes, mask, levels, chroma_levels, tonal, progress=False):
+    """Quantised values per channel (tonal optimisation with the quantiser in the loop)."""
+    out = []
+    groups = [(slice(0, 1), levels)]
+    if planes.shape[2] == 3:
+        groups.append((slice(1, 3), chroma_levels))
+    spent = 0
+    for sl, q in groups:
+        part = planes[:, :, sl]
+        if tonal:
+            res = tonal_optimisation(part, mask, levels=quantiser(q), tol=TONAL_TOL,
+                                     solve_tol=TONAL_SOLVE_TOL, max_sweeps=TONAL_SWEEPS,
+                                     progress=progress)
+            vals = res.values[mask]
+            spent += res.inpaintings
+        else:
+            vals = part[mask]
+        for c in range(vals.shape[1]):
+            out.append(quantise(vals[:, c], q))
+    return out, spent
+
+
+def encode_with_mask(img, planes, mask, levels, chroma_levels, tonal, *,
+                     colour: int | None = None, mask_coder: int = FREE_MASK_CODER,
+                     progress: bool = False):
+    """The file of ``img`` with this mask and these level counts.
+
+    ``planes`` are ``planes_of(img, colour)``.  Returns (bytes, container, inpaintings).
+    """
+    qs, spent = _values(planes, mask, levels, chroma_levels, tonal, progress)
+    channels = planes.shape[2]
+    if colour is None:
+        colour = C.COLOUR_GREY if channels == 1 else C.COLOUR_YCBCR
+    cont = C.Container(img.shape[1], img.shape[0], channels, colour)
+    cont.sections["PARM"] = _PARM.pack(mask_coder, VALUE_CODER, levels, chroma_levels)
+    cont.sections["MASK"] = MASK_CODERS[mask_coder][0](mask).astype("<u4").tobytes()
+    for c, q in enumerate(qs):
+        cont.sections[f"VAL{c}"] = encode_values(
+            mask, q, levels if c == 0 else chroma_levels).astype("<u4").tobytes()
+    return C.write(cont), cont, spent
+
+
+def lossless_file(img):
+    """The lossless file of ``img``: every pixel stored at 256 levels (colour: as RGB).
+
+    The YCbCr transform is not reversible in 8 bits, so a lossless colour file stores
+    the R, G and B planes themselves (colour transform 2, FORMAT.md).  Returns
+    (bytes, container).
+    """
+    colour = C.COLOUR_GREY if img.ndim == 2 else C.COLOUR_RGB
+    mask = np.ones(img.shape[:2], bool)
+    data, cont, _ = encode_with_mask(img, planes_of(img, colour), mask, LOSSLESS_LEVELS,
+                                     LOSSLESS_LEVELS, False, colour=colour)
+    return data, cont
+
+
+# ----------------------------------------------------------------------------- decode
+
+
+@dataclass
+class FileInfo:
+    width: int
+    height: int
+    channels: int
+    colour: str
+    levels: int
+    chroma_levels: int
+    points: int
+    bytes_total: int
+    bytes_header: int
+    bytes_mask: int
+    bytes_values: list
+
+    @property
+    def bpp(self) -> float:
+        return 8.0 * self.bytes_total / (self.width * self.height)
+
+
+def _parse(data: bytes):
+    cont = C.read(data)
+    parm = cont.section("PARM")
+    if len(parm) != _PARM.size:
+        raise C.FormatError("parameter section has the wrong length")
+    mask_coder, value_coder, lv, clv = _PARM.unpack(parm)
+    if mask_coder not in MASK_CODERS or value_coder != VALUE_CODER:
+        raise C.FormatError(f"unknown coder ids (mask {mask_coder}, values {value_coder})")
+    for q in (lv, clv):
+        if not 2 <= q <= MAX_LEVELS:
+            raise C.FormatError(f"quantisation levels {q} outside 2..{MAX_LEVELS}")
+    expected = {"PARM", "MASK"} | {f"VAL{c}" for c in range(cont.channels)}
+    if set(cont.sections) != expected:
+        raise C.FormatError(f"sections {sorted(cont.sections)} do not match a "
+                            f"{cont.channels}-channel file")
+    for k, v in cont.sections.items():
+        if k != "PARM" and (len(v) % 4 or not v):
+            raise C.FormatError(f"section {k} is not a whole number of 32-bit words")
+    points = int(_words(cont.sections["MASK"][:4])[0])
+    if not 1 <= points <= cont.width * cont.height:
+        raise C.FormatError(f"point count {points} does not fit a {cont.width}x{cont.height} "
+                            "image")
+    for c in range(cont.channels):
+        if points > max_values(len(cont.sections[f"VAL{c}"])):
+            raise C.FormatError(f"{points} points cannot be coded in the "
+                                f"{len(cont.sections[f'VAL{c}'])} bytes of channel {c}")
+    return cont, mask_coder, lv, clv
+
+
+def _words(b: bytes) -> np.ndarray:
+    return np.frombuffer(b, dtype="<u4").astype(np.uint32)
+
+
+# constriction reports compressed data that cannot come from its model by an
+# AssertionError (found by benchmarks/fuzz_decoder.py); numpy/constriction raise the others
+_ENTROPY_ERRORS = (ValueError, RuntimeError, AssertionError, IndexError, OverflowError)
+
+
+def _decode_mask_checked(cont, mask_coder) -> np.ndarray:
+    words = _words(cont.section("MASK"))
+    try:
+        mask = MASK_CODERS[mask_coder][1](words, cont.height, cont.width)
+    except _ENTROPY_ERRORS as exc:
+        raise C.FormatError(f"corrupt mask data ({exc})") from None
+    if int(mask.sum()) != int(words[0]):
+        raise C.FormatError(f"corrupt mask data: {int(mask.sum())} points decoded, "
+                            f"{int(words[0])} stored")
+    return mask
+
+
+def info(data: bytes) -> FileInfo:
+    """Header fields and the bytes per part, from the file alone (the mask is decoded)."""
+    cont, mask_coder, lv, clv = _parse(data)
+    check_memory(cont.width, cont.height, 1, factor=0.2)  # the mask alone
+    mask = _decode_mask_checked(cont, mask_coder)
+    vals = [len(cont.section(f"VAL{c}")) for c in range(cont.channels)]
+    return FileInfo(cont.width, cont.height, cont.channels, C.COLOUR_NAMES[cont.colour], lv,
+                    clv, int(mask.sum()), len(data), len(data) - len(cont.section("MASK"))
+                    - sum(vals), len(cont.section("MASK")), vals)
+
+
+def decode(data: bytes, *, solver: str = "numba", postprocess: str = "none",
+           weights=None, return_info: bool = False):
+    """Decode inpcodec bytes to a uint8 image ((H, W) grey or (H, W, 3) RGB).
+
+    The default solver, ``numba``, is the reference: its fixed-order arithmetic gives the
+    same pixels on every run, thread count and machine, and the encoder reports on it.
+    ``cupy`` (or ``auto`` on a machine with CUDA) is faster on large images but sums in
+    another order, so pixels whose value lies very close to a rounding boundary may come
+    out one grey level apart from the reference.
+
+    ``postprocess="gan"`` refines the reconstruction with the GAN post-processor
+    (:mod:`inpcodec.codec.postprocess`; ``weights``: a generator file instead of the
+    shipped one): the stored pixels keep their decoded values, the others are the
+    network's (torch float arithmetic: not promised bit-identical across machines and
+    thread counts).
+
+    Raises
+    ------
+    bitstreams.container.FormatError
+        Damaged, truncated, forged or foreign data (one-line reason).
+    CodecError
+        The image would not fit in memory, or an unavailable option.
+    """
+    if postprocess != "none" and postprocess not in POSTPROCESSORS:
+        raise CodecError(f"unknown post-processor {postprocess!r} (none, "
+                         f"{', '.join(POSTPROCESSORS)})")
+    if postprocess == "none" and weights is not None:
+        raise CodecError("weights are for a post-processor; none was asked for")
+    cont, mask_coder, lv, clv = _parse(data)
+    refine = None
+    if postprocess != "none":
+        try:  # before any decoding work: a missing model fails at once
+            refine = POSTPROCESSORS[postprocess](mask_coder, weights)
+        except (OSError, ValueError) as exc:
+            raise CodecError(f"post-processor {postprocess!r}: {exc}") from None
+    check_memory(cont.width, cont.height, cont.channels)
+    h, w = cont.height, cont.width
+    mask = _decode_mask_checked(cont, mask_coder)
+    planes = np.zeros((h, w, cont.channels))
+    for c in range(cont.channels):
+        q = lv if c == 0 else clv
+        try:
+            vals = decode_values(_words(cont.section(f"VAL{c}")), mask, q)
+        except _ENTROPY_ERRORS as exc:
+            raise C.FormatError(f"corrupt value data in channel {c} ({exc})") from None
+        planes[:, :, c][mask] = quantiser(q)[vals]
+    u = Inpainter(mask, solver=solver).solve(planes if cont.channels == 3 else planes[:, :, 0])
+    if cont.colour == C.COLOUR_YCBCR:
+        u = ycbcr_to_rgb(u)
+    out = np.clip(np.rint(u), 0, 255).astype(np.uint8)
+    if refine is not None:
+        try:
+            out = refine(out, mask)  # the stored pixels stay exactly as decoded
+        except ValueError as exc:
+            raise CodecError(f"post-processor {postprocess!r}: {exc}") from None
+    return (out, mask) if return_info else out

@@ -1,0 +1,188 @@
+"""What a new user runs into on the command line (each case a user met, see issue 19)."""
+
+import io
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from _images import make_image
+from click.testing import CliRunner
+from PIL import Image
+
+from inpcodec import cli
+from inpcodec.codec.format import decode
+
+
+def invoke(args, stdin: bytes | None = None):
+    return CliRunner().invoke(cli.main, args, input=stdin)
+
+
+def one_line_error(r, message: str):
+    assert r.exit_code == 2, r.output
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in r.output, r.output
+
+
+@pytest.fixture
+def grey_png(tmp_path):
+    p = tmp_path / "grey.png"
+    Image.fromarray(make_image(40, 48)).save(p)
+    return p
+
+
+@pytest.mark.parametrize("command", ["encode", "mask", "decode"])
+def test_output_equal_to_input_is_refused_and_input_kept(tmp_path, grey_png, command):
+    src = grey_png
+    if command == "decode":
+        src = tmp_path / "a.inpc"
+        assert invoke(["encode", str(grey_png), str(src), "--density", "0.1", "-q"]
+                      ).exit_code == 0
+    before = src.read_bytes()
+    one_line_error(invoke([command, str(src), str(src)]), "is the input file")
+    # through another spelling of the same path, and through a hard link
+    other = tmp_path / "sub" / ".." / src.name
+    (tmp_path / "sub").mkdir()
+    one_line_error(invoke([command, str(src), str(other)]), "is the input file")
+    link = tmp_path / "link"
+    os.link(src, link)
+    one_line_error(invoke([command, str(src), str(link)]), "is the input file")
+    assert src.read_bytes() == before
+
+
+def test_inpaint_output_equal_to_holes_is_refused(tmp_path, grey_png):
+    holes = tmp_path / "h.png"
+    Image.fromarray((make_image(40, 48) > 128).astype(np.uint8) * 255).save(holes)
+    one_line_error(invoke(["inpaint", str(grey_png), str(holes), str(holes)]),
+                   "is the input file")
+
+
+def test_oversized_image_is_refused_from_its_header(tmp_path):
+    # a 15000 x 15000 PNG: Pillow's decompression-bomb error without our check
+    big = tmp_path / "big.png"
+    Image.new("L", (15000, 15000)).save(big, compress_level=1)
+    for args in (["encode", str(big), str(tmp_path / "o.inpc")],
+                 ["mask", str(big), str(tmp_path / "o.png")],
+                 ["demo", "--image", str(big)]):
+        one_line_error(invoke(args), "exceeds the inpcodec format's limit of 2^26 pixels")
+    # 9000 x 9000: below Pillow's error, above the format's limit
+    mid = tmp_path / "mid.png"
+    Image.new("L", (9000, 9000)).save(mid, compress_level=1)
+    one_line_error(invoke(["encode", str(mid), str(tmp_path / "o.inpc")]), "2^26 pixels")
+
+
+def test_opaque_alpha_is_accepted_and_every_image_command_takes_drop_alpha(tmp_path):
+    rgb = make_image(32, 40, colour=True)
+    opaque = tmp_path / "opaque.png"
+    Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])).save(opaque)
+    r = invoke(["encode", str(opaque), str(tmp_path / "a.inpc"), "--density", "0.1", "-q"])
+    assert r.exit_code == 0, r.output
+    clear = tmp_path / "clear.png"
+    Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 7, np.uint8)])).save(clear)
+    for args in (["encode", str(clear), str(tmp_path / "b.inpc"), "--density", "0.1", "-q"],
+                 ["mask", str(clear), str(tmp_path / "m.png")],
+                 ["demo", "--image", str(clear), "--density", "0.1"]):
+        one_line_error(invoke(args), "--drop-alpha")
+        assert invoke(args + ["--drop-alpha"]).exit_code == 0
+    assert "--drop-alpha" in invoke(["inpaint", "--help"]).output
+
+
+def test_rate_errors_speak_of_bpp_and_high_rates_give_the_lossless_file(tmp_path, grey_png):
+    out = tmp_path / "o.inpc"
+    one_line_error(invoke(["encode", str(grey_png), str(out), "--bpp", "-1"]), "--bpp")
+    r = invoke(["encode", str(grey_png), str(out), "--bpp", "100"])
+    assert r.exit_code == 0, r.output
+    assert "lossless" in r.output
+    np.testing.assert_array_equal(decode(out.read_bytes()), make_image(40, 48))
+
+
+def test_stdin_and_stdout(tmp_path, grey_png):
+    r = CliRunner().invoke(cli.main, ["encode", "-", "-", "--density", "0.1"],
+                           input=grey_png.read_bytes())
+    assert r.exit_code == 0
+    data = r.stdout_bytes
+    assert data[:4] == b"INPC"
+    assert "written    standard output" in r.stderr  # reports go to standard error
+    r = CliRunner().invoke(cli.main, ["decode", "-", "-"], input=data)
+    assert r.exit_code == 0
+    png = Image.open(io.BytesIO(r.stdout_bytes))
+    assert png.format == "PNG"
+    np.testing.assert_array_equal(np.asarray(png), decode(data))
+    r = CliRunner().invoke(cli.main, ["decode", "-", "-", "--format", "bmp"], input=data)
+    assert Image.open(io.BytesIO(r.stdout_bytes)).format == "BMP"
+    # nothing reaches standard output when the command fails
+    r = CliRunner().invoke(cli.main, ["decode", "-", "-"], input=data[:-3])
+    assert r.exit_code == 2 and r.stdout_bytes == b""
+
+
+def test_decode_reports_one_line_and_is_silent_with_q(tmp_path, grey_png):
+    f = tmp_path / "a.inpc"
+    assert invoke(["encode", str(grey_png), str(f), "--density", "0.1", "-q"]).exit_code == 0
+    r = invoke(["decode", str(f), str(tmp_path / "a.png")])
+    lines = [ln for ln in r.output.splitlines() if ln.strip() and "compiling" not in ln]
+    assert r.exit_code == 0 and len(lines) == 1 and "bpp" in lines[0]
+    r = invoke(["decode", str(f), str(tmp_path / "b.png"), "-q"])
+    assert r.exit_code == 0 and r.output == ""
+
+
+def test_unknown_output_extension_lists_the_known_ones(tmp_path, grey_png):
+    f = tmp_path / "a.inpc"
+    assert invoke(["encode", str(grey_png), str(f), "--density", "0.1", "-q"]).exit_code == 0
+    r = invoke(["decode", str(f), str(tmp_path / "a.xyz")])
+    one_line_error(r, ".png")
+    assert ".webp" in r.output and str(tmp_path / "a.xyz") in r.output
+
+
+def test_encoder_options_reach_their_encoder_and_only_theirs(tmp_path, grey_png):
+    out = tmp_path / "o.inpc"
+    one_line_error(invoke(["encode", str(grey_png), str(out), "--runs", "3"]),
+                   "--runs does not apply to --encoder belhachmi")
+    r = invoke(["encode", str(grey_png), str(out), "--encoder", "ps", "--density", "0.1",
+                "--max-seconds", "0.5", "--runs", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    one_line_error(invoke(["encode", str(grey_png), str(out), "--encoder", "learned",
+                           "--weights", str(tmp_path / "none.safetensors")]),
+                   "none.safetensors")
+    one_line_error(invoke(["decode", str(out), str(tmp_path / "d.png"), "--postprocess",
+                           "gan", "--weights", str(tmp_path / "none.safetensors")]),
+                   "none.safetensors")
+
+
+def test_error_messages_name_the_users_path_not_a_temporary_file(tmp_path, grey_png):
+    out = tmp_path / "deep" / "o.inpc"
+    r = invoke(["encode", str(grey_png), str(out)])
+    one_line_error(r, str(out))
+    assert ".inpcodec-" not in r.output
+
+
+def test_help_names_the_papers_not_the_seed():
+    for command in ([], ["encode"], ["mask"], ["decode"], ["inpaint"], ["train-masks"],
+                    ["train-gan"]):
+        text = invoke(command + ["--help"]).output
+        assert "seed's" not in text and "the seed " not in text, command
+    assert "Alt, Peter and Weickert" in invoke(["train-masks", "--help"]).output
+    assert "MHTMA" in invoke(["decode", "--help"]).output
+
+
+def test_python_m_inpcodec_runs_and_ctrl_c_exits_130(tmp_path, grey_png):
+    r = subprocess.run([sys.executable, "-m", "inpcodec", "--version"], capture_output=True,
+                       text=True, check=False)
+    assert r.returncode == 0 and "0.2.0" in r.stdout
+    # interrupt a slow encode (PS at a high density): exit 130, no output file, no temp file
+    out = tmp_path / "o.inpc"
+    big = tmp_path / "big.png"
+    Image.fromarray(make_image(256, 256)).save(big)
+    p = subprocess.Popen([sys.executable, "-m", "inpcodec", "encode", str(big), str(out),
+                          "--encoder", "ps", "--density", "0.02"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        p.communicate(timeout=8)
+        pytest.fail("the encode finished before it could be interrupted")
+    except subprocess.TimeoutExpired:
+        p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert not out.exists() and not list(tmp_path.glob(".inpcodec-*"))
