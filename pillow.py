@@ -1,0 +1,190 @@
+"""Pillow plugin: read and write inpcodec (``.inpc``) files with ``PIL.Image``.
+
+Importing this module registers the format ``"INPC"`` with Pillow (opener, saver,
+decoder, the extension ``.inpc`` and the MIME type ``image/x-inpcodec``).
+
+Examples
+--------
+::
+
+    import inpcodec.pillow  # noqa: F401  (registers the format)
+    from PIL import Image
+
+    im = Image.open("photo.inpc")    # reads the 15-byte header only
+    im.size, im.mode                 # (width, height), "L" (grey) or "RGB"
+    im.load()                        # decodes (inpcodec.decode, the reference solver)
+    Image.open("photo.png").save("photo.inpc", bpp=0.2)
+    Image.open("photo.png").save("photo.inpc", density=0.05, levels=32, encoder="ps")
+
+Notes
+-----
+Opening parses the header alone; the file's checksum and its coded data are checked
+when the pixels are decoded, on ``load()`` (or anything that needs the pixels).  A
+damaged, truncated or forged file then raises :class:`OSError` with a one-line reason;
+bytes that are not an inpcodec file make ``Image.open`` raise
+:class:`PIL.UnidentifiedImageError`; an inpcodec file whose header this version cannot
+read (a newer format version, a colour transform it does not know) raises
+:class:`OSError` from ``Image.open``.
+
+Save options are those of :func:`inpcodec.encode`: ``bpp`` or ``density`` (with
+neither, ``density=0.04``, as the command line), ``encoder``, ``levels``,
+``chroma_levels``, ``tonal``, ``seed``, ``solver``, ``progress`` and the chosen
+encoder's own options (e.g. ``sigma`` for ``belhachmi``); ``drop_alpha=True`` saves an
+image with transparent pixels without its alpha channel.  An option given as ``None``
+takes its default.  Any other option raises :class:`ValueError`, as do the values
+:func:`inpcodec.encode` refuses (:class:`inpcodec.codec.limits.CodecError`).
+
+Modes: ``L`` is stored grey and ``RGB`` colour; ``1`` is saved as ``L``; ``P``,
+``CMYK``, ``YCbCr``, ``LAB``, ``HSV`` and ``RGBX`` as ``RGB``; ``LA``, ``PA``, ``RGBA``
+(and ``P`` with transparency) lose their alpha channel when it is fully opaque and are
+refused (:class:`OSError`) otherwise, unless ``drop_alpha=True``; 16-bit and
+floating-point modes are refused (:class:`OSError`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageFile
+
+from inpcodec import decode, encode
+from inpcodec.bitstreams import container as _container
+from inpcodec.bitstreams.container import FormatError
+from inpcodec.codec.encoders import get_encoder
+from inpcodec.codec.limits import CodecError
+
+FORMAT = "INPC"
+MIME = "image/x-inpcodec"
+EXTENSION = ".inpc"
+#: Density of a save that gives neither ``bpp`` nor ``density`` (the command line's).
+DEFAULT_DENSITY = 0.04
+DEFAULT_ENCODER = "belhachmi"  # inpcodec.encode's
+#: Keywords of :func:`inpcodec.encode` accepted as save options (besides the encoder's).
+API_OPTIONS = ("encoder", "density", "bpp", "levels", "chroma_levels", "tonal", "seed",
+               "solver", "progress")
+_HEAD = _container._HEAD  # magic, version, width, height, channels, colour (FORMAT.md)
+_ALPHA_MODES = {"LA": "L", "La": "L", "PA": "RGB", "RGBA": "RGB", "RGBa": "RGB"}
+_AS_RGB = {"P", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"}
+
+
+def _accept(prefix: bytes) -> bool:
+    return prefix[:4] == _container.MAGIC
+
+
+def _tile(*args):
+    make = getattr(ImageFile, "_Tile", None)  # Pillow >= 11; a plain tuple before
+    return make(*args) if make is not None else tuple(args)
+
+
+class InpcImageFile(ImageFile.ImageFile):
+    """An inpcodec file: the header on open, the pixels on ``load()``."""
+
+    format = FORMAT
+    format_description = "inpcodec (homogeneous diffusion inpainting)"
+
+    def _open(self) -> None:
+        head = self.fp.read(_HEAD.size)
+        if not _accept(head):
+            raise SyntaxError("not an inpcodec file")
+        if len(head) < _HEAD.size:
+            raise SyntaxError("truncated inpcodec header")
+        _, version, width, height, channels, colour = _HEAD.unpack(head)
+        # the checks of container.read that need the header alone; the CRC and the
+        # sections are checked by the decoder, on load()
+        if version > _container.VERSION:
+            raise OSError(f"inpcodec format version {version} is newer than this decoder "
+                          f"supports (version {_container.VERSION}); upgrade inpcodec")
+        if version < 1:
+            raise OSError(f"inpcodec format version {version} is not valid")
+        try:
+            _container.check_geometry(width, height, channels)
+        except FormatError as exc:
+            raise OSError(f"invalid inpcodec header: {exc}") from None
+        if colour not in _container.COLOUR_NAMES:
+            raise OSError(f"unknown inpcodec colour transform {colour}")
+        if (channels == 1) != (colour == _container.COLOUR_GREY):
+            raise OSError(f"invalid inpcodec header: colour transform "
+                          f"{_container.COLOUR_NAMES[colour]} does not fit {channels} "
+                          "channel(s)")
+        self._size = (width, height)
+        mode = "L" if channels == 1 else "RGB"
+        if isinstance(getattr(type(self), "mode", None), property):
+            self._mode = mode  # Pillow >= 10.1
+        else:
+            self.mode = mode
+        self.info["version"] = version
+        self.info["colour"] = _container.COLOUR_NAMES[colour]
+        # one tile: the whole file, from byte 0, through the decoder below
+        self.tile = [_tile(FORMAT, (0, 0, width, height), 0, None)]
+
+
+class InpcDecoder(ImageFile.PyDecoder):
+    """Reads the whole file and decodes it with :func:`inpcodec.decode`."""
+
+    _pulls_fd = True
+
+    def decode(self, buffer):
+        data = self.fd.read()
+        try:
+            pixels = decode(data)
+        except (FormatError, CodecError) as exc:
+            raise OSError(f"cannot decode inpcodec file: {exc}") from None
+        want = (self.state.ysize, self.state.xsize) + (() if self.mode == "L" else (3,))
+        if pixels.shape != want or pixels.dtype != np.uint8:
+            raise OSError(f"cannot decode inpcodec file: decoded {pixels.shape}, the header "
+                          f"says {want}")
+        self.set_as_raw(np.ascontiguousarray(pixels).tobytes())
+        return -1, 0
+
+
+def _opaque(im: Image.Image) -> bool:
+    return im.convert("RGBA").getchannel("A").getextrema() == (255, 255)
+
+
+def _pixels(im: Image.Image, drop_alpha: bool) -> np.ndarray:
+    """The image as the uint8 (H, W) or (H, W, 3) array that inpcodec encodes."""
+    mode = im.mode
+    if mode == "P" and "transparency" in im.info:
+        mode = "PA"
+    if mode in _ALPHA_MODES:
+        if not drop_alpha and not _opaque(im):
+            raise OSError(f"cannot write mode {im.mode} as {FORMAT}: the image has "
+                          "transparent pixels and inpcodec stores no alpha channel; save "
+                          "it with drop_alpha=True or convert it first")
+        im = im.convert("LA" if _ALPHA_MODES[mode] == "L" else "RGBA")
+        im = im.convert(_ALPHA_MODES[mode])
+    elif mode == "1":
+        im = im.convert("L")
+    elif mode in _AS_RGB:
+        im = im.convert("RGB")
+    elif mode not in ("L", "RGB"):
+        raise OSError(f"cannot write mode {mode} as {FORMAT}: inpcodec stores 8-bit grey "
+                      "or RGB images (convert 16-bit and floating-point images first)")
+    return np.asarray(im, dtype=np.uint8)
+
+
+def _options(info: dict) -> dict:
+    opts = {k: v for k, v in info.items() if k != "drop_alpha" and v is not None}
+    encoder = get_encoder(opts.get("encoder", DEFAULT_ENCODER))  # ValueError: a bad name
+    unknown = sorted(k for k in opts if k not in API_OPTIONS and k not in encoder.options)
+    if unknown:
+        own = ", ".join(encoder.options) or "none"
+        raise ValueError(f"unknown {FORMAT} save option(s) {', '.join(unknown)}; the options "
+                         f"are {', '.join(API_OPTIONS)}, drop_alpha and those of encoder "
+                         f"{encoder.name!r}: {own}")
+    if opts.get("bpp") is None and opts.get("density") is None:
+        opts["density"] = DEFAULT_DENSITY
+    return opts
+
+
+def _save(im: Image.Image, fp, filename) -> None:
+    info = dict(im.encoderinfo)
+    opts = _options(info)  # before any work: a wrong option fails at once
+    data = encode(_pixels(im, bool(info.get("drop_alpha", False))), **opts)
+    fp.write(data)
+
+
+Image.register_open(FORMAT, InpcImageFile, _accept)
+Image.register_decoder(FORMAT, InpcDecoder)
+Image.register_save(FORMAT, _save)
+Image.register_extension(FORMAT, EXTENSION)
+Image.register_mime(FORMAT, MIME)
