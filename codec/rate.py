@@ -146,7 +146,7 @@ def search_rate(img, planes, target, encoder: MaskEncoder, *, levels=None,
             data, cont, _ = encoded(mask, lv, clv, False)
             return _bpp(data, n), data, cont, mask, 0
 
-        d0 = max(min_d, target / (8.0 + math.log2(lv) * planes.shape[2]))
+        d0 = float(np.clip(target / (8.0 + math.log2(lv) * planes.shape[2]), min_d, 1.0))
         d, res = _secant(proxy, target, d0, 0.01, 12, log)
         return d, _psnr(decode(res[1]), img)
 

@@ -63,3 +63,14 @@ def test_psnr_rises_with_the_rate_and_levels_stay_at_most_256():
         assert not r.lossless and r.levels <= 256
     psnrs = [r.psnr for r in reports]
     assert psnrs == sorted(psnrs), psnrs
+
+
+def test_a_target_just_below_the_lossless_size_is_met_or_refused_in_bpp():
+    img = make_image(12, 16, colour=True)
+    lossless = encode_report(img, bpp=100.0).bpp
+    try:
+        r = encode_report(img, bpp=0.99 * lossless)
+    except inpcodec.codec.limits.CodecError as exc:
+        assert "bpp" in str(exc) and "density" not in str(exc)
+    else:
+        assert abs(r.bpp / (0.99 * lossless) - 1) <= 0.03 and not r.lossless
