@@ -28,9 +28,7 @@ HERE = Path(__file__).resolve().parent
 MARK = "bench_codec"
 
 
-def psnr(a, b):
-    mse = np.mean((np.asarray(a, float) - np.asarray(b, float)) ** 2)
-    return float(10 * np.log10(255.0**2 / mse))
+from inpcodec.codec.metrics import psnr  # noqa: E402 (the project's one PSNR)
 
 
 def jpeg_at(img, target_bpp):

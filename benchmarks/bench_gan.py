@@ -40,30 +40,17 @@ MARK = "bench_gan"
 BINS = [(0.0, 0.1), (0.1, 0.2), (0.2, 0.3), (0.3, 0.4), (0.4, 0.5)]
 
 
-def psnr(u, f) -> float:
-    mse = np.mean((u.astype(np.float64) - f.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-12)))
-
-
-def ssim(u, f) -> float:
-    from skimage.metrics import structural_similarity
-
-    return float(structural_similarity(
-        f, u, data_range=255, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-        channel_axis=-1 if f.ndim == 3 else None))
+# PSNR, SSIM and MS-SSIM: the project's one metrics module (pytorch-msssim for both SSIMs;
+# rows measured before inpcodec 0.2 used scikit-image's SSIM: see RESULTS.md).
+from inpcodec.codec.metrics import psnr, ssim  # noqa: E402
 
 
 def ms_ssim(u, f) -> float | None:
-    """MS-SSIM (pytorch-msssim, 5 scales); None for images too small for 5 scales."""
-    import torch
-    from pytorch_msssim import ms_ssim as msssim
+    """MS-SSIM (5 scales); None for images too small for 5 scales."""
+    from inpcodec.codec.metrics import ms_ssim as _ms_ssim
 
-    if min(f.shape[:2]) <= 160:
-        return None
-    def t(a):
-        a = torch.from_numpy(a.astype(np.float32))
-        return (a[None, None] if a.ndim == 2 else a.permute(2, 0, 1)[None])
-    return float(msssim(t(u), t(f), data_range=255))
+    v = _ms_ssim(u, f)
+    return None if np.isnan(v) else v
 
 
 def load_images(folder: Path, names: list[str] | None, grey: bool):

@@ -32,8 +32,7 @@ MARK = "bench_learned"
 METHODS = ["learned-N1", "learned-N30", "learned-dither", "belhachmi", "ps", "ps+nlpe"]
 
 
-def psnr(u, f):
-    return float(10 * np.log10(255.0**2 / np.mean((u - f) ** 2)))
+from inpcodec.codec.metrics import psnr  # noqa: E402 (the project's one PSNR)
 
 
 def load_images(args):
