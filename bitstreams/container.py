@@ -13,7 +13,8 @@ import zlib
 from dataclasses import dataclass, field
 
 MAGIC = b"INPC"
-VERSION = 1
+#: Newest format version this code reads and writes: 1 (free masks), 2 (tree masks).
+VERSION = 2
 MAX_SIDE = 32768  # pixels per side
 MAX_PIXELS = 1 << 26  # 67 M pixels (an 8192 x 8192 image; 8 x a 4K frame)
 MAX_SECTIONS = 16
@@ -41,6 +42,7 @@ class Container:
     channels: int
     colour: int
     sections: dict = field(default_factory=dict)  # tag (str, 4 chars) -> bytes
+    version: int = 1
 
     def section(self, tag: str) -> bytes:
         try:
@@ -66,7 +68,9 @@ def write(c: Container) -> bytes:
         raise FormatError(f"unknown colour transform {c.colour}")
     if len(c.sections) > MAX_SECTIONS:
         raise FormatError("too many sections")
-    parts = [_HEAD.pack(MAGIC, VERSION, c.width, c.height, c.channels, c.colour),
+    if not 1 <= c.version <= VERSION:
+        raise FormatError(f"cannot write format version {c.version}")
+    parts = [_HEAD.pack(MAGIC, c.version, c.width, c.height, c.channels, c.colour),
              struct.pack("<B", len(c.sections))]
     for tag, payload in c.sections.items():
         t = tag.encode("ascii")
@@ -126,4 +130,4 @@ def read(data: bytes) -> Container:
         pos += length
     if pos != len(body):
         raise FormatError(f"{len(body) - pos} unexpected bytes after the last section")
-    return Container(width, height, channels, colour, sections)
+    return Container(width, height, channels, colour, sections, version)

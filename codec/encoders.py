@@ -23,6 +23,8 @@ import numpy as np
 
 #: Id of the free-mask coder (:mod:`inpcodec.bitstreams.mask_coder`) in the file header.
 FREE_MASK_CODER = 1
+#: Id of the split-tree coder (:mod:`inpcodec.bitstreams.tree_coder`; format version 2).
+TREE_MASK_CODER = 2
 
 
 @dataclass
@@ -41,6 +43,8 @@ class MaskResult:
         Method-specific details (parameters, intermediate figures).
     coder : int
         Id of the mask coder that stores this mask in a file.
+    structure : object, optional
+        What that coder stores when it is not the mask itself (a tree mask's split tree).
     """
 
     mask: np.ndarray
@@ -48,6 +52,7 @@ class MaskResult:
     seconds: float
     info: dict = field(default_factory=dict)
     coder: int = FREE_MASK_CODER
+    structure: object = None
 
     @property
     def density(self) -> float:
@@ -173,4 +178,5 @@ def refine_mask(encoder: MaskEncoder, luma, found: MaskResult, *, seed: int = 0,
     """``encoder.refine`` applied to ``found`` (a ``search_with`` mask); costs add up."""
     res = encoder.refine(luma, found.mask, seed=seed, progress=progress, **options)
     return MaskResult(res.mask, found.inpaintings + res.inpaintings,
-                      found.seconds + res.seconds, {**found.info, **res.info}, res.coder)
+                      found.seconds + res.seconds, {**found.info, **res.info}, res.coder,
+                      res.structure)

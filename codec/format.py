@@ -21,11 +21,12 @@ import numpy as np
 
 from inpcodec.bitstreams import container as C
 from inpcodec.bitstreams.mask_coder import decode_mask, encode_mask
+from inpcodec.bitstreams.tree_coder import decode_tree, encode_tree, tree_mask
 from inpcodec.bitstreams.value_coder import decode_values, encode_values, max_values
 
 from .colour import rgb_to_ycbcr, ycbcr_to_rgb
 from .diffusion import Inpainter
-from .encoders import FREE_MASK_CODER
+from .encoders import FREE_MASK_CODER, TREE_MASK_CODER, MaskResult
 from .limits import CodecError, check_memory
 from .quantiser import MAX_LEVELS, quantise, quantiser
 from .tonal import tonal_optimisation
@@ -41,7 +42,33 @@ TONAL_TOL = 3e-2
 TONAL_SOLVE_TOL = 1e-5
 TONAL_SWEEPS = 3
 _PARM = struct.Struct("<BBHH")  # mask coder, value coder, luma levels, chroma levels
-MASK_CODERS = {FREE_MASK_CODER: (encode_mask, decode_mask)}
+
+
+@dataclass(frozen=True)
+class MaskCoder:
+    """How a file stores its mask: ``encode(MaskResult) -> words``, ``decode(words, h, w)
+    -> mask``, and the format version that introduced it (files are written with it)."""
+
+    name: str
+    version: int
+    encode: object
+    decode: object
+
+
+def _decode_free(words, height, width):
+    mask = decode_mask(words, height, width)
+    if int(mask.sum()) != int(words[0]):
+        raise ValueError(f"{int(mask.sum())} points decoded, {int(words[0])} stored")
+    return mask
+
+
+MASK_CODERS = {
+    FREE_MASK_CODER: MaskCoder("free mask (adaptive quadtree of the points)", 1,
+                               lambda found: encode_mask(found.mask), _decode_free),
+    TREE_MASK_CODER: MaskCoder("split tree (corners and centres of its leaves)", 2,
+                               lambda found: encode_tree(found.structure),
+                               lambda words, h, w: tree_mask(decode_tree(words, h, w))),
+}
 #: Decoder post-processors by name: ``load(mask_coder, weights) -> refine``, where
 #: ``refine(image, mask) -> image`` keeps the stored pixels; registered by the layer above
 #: (:mod:`inpcodec.codec.postprocess` registers ``"gan"``).
@@ -88,20 +115,24 @@ def _values(planes, mask, levels, chroma_levels, tonal, progress=False):
     return out, spent
 
 
-def encode_with_mask(img, planes, mask, levels, chroma_levels, tonal, *,
-                     colour: int | None = None, mask_coder: int = FREE_MASK_CODER,
-                     progress: bool = False):
+def encode_with_mask(img, planes, found, levels, chroma_levels, tonal, *,
+                     colour: int | None = None, progress: bool = False):
     """The file of ``img`` with this mask and these level counts.
 
-    ``planes`` are ``planes_of(img, colour)``.  Returns (bytes, container, inpaintings).
+    ``found`` is a mask encoder's :class:`MaskResult` (its coder stores the mask) or a
+    boolean mask (the free-mask coder); ``planes`` are ``planes_of(img, colour)``.
+    Returns (bytes, container, inpaintings).
     """
+    if not isinstance(found, MaskResult):
+        found = MaskResult(np.asarray(found, bool), 0, 0.0)
+    mask, coder = found.mask, MASK_CODERS[found.coder]
     qs, spent = _values(planes, mask, levels, chroma_levels, tonal, progress)
     channels = planes.shape[2]
     if colour is None:
         colour = C.COLOUR_GREY if channels == 1 else C.COLOUR_YCBCR
-    cont = C.Container(img.shape[1], img.shape[0], channels, colour)
-    cont.sections["PARM"] = _PARM.pack(mask_coder, VALUE_CODER, levels, chroma_levels)
-    cont.sections["MASK"] = MASK_CODERS[mask_coder][0](mask).astype("<u4").tobytes()
+    cont = C.Container(img.shape[1], img.shape[0], channels, colour, version=coder.version)
+    cont.sections["PARM"] = _PARM.pack(found.coder, VALUE_CODER, levels, chroma_levels)
+    cont.sections["MASK"] = coder.encode(found).astype("<u4").tobytes()
     for c, q in enumerate(qs):
         cont.sections[f"VAL{c}"] = encode_values(
             mask, q, levels if c == 0 else chroma_levels).astype("<u4").tobytes()
@@ -152,6 +183,9 @@ def _parse(data: bytes):
     mask_coder, value_coder, lv, clv = _PARM.unpack(parm)
     if mask_coder not in MASK_CODERS or value_coder != VALUE_CODER:
         raise C.FormatError(f"unknown coder ids (mask {mask_coder}, values {value_coder})")
+    if MASK_CODERS[mask_coder].version > cont.version:
+        raise C.FormatError(f"mask coder {mask_coder} needs format version "
+                            f"{MASK_CODERS[mask_coder].version}, the file says {cont.version}")
     for q in (lv, clv):
         if not 2 <= q <= MAX_LEVELS:
             raise C.FormatError(f"quantisation levels {q} outside 2..{MAX_LEVELS}")
@@ -162,14 +196,11 @@ def _parse(data: bytes):
     for k, v in cont.sections.items():
         if k != "PARM" and (len(v) % 4 or not v):
             raise C.FormatError(f"section {k} is not a whole number of 32-bit words")
-    points = int(_words(cont.sections["MASK"][:4])[0])
-    if not 1 <= points <= cont.width * cont.height:
-        raise C.FormatError(f"point count {points} does not fit a {cont.width}x{cont.height} "
-                            "image")
-    for c in range(cont.channels):
-        if points > max_values(len(cont.sections[f"VAL{c}"])):
-            raise C.FormatError(f"{points} points cannot be coded in the "
-                                f"{len(cont.sections[f'VAL{c}'])} bytes of channel {c}")
+    if mask_coder == FREE_MASK_CODER:  # its first word is the point count: check early
+        points = int(_words(cont.sections["MASK"][:4])[0])
+        if not 1 <= points <= cont.width * cont.height:
+            raise C.FormatError(f"point count {points} does not fit a "
+                                f"{cont.width}x{cont.height} image")
     return cont, mask_coder, lv, clv
 
 
@@ -185,12 +216,16 @@ _ENTROPY_ERRORS = (ValueError, RuntimeError, AssertionError, IndexError, Overflo
 def _decode_mask_checked(cont, mask_coder) -> np.ndarray:
     words = _words(cont.section("MASK"))
     try:
-        mask = MASK_CODERS[mask_coder][1](words, cont.height, cont.width)
+        mask = MASK_CODERS[mask_coder].decode(words, cont.height, cont.width)
     except _ENTROPY_ERRORS as exc:
         raise C.FormatError(f"corrupt mask data ({exc})") from None
-    if int(mask.sum()) != int(words[0]):
-        raise C.FormatError(f"corrupt mask data: {int(mask.sum())} points decoded, "
-                            f"{int(words[0])} stored")
+    points = int(mask.sum())
+    if points == 0:
+        raise C.FormatError("corrupt mask data: no points")
+    for c in range(cont.channels):  # before the value decoder allocates per point
+        if points > max_values(len(cont.sections[f"VAL{c}"])):
+            raise C.FormatError(f"{points} points cannot be coded in the "
+                                f"{len(cont.sections[f'VAL{c}'])} bytes of channel {c}")
     return mask
 
 

@@ -129,8 +129,8 @@ def encode_report(image, *, encoder: str = DEFAULT_ENCODER, density: float | Non
         res = make_mask(encoder, luma, density, levels=lv, seed=seed, progress=progress,
                         **options)
         mask = res.mask
-        data, cont, spent = encode_with_mask(img, planes, mask, lv, clv, tonal,
-                                             mask_coder=res.coder, progress=progress)
+        data, cont, spent = encode_with_mask(img, planes, res, lv, clv, tonal,
+                                             progress=progress)
         spent += res.inpaintings
     else:
         found = search_rate(img, planes, bpp, enc, levels=levels, chroma_levels=chroma_levels,

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from inpcodec.bitstreams import container as C
 
-from .encoders import FREE_MASK_CODER, MaskEncoder, get_encoder, refine_mask
+from .encoders import MaskEncoder, get_encoder, refine_mask
 from .format import LOSSLESS_LEVELS, decode, encode_with_mask, lossless_file
 from .limits import CodecError
 from .metrics import psnr as _psnr
@@ -134,17 +134,17 @@ def search_rate(img, planes, target, encoder: MaskEncoder, *, levels=None,
     correction = []
     bar = tqdm(desc="rate search", unit="encode", disable=not progress, leave=False)
 
-    def encoded(mask, lv, clv, tonal_now, coder=FREE_MASK_CODER):
-        out = encode_with_mask(img, planes, mask, lv, clv, tonal_now, mask_coder=coder)
+    def encoded(found, lv, clv, tonal_now):
+        out = encode_with_mask(img, planes, found, lv, clv, tonal_now)
         bar.update()
         bar.set_postfix(levels=lv, bpp=f"{_bpp(out[0], n):.4f}")
         return out
 
     def proxy_search(lv, clv):
         def proxy(d):
-            mask = proxy_encoder.make(luma, max(d, min_d), seed=seed).mask
-            data, cont, _ = encoded(mask, lv, clv, False)
-            return _bpp(data, n), data, cont, mask, 0
+            found = proxy_encoder.make(luma, max(d, min_d), seed=seed)
+            data, cont, _ = encoded(found, lv, clv, False)
+            return _bpp(data, n), data, cont, found, 0
 
         d0 = float(np.clip(target / (8.0 + math.log2(lv) * planes.shape[2]), min_d, 1.0))
         d, res = _secant(proxy, target, d0, 0.01, 12, log)
@@ -161,23 +161,22 @@ def search_rate(img, planes, target, encoder: MaskEncoder, *, levels=None,
         def real(d):
             res = searched.make(luma, max(d, min_d), levels=lv, seed=seed, progress=progress,
                                 **search_opts)
-            data, cont, sp2 = encoded(res.mask, lv, clv, tonal, res.coder)
+            data, cont, sp2 = encoded(res, lv, clv, tonal)
             return _bpp(data, n), data, cont, res, res.inpaintings + sp2
 
         d, out = _secant(real, target, d, RATE_TOLERANCE * 0.9,
                          6 if searched.cheap else 3, log)
         b, data, cont, found, spent = out
-        mask, coder = found.mask, found.coder
         if not correction:
             correction.append(d / d_proxy)
         if encoder.search_with:
             refined = refine_mask(encoder, luma, found, seed=seed, progress=progress,
                                   **options)
-            mask, coder = refined.mask, refined.coder
-            data, cont, sp2 = encoded(mask, lv, clv, tonal, coder)
+            found = refined
+            data, cont, sp2 = encoded(found, lv, clv, tonal)
             b = _bpp(data, n)
             spent += refined.inpaintings - found.inpaintings + sp2
-            log.append({"density": float(mask.mean()), "bpp": b, "refined": encoder.name})
+            log.append({"density": found.density, "bpp": b, "refined": encoder.name})
         lv_final = lv
         if abs(b / target - 1.0) > RATE_TOLERANCE:  # close the gap with the luma levels
             step = 1 if b < target else -1
@@ -186,10 +185,10 @@ def search_rate(img, planes, target, encoder: MaskEncoder, *, levels=None,
                 lv_try += step * max(1, lv_try // 16)
                 if not 2 <= lv_try <= max_levels:
                     break
-                data2, cont2, sp = encoded(mask, lv_try, clv, tonal, coder)
+                data2, cont2, sp = encoded(found, lv_try, clv, tonal)
                 spent += sp
                 b2 = _bpp(data2, n)
-                log.append({"density": float(mask.mean()), "bpp": b2, "levels": lv_try})
+                log.append({"density": found.density, "bpp": b2, "levels": lv_try})
                 if abs(b2 / target - 1.0) < abs(b / target - 1.0):
                     b, data, cont, lv_final = b2, data2, cont2, lv_try
                 if (b2 > target) == (step > 0) or abs(b / target - 1.0) <= RATE_TOLERANCE:
@@ -198,7 +197,8 @@ def search_rate(img, planes, target, encoder: MaskEncoder, *, levels=None,
         hit = abs(b / target - 1.0) <= RATE_TOLERANCE
         log.append({"levels": lv_final, "proxy_psnr": proxy_psnr, "psnr": psnr, "bpp": b,
                     "seconds": time.perf_counter() - t0})
-        return (hit, psnr if hit else -math.inf, data, cont, mask, lv_final, clv, spent, b)
+        return (hit, psnr if hit else -math.inf, data, cont, found.mask, lv_final, clv, spent,
+                b)
 
     # The Belhachmi proxy (no tonal optimisation) finds each candidate's density cheaply,
     # but it ranks the level counts badly: tonal optimisation makes up for coarse levels,

@@ -244,11 +244,17 @@ def test_every_single_bit_flip_is_detected(small_file):
 
 
 def test_fuzz_mutations_never_crash(small_file):
-    """Seeded mutations, also with the CRC repaired so the parser and decoders see garbage."""
+    """Seeded mutations, also with the CRC repaired so the parser and decoders see garbage;
+    free-mask (version 1) and tree-mask (version 2) files."""
     rng = np.random.default_rng(12345)
     outcomes = {"refused": 0, "decoded": 0}
-    for i in range(2000):
-        data = bytearray(small_file)
+    files = [small_file,
+             P.encode(make_image(16, 20, colour=True), encoder="tree", density=0.15,
+                      tonal=False),
+             P.encode(make_image(40, 33), encoder="tree-map", density=0.05, tonal=False)]
+    assert [f[4] for f in files] == [1, 2, 2]
+    for i in range(3000):
+        data = bytearray(files[i % len(files)])
         kind = rng.integers(4)
         if kind == 0:  # random byte changes
             for _ in range(rng.integers(1, 6)):
@@ -271,7 +277,7 @@ def test_fuzz_mutations_never_crash(small_file):
             outcomes["decoded"] += 1
         except (FormatError, P.CodecError):
             outcomes["refused"] += 1
-    assert outcomes["refused"] > 1000
+    assert outcomes["refused"] > 1500
 
 
 # ----------------------------------------------------------------------------- CLI

@@ -74,3 +74,20 @@ def test_a_target_just_below_the_lossless_size_is_met_or_refused_in_bpp():
         assert "bpp" in str(exc) and "density" not in str(exc)
     else:
         assert abs(r.bpp / (0.99 * lossless) - 1) <= 0.03 and not r.lossless
+
+
+def test_tree_files_are_version_2_and_free_masks_stay_version_1(monkeypatch):
+    from inpcodec.bitstreams import container
+
+    img = make_image(40, 48)
+    free = inpcodec.encode(img, encoder="belhachmi", density=0.05, tonal=False)
+    tree = encode_report(img, encoder="tree", density=0.05, tonal=False)
+    assert free[4] == 1 and tree.data[4] == 2
+    assert container.read(tree.data).version == 2
+    # positions cost a fraction of a free mask's
+    freer = encode_report(img, encoder="belhachmi", density=tree.density, tonal=False)
+    assert tree.mask_bits_per_point < 0.5 * freer.mask_bits_per_point
+    # a decoder of version 1 refuses version 2 by name
+    monkeypatch.setattr(container, "VERSION", 1)
+    with pytest.raises(container.FormatError, match="format version 2 is newer"):
+        inpcodec.decode(tree.data)

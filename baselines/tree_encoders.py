@@ -1,0 +1,80 @@
+"""The tree encoders as registered mask encoders of the codec (format version 2 files).
+
+Both turn the density knob of the rate search into a point count and take the shortest
+prefix of their split order that reaches it (:func:`.tree.prefix_for_points`), so the
+rate search treats them like the free-mask encoders.  The split order of an image is
+computed once and kept (for the last few images), so the many knobs a rate search tries
+cost one order: error-driven densification runs its inpaintings once per image, up to
+twice the points asked for, and again only if a later knob asks for more.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+
+import numpy as np
+
+from inpcodec.bitstreams.tree_coder import tree_mask
+from inpcodec.codec.encoders import (
+    TREE_MASK_CODER,
+    MaskEncoder,
+    MaskResult,
+    check_image,
+    register,
+    target_count,
+)
+
+from .tree import error_driven_order, map_driven_order, prefix_for_points, tree_from_order
+
+_CACHE: OrderedDict = OrderedDict()
+_CACHE_SIZE = 4
+
+
+def _order(kind: str, f: np.ndarray, points: int):
+    key = (kind, f.shape, hashlib.sha1(np.ascontiguousarray(f).tobytes()).hexdigest())
+    hit = _CACHE.get(key)
+    if hit is not None and (hit[1] >= points or hit[2]):
+        _CACHE.move_to_end(key)
+        return hit[0], 0
+    t0 = time.perf_counter()
+    if kind == "error":
+        budget = min(f.size, 2 * points)
+        order = error_driven_order(f, budget)
+        complete = int(tree_mask(tree_from_order(order, len(order))).sum()) < budget
+        spent = int(order.cost.max()) if len(order) else 0
+    else:
+        order, budget, complete, spent = map_driven_order(f), f.size, True, 0
+    _CACHE[key] = (order, budget, complete, time.perf_counter() - t0)
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return order, spent
+
+
+def _tree_result(kind: str, luma, density: float) -> MaskResult:
+    t0 = time.perf_counter()
+    f = check_image(luma)
+    points = target_count(f.shape, density)
+    order, spent = _order(kind, f, points)
+    n = prefix_for_points(order, points)
+    tree = tree_from_order(order, n)
+    return MaskResult(tree_mask(tree), spent, time.perf_counter() - t0,
+                      {"method": f"tree-{kind}", "splits": tree.n_splits()},
+                      coder=TREE_MASK_CODER, structure=tree)
+
+
+def _make_error(luma, density, *, levels=None, seed=0, progress=False):
+    return _tree_result("error", luma, density)
+
+
+def _make_map(luma, density, *, levels=None, seed=0, progress=False):
+    return _tree_result("map", luma, density)
+
+
+register(MaskEncoder(
+    "tree", _make_error, "quadtree of corners and centres, split where the inpainting "
+    "error is largest (a few inpaintings; tree-coded positions)"))
+register(MaskEncoder(
+    "tree-map", _make_map, "quadtree split by Belhachmi's Laplacian map (no inpainting; "
+    "tree-coded positions)"))
