@@ -18,6 +18,7 @@ import click
 import numpy as np
 
 from inpcodec.codec import io as iio
+from inpcodec.codec.bench import DEFAULT_CODECS
 from inpcodec.codec.bench.refcodecs import pillow_decode, pillow_encode
 from inpcodec.codec.data import cameraman
 from inpcodec.codec.diffusion import inpaint as diffusion_inpaint
@@ -634,8 +635,8 @@ def _floats(text: str, name: str, scale: float = 1.0) -> list[float]:
 
 @main.command()
 @click.argument("data_dir", metavar="DATA_DIR", type=click.Path(file_okay=False))
-@click.option("--codecs", default="jpeg,jpeg2000,webp,avif,belhachmi,learned",
-              show_default=True, help="Reference codecs (jpeg, jpeg2000, webp, avif) and "
+@click.option("--codecs", default=",".join(DEFAULT_CODECS),
+              show_default=True, help="Reference codecs (jpeg, jpeg2000, webp, avif, jpegxl) and "
               f"inpcodec encoders ({', '.join(encoder_names())}; add -notonal for no "
               "tonal optimisation, -gan to decode with the GAN post-processor).")
 @click.option("--bpp", default="0.05,0.1,0.2,0.3,0.5", show_default=True,

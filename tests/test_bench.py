@@ -22,7 +22,7 @@ from inpcodec.codec.bench import (  # noqa: E402
     run_rate_benchmark,
     run_speed_benchmark,
 )
-from inpcodec.codec.bench.refcodecs import pillow_encode  # noqa: E402
+from inpcodec.codec.bench.refcodecs import QUALITY_RANGES, pillow_encode  # noqa: E402
 from inpcodec.codec.bench.report import speedup_text  # noqa: E402
 from inpcodec.codec.metrics import luma, psnr, quality  # noqa: E402
 
@@ -32,14 +32,13 @@ def rgb_image(h, w, seed):
                    0, 255).astype(np.uint8)
 
 
-@pytest.mark.parametrize("codec", ["jpeg", "webp", "avif"])
+@pytest.mark.parametrize("codec", ["jpeg", "webp", "avif", "jpegxl"])
 def test_quality_search_finds_the_closest_rate_brute_force(codec):
     img = rgb_image(64, 80, 0)
     n = img.shape[0] * img.shape[1]
     target = 1.0
     data, q = encode_at_rate(img, codec, target)
-    hi = 95 if codec == "jpeg" else 100
-    lo = 1 if codec == "jpeg" else 0
+    lo, hi = QUALITY_RANGES[codec]
     sizes = {k: 8 * len(pillow_encode(img, codec, k)) / n for k in range(lo, hi + 1)}
     best = min(abs(b - target) for b in sizes.values())
     got = 8 * len(data) / n

@@ -14,7 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from inpcodec.codec.encoders import encoder_names
-from inpcodec.codec.postprocess import load_generator
 
 from .jobs import (
     TIMING_FIELDS,
@@ -28,7 +27,8 @@ from .refcodecs import REFERENCE_CODECS, encode_at_rate
 from .report import write_rate_results, write_speed_results
 from .runner import load_all, run_jobs
 
-DEFAULT_CODECS = ("jpeg", "jpeg2000", "webp", "avif", "belhachmi", "learned")
+DEFAULT_CODECS = ("jpeg", "jpeg2000", "webp", "avif", "jpegxl", "tree", "belhachmi",
+                  "learned")
 DEFAULT_BPP = (0.05, 0.1, 0.2, 0.3, 0.5)
 DEFAULT_DENSITIES = (0.02, 0.03, 0.04, 0.05, 0.07, 0.1)
 
@@ -55,6 +55,8 @@ def run_rate_benchmark(images: dict, out, *, codecs=DEFAULT_CODECS, bpp=DEFAULT_
     """
     specs = [parse_codec(c) for c in codecs]
     if any(s.postprocess == "gan" for s in specs):
+        from inpcodec.codec.postprocess import load_generator  # noqa: PLC0415 (imports torch)
+
         try:  # here, not in every job: missing weights stop the run before it starts
             load_generator(task="postprocess")
         except (OSError, ValueError) as exc:

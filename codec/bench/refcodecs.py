@@ -1,7 +1,8 @@
-"""The reference codecs, through Pillow: JPEG, JPEG 2000, WebP and AVIF at a target rate.
+"""The reference codecs, through Pillow: JPEG, JPEG 2000, WebP, AVIF and JPEG XL at a target
+rate (JPEG XL through the pillow-jxl-plugin package, libjxl at its default effort 7).
 
-Each codec has one quality parameter along which the file size grows: JPEG, WebP and AVIF
-their integer ``quality``; JPEG 2000 (OpenJPEG, irreversible 9/7 wavelet) its compression
+Each codec has one quality parameter along which the file size grows: JPEG, WebP, AVIF and
+JPEG XL their integer ``quality``; JPEG 2000 (OpenJPEG, irreversible 9/7 wavelet) its compression
 ratio.  :func:`encode_at_rate` searches that parameter for the file whose size is closest
 to the target (bisection; sizes are measured on the real bytes).
 """
@@ -13,11 +14,20 @@ import math
 
 import numpy as np
 
-REFERENCE_CODECS = ("jpeg", "jpeg2000", "webp", "avif")
+REFERENCE_CODECS = ("jpeg", "jpeg2000", "webp", "avif", "jpegxl")
 
 # Integer quality ranges (low quality = small file).
-_QUALITY = {"jpeg": (1, 95), "webp": (0, 100), "avif": (0, 100)}
-_FORMAT = {"jpeg": "JPEG", "jpeg2000": "JPEG2000", "webp": "WEBP", "avif": "AVIF"}
+QUALITY_RANGES = {"jpeg": (1, 95), "webp": (0, 100), "avif": (0, 100), "jpegxl": (1, 99)}
+_FORMAT = {"jpeg": "JPEG", "jpeg2000": "JPEG2000", "webp": "WEBP", "avif": "AVIF",
+           "jpegxl": "JXL"}
+
+
+def _register_jxl() -> None:
+    try:
+        import pillow_jxl  # noqa: F401, PLC0415 (registers JPEG XL with Pillow)
+    except ImportError:
+        raise RuntimeError("JPEG XL needs the pillow-jxl-plugin package (pip install "
+                           "'inpcodec[bench]')") from None
 
 
 def pillow_encode(img: np.ndarray, codec: str, param: float) -> bytes:
@@ -34,6 +44,9 @@ def pillow_encode(img: np.ndarray, codec: str, param: float) -> bytes:
         opts = {"quality": int(param), "method": 6}
     elif codec == "avif":
         opts = {"quality": int(param)}
+    elif codec == "jpegxl":
+        _register_jxl()
+        opts = {"quality": int(param)}
     else:
         # mct: the irreversible colour transform (YCbCr) that OpenJPEG's own encoder applies
         # to RGB; without it Pillow codes R, G and B apart (2.6 dB worse on kodim23).
@@ -47,6 +60,8 @@ def pillow_encode(img: np.ndarray, codec: str, param: float) -> bytes:
 def pillow_decode(data: bytes, grey: bool) -> np.ndarray:
     from PIL import Image  # noqa: PLC0415
 
+    if data[:2] == b"\xff\x0a" or data[4:8] == b"JXL ":  # JPEG XL codestream or container
+        _register_jxl()
     with Image.open(io.BytesIO(data)) as im:
         return np.asarray(im.convert("L" if grey else "RGB"))
 
@@ -80,7 +95,7 @@ def encode_at_rate(img: np.ndarray, codec: str, target_bpp: float) -> tuple[byte
             else:
                 hi = mid
         return best[1], best[2]
-    qmin, qmax = _QUALITY[codec]
+    qmin, qmax = QUALITY_RANGES[codec]
     cache: dict[int, bytes] = {}
 
     def enc(q):
