@@ -38,7 +38,11 @@ def parse_codec(name: str) -> CodecSpec:
     ``belhachmi-gan`` (decoded with the GAN post-processor)."""
     if name in REFERENCE_CODECS:
         return CodecSpec("reference", name, False, "none")
-    enc, *suffixes = name.split("-")
+    # encoder names may hold dashes themselves (tree-map): peel known suffixes off the end
+    enc, suffixes = name, []
+    while enc.rsplit("-", 1)[-1] in INPCODEC_SUFFIXES and "-" in enc:
+        enc, suffix = enc.rsplit("-", 1)
+        suffixes.insert(0, suffix)
     ordered = [s for s in INPCODEC_SUFFIXES if s in suffixes]
     if enc not in encoder_names() or suffixes != ordered:
         raise ValueError(f"unknown codec {name!r}; choose from {', '.join(REFERENCE_CODECS)}, "
