@@ -325,7 +325,8 @@ def info(input_path):
     i = file_info(_read(input_path))
     px = i.width * i.height
     click.echo(f"size         {i.width}x{i.height}, {i.channels} channel(s), {i.colour}")
-    click.echo("format       inpcodec version 1, quadtree mask coder, predictive value coder")
+    click.echo(f"format       inpcodec version {i.version}, mask: {i.mask_coder}, values: "
+               "predictive coder")
     chroma = f" (chroma {i.chroma_levels})" if i.channels == 3 else ""
     click.echo(f"levels       {i.levels}{chroma}")
     click.echo(f"mask         {i.points} points = {100 * i.points / px:.2f} % of the pixels")
