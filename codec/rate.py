@@ -29,7 +29,7 @@ from .limits import CodecError
 from .metrics import psnr as _psnr
 
 RATE_TOLERANCE = 0.03
-LEVEL_CANDIDATES = (8, 16, 32, 64)
+LEVEL_CANDIDATES = (8, 16, 32, 64)  # then the midpoint next to the best (11, 23, 45)
 #: Added above this target (bpp): near-lossless rates need fine levels.
 HIGH_RATE = 1.0
 HIGH_RATE_LEVELS = (128, 256)
@@ -238,6 +238,18 @@ def search_rate(img, planes, target, encoder: MaskEncoder, *, levels=None,
     if not any(o[0] for o in outcomes.values()):  # none hit the target: try them all
         for j in range(len(cands)):
             outcome(j)
+    elif levels is None and outcomes[i][0]:
+        # The candidates double; the best count often lies between two (tree masks on
+        # Kodak: 11 or 23 levels beat 8, 16 and 32 on some images), so one more real search
+        # at the geometric midpoint towards the better-scoring neighbour.
+        nb = [j for j in (i - 1, i + 1) if 0 <= j < len(cands)]
+        j = max(nb, key=lambda k: outcomes[k][1] if k in outcomes else -math.inf)
+        mid = round(math.sqrt(cands[i] * cands[j]))
+        if mid not in cands:
+            clv = int(chroma_levels) if chroma_levels is not None else max(2, mid // 2)
+            d_mid = math.sqrt(proxies[i][2] * proxies[j][2])
+            proxies.append((mid, clv, d_mid, math.nan))
+            outcome(len(proxies) - 1)
     hits = [o for o in outcomes.values() if o[0]]
     bar.close()
     if not hits:
