@@ -241,7 +241,7 @@ def demo(image, bpp, density, output, drop_alpha):
 @main.command()
 @click.argument("input_path", metavar="IN", type=click.Path(dir_okay=False, allow_dash=True))
 @click.argument("output_path", metavar="OUT", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--encoder", type=click.Choice(list(encoder_names())), default="belhachmi",
+@click.option("--encoder", type=click.Choice(list(encoder_names())), default=DEFAULT_ENCODER,
               show_default=True, help="How the mask is chosen: " + _encoder_help() + ".")
 @click.option("--density", type=float, default=None,
               help="Fraction of pixels stored, in (0, 1] (default 0.04 unless --bpp).")

@@ -30,7 +30,9 @@ from .metrics import psnr
 from .quantiser import MAX_LEVELS
 from .rate import search_rate
 
-DEFAULT_ENCODER = "belhachmi"
+#: The default mask encoder: tree masks store positions in a fraction of a bit per point
+#: and gain 2-4 dB over the free masks on Kodak (benchmarks/RESULTS.md).
+DEFAULT_ENCODER = "tree"
 DEFAULT_LEVELS = 64
 
 
@@ -137,6 +139,7 @@ def encode_report(image, *, encoder: str = DEFAULT_ENCODER, density: float | Non
                             tonal=tonal, seed=seed, progress=progress, options=options)
         data, cont, mask, lv, clv = found.data, found.cont, found.mask, found.lv, found.clv
         spent, search, lossless = found.inpaintings, found.log, found.lossless
+        encoder = found.encoder  # "lossless", or a free-mask encoder past a tree's densest
     encode_seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
     decoded = decode(data, solver=solver)
@@ -146,7 +149,7 @@ def encode_report(image, *, encoder: str = DEFAULT_ENCODER, density: float | Non
     luma_dec = decoded if channels == 1 else rgb_to_ycbcr(decoded)[..., 0]
     return EncodeReport(
         data=data, decoded=decoded, width=img.shape[1], height=img.shape[0],
-        channels=channels, encoder="lossless" if lossless else encoder,
+        channels=channels, encoder=encoder,
         density=float(mask.mean()), points=int(mask.sum()), levels=lv, chroma_levels=clv,
         tonal=tonal and not lossless, bytes_header=len(data) - sizes["MASK"] - vals,
         bytes_mask=sizes["MASK"], bytes_values=vals, psnr=psnr(decoded, img),

@@ -39,6 +39,10 @@ HIGH_RATE_LEVELS = (128, 256)
 #: so starting at the proxy's density misses the target by that and costs a second (tonal)
 #: encode.
 TONAL_DENSITY_GUESS = {1: 0.965, 3: 0.9}
+#: Where an encoder's densest mask stays below the target (a tree's points are at most its
+#: finest cells' corners and centres), the rate search goes on with this free-mask
+#: encoder, whose masks reach every pixel.
+SATURATED_FALLBACK = "belhachmi"
 #: Level counts whose proxy PSNR trails the best proxy's by more than this are skipped.
 PROXY_MARGIN_DB = 1.5
 
@@ -55,6 +59,7 @@ class RateResult:
     inpaintings: int
     log: list = field(default_factory=list)
     lossless: bool = False
+    encoder: str = ""
 
 
 def _bpp(data: bytes, n: int) -> float:
@@ -113,7 +118,7 @@ def search_rate(img, planes, target, encoder: MaskEncoder, *, levels=None,
     if _bpp(data, n) <= target:  # nothing to search: every pixel fits exactly
         return RateResult(data, cont, np.ones(img.shape[:2], bool), LOSSLESS_LEVELS,
                           LOSSLESS_LEVELS, 0, [{"bpp": _bpp(data, n), "lossless": True}],
-                          lossless=True)
+                          lossless=True, encoder="lossless")
     luma = planes[:, :, 0]
     if levels is not None:
         cands = [int(levels)]
@@ -252,10 +257,19 @@ def search_rate(img, planes, target, encoder: MaskEncoder, *, levels=None,
             outcome(len(proxies) - 1)
     hits = [o for o in outcomes.values() if o[0]]
     bar.close()
+    if not hits and encoder.name != SATURATED_FALLBACK and \
+            all(o[8] < target for o in outcomes.values()):
+        found = search_rate(img, planes, target, get_encoder(SATURATED_FALLBACK),
+                            levels=levels, chroma_levels=chroma_levels, tonal=tonal, seed=seed,
+                            progress=progress)
+        found.log = log + [{"saturated": encoder.name, "fallback": SATURATED_FALLBACK}] + \
+            found.log
+        found.inpaintings += sum(o[7] for o in outcomes.values())
+        return found
     if not hits:
         closest = min(outcomes.values(), key=lambda o: abs(o[8] - target))
         raise CodecError(f"could not reach {target:g} bpp within {RATE_TOLERANCE:.0%} "
                          f"(closest: {closest[8]:.4f} bpp)")
     _, _, data, cont, mask, lv, clv, _, _ = max(hits, key=lambda o: o[1])
     spent = sum(o[7] for o in outcomes.values())
-    return RateResult(data, cont, mask, lv, clv, spent, log)
+    return RateResult(data, cont, mask, lv, clv, spent, log, encoder=encoder.name)

@@ -138,7 +138,7 @@ def test_unknown_output_extension_lists_the_known_ones(tmp_path, grey_png):
 def test_encoder_options_reach_their_encoder_and_only_theirs(tmp_path, grey_png):
     out = tmp_path / "o.inpc"
     one_line_error(invoke(["encode", str(grey_png), str(out), "--runs", "3"]),
-                   "--runs does not apply to --encoder belhachmi")
+                   "--runs does not apply to --encoder tree")
     r = invoke(["encode", str(grey_png), str(out), "--encoder", "ps", "--density", "0.1",
                 "--max-seconds", "0.5", "--runs", "1", "-q"])
     assert r.exit_code == 0, r.output

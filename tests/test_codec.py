@@ -122,8 +122,8 @@ def test_decode_identical_for_any_thread_count():
 
 def test_tonal_optimisation_pays_at_the_same_rate():
     img = make_image(64, 64)
-    plain = P.encode_report(img, density=0.05, tonal=False, levels=32)
-    tonal = P.encode_report(img, density=0.05, tonal=True, levels=32)
+    plain = P.encode_report(img, encoder="belhachmi", density=0.05, tonal=False, levels=32)
+    tonal = P.encode_report(img, encoder="belhachmi", density=0.05, tonal=True, levels=32)
     assert tonal.psnr > plain.psnr + 0.5
     assert abs(tonal.bpp / plain.bpp - 1) < 0.1
 
@@ -186,7 +186,8 @@ def test_memory_limit_is_checked_before_work(monkeypatch):
 
 @pytest.fixture(scope="module")
 def small_file():
-    return P.encode(make_image(16, 20, colour=True), density=0.15, tonal=False)
+    return P.encode(make_image(16, 20, colour=True), encoder="belhachmi", density=0.15,
+                    tonal=False)
 
 
 def _refresh_crc(body: bytes) -> bytes:

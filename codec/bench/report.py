@@ -118,7 +118,8 @@ def _overlap(a, b) -> float:
     return max(hi - lo, 0.0) / (max(max(a), max(b)) - min(min(a), min(b)))
 
 
-def bd_mean_curves(curves, max_target: float | None = None) -> dict:
+def bd_mean_curves(curves, max_target: float | None = None,
+                   anchors=BD_ANCHORS) -> dict:
     """BD-rate and BD-PSNR of every codec's *mean* curve (:func:`mean_curves`) against
     each anchor's, over whatever the curves share, with that overlap (the fraction of the
     union of the two PSNR ranges, resp. rate ranges, that both cover).
@@ -126,7 +127,8 @@ def bd_mean_curves(curves, max_target: float | None = None) -> dict:
     The per-image figures of :func:`bd_table` need 75 % overlap and give '-' for codecs
     whose quality range lies apart from the anchor's; this answers the user's question
     "how many more bits for the same PSNR, where both reach it" anyway, and says over how
-    much of the range.  ``max_target`` keeps the points of targets up to that rate only.
+    much of the range.  ``max_target`` keeps the points of targets up to that rate only;
+    ``anchors`` are the codecs compared against.
     NaN where the curves do not overlap, have fewer than 4 points or are not monotonic.
     """
     import bjontegaard as bd  # noqa: PLC0415
@@ -136,7 +138,7 @@ def bd_mean_curves(curves, max_target: float | None = None) -> dict:
                 if max_target is None or p["target_bpp"] <= max_target}
 
     out = {}
-    for anchor in BD_ANCHORS:
+    for anchor in anchors:
         if anchor not in curves:
             continue
         a = sorted(pts(anchor))
