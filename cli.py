@@ -206,9 +206,9 @@ def _report_lines(r, name) -> list[str]:
 @click.option("--image", type=click.Path(dir_okay=False, allow_dash=True), default=None,
               help="Image to use instead of the bundled 512x512 cameraman.")
 @click.option("--bpp", type=float, default=None,
-              help="Target size in bits per pixel (default 0.2 unless --density).")
+              help="Target size in bits per pixel (a rate search: tens of seconds).")
 @click.option("--density", type=float, default=None,
-              help="Fraction of pixels stored instead of a target size.")
+              help="Fraction of pixels stored (default 0.05 unless --bpp).")
 @click.option("--output", type=click.Path(dir_okay=False), default=None,
               help="Write the decoded image here.")
 @_DROP_ALPHA
@@ -221,8 +221,9 @@ def demo(image, bpp, density, output, drop_alpha):
     _notice_compile()
     if density is not None and bpp is not None:
         raise ValueError("give either --density or --bpp, not both")
-    r = encode_report(img, encoder=DEFAULT_ENCODER, density=density,
-                      bpp=0.2 if density is None and bpp is None else bpp, progress=True)
+    r = encode_report(img, encoder=DEFAULT_ENCODER, bpp=bpp,
+                      density=0.05 if density is None and bpp is None else density,
+                      progress=True)
     for line in _report_lines(r, "bundled cameraman" if image is None else image):
         click.echo(line)
     jp = _jpeg_at_size(img, len(r.data))
@@ -230,9 +231,9 @@ def demo(image, bpp, density, output, drop_alpha):
         click.echo("JPEG       no JPEG quality fits in the same number of bytes")
     else:
         q, n, dec = jp
-        click.echo(f"JPEG       quality {q}, {n} bytes = {8 * n / img[..., 0].size:.4f} bpp, "
-                   f"PSNR {psnr(dec, img):.2f} dB (Pillow, optimised Huffman, at most the "
-                   "same size)")
+        jbpp = 8 * n / (img.shape[0] * img.shape[1])
+        click.echo(f"JPEG       quality {q}, {n} bytes = {jbpp:.4f} bpp, PSNR "
+                   f"{psnr(dec, img):.2f} dB (Pillow, optimised Huffman, at most the same size)")
     if out:
         out.write(iio.image_bytes(r.decoded, _image_format(out, None)))
         click.echo(f"written    {output}")

@@ -186,3 +186,15 @@ def test_python_m_inpcodec_runs_and_ctrl_c_exits_130(tmp_path, grey_png):
     assert p.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert not out.exists() and not list(tmp_path.glob(".inpcodec-*"))
+
+
+def test_demo_reports_the_jpeg_beside_it_at_its_real_rate(tmp_path):
+    img = tmp_path / "g.png"
+    Image.fromarray(make_image(48, 64)).save(img)
+    r = invoke(["demo", "--image", str(img), "--density", "0.1"])
+    assert r.exit_code == 0, r.output
+    size = next(ln for ln in r.output.splitlines() if ln.startswith("size"))
+    ours = float(size.split("= ")[1].split(" bpp")[0])
+    jpeg = next((ln for ln in r.output.splitlines() if ln.startswith("JPEG")), "")
+    if "quality" in jpeg:  # JPEG fits in the same bytes: its rate is at most ours
+        assert float(jpeg.split("= ")[1].split(" bpp")[0]) <= ours + 1e-9
