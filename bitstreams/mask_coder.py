@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from inpcodec.bitstreams.adaptive import doubling_chunks
+
 N_LEVEL = 6
 N_COMBO = 10  # (phase, earlier ones): (0,0) (1,0) (1,1) (2,0) (2,1) (2,2) (3,0) .. (3,3)
 N_NB = 3
@@ -109,11 +111,7 @@ def _count(n0, n1, ctx, sym):
 
 
 def _chunks(n: int):
-    start, size = 0, FIRST_CHUNK
-    while start < n:
-        yield start, min(n, start + size)
-        start += size
-        size *= 2
+    return doubling_chunks(n, FIRST_CHUNK)
 
 
 def iid_prior(density: float) -> np.ndarray:

@@ -62,6 +62,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from inpcodec.bitstreams.adaptive import doubling_chunks
+
 MODE_QUAD = 1
 MODE_CENTRES = 2
 N_DEPTH = 24
@@ -225,14 +227,6 @@ def _model():
     return constriction.stream.model.Bernoulli(perfect=False)
 
 
-def _chunks(n: int):
-    start, size = 0, 1
-    while start < n:
-        yield start, min(n, start + size)
-        start += size
-        size *= 2
-
-
 def _probabilities(n0, n1, ctx):
     t0 = n0.reshape(-1, N_NB).sum(axis=1)
     t1 = n1.reshape(-1, N_NB).sum(axis=1)
@@ -324,7 +318,7 @@ def _walk(height, width, quad, count, coder):
             ctx = (min(d, N_DEPTH - 1) * N_COMBO + combo) * N_NB \
                 + nb[np.searchsorted(all_nodes, nodes)]
             flags = np.zeros(nodes.size, np.int32)
-            for s, e in _chunks(nodes.size):
+            for s, e in doubling_chunks(nodes.size):
                 f = np.asarray(coder(s, e, _probabilities(n0, n1, ctx[s:e])), np.int32)
                 flags[s:e] = f
                 _count(n0, n1, ctx[s:e], f)

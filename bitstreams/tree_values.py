@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from inpcodec.bitstreams.adaptive import doubling_chunks
 from inpcodec.bitstreams.tree_coder import (
     Tree,
     cell_bounds,
@@ -148,14 +149,6 @@ def plan(tree: Tree):
     return mask, stages
 
 
-def _chunks(n: int):
-    start, size = 0, 1
-    while start < n:
-        yield start, min(n, start + size)
-        start += size
-        size *= 2
-
-
 def _run(tree: Tree, levels: int, q, coder):
     mask, stages = plan(tree)
     n = int(mask.sum())
@@ -176,7 +169,7 @@ def _run(tree: Tree, levels: int, q, coder):
             spread = v[:, :4].max(axis=1) - v[:, :4].min(axis=1)
             act = np.where(32 * spread <= levels, 0, np.where(8 * spread <= levels, 1, 2))
         ctx = stage * N_ACT + act
-        for a, b in _chunks(idx.size):
+        for a, b in doubling_chunks(idx.size):
             sel = idx[a:b]
             scales = np.maximum((abs_sum[ctx[a:b]] + 2.0) / (count[ctx[a:b]] + 2.0), MIN_SCALE)
             res = coder(q[sel] - pred[a:b], scales)

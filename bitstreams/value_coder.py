@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from inpcodec.bitstreams.adaptive import doubling_chunks
+
 N_STAGE = 5
 N_ACT = 3
 N_CONTEXTS = N_STAGE * N_ACT
@@ -97,14 +99,6 @@ def _predict(q, known, ii, jj, sel, s, h, w, levels):
     return pred, act
 
 
-def _chunks(n: int):
-    start, size = 0, 1
-    while start < n:
-        yield start, min(n, start + size)
-        start += size
-        size *= 2
-
-
 def _scales(abs_sum, count, ctx):
     return np.maximum((abs_sum[ctx] + 2.0) / (count[ctx] + 2.0), MIN_SCALE)
 
@@ -126,7 +120,7 @@ def _run(mask, levels, q, coder):
         else:
             pred, act = np.full(sel.size, levels // 2, np.int64), np.full(sel.size, 2)
         ctx = min(s, N_STAGE - 1) * N_ACT + act
-        for a, b in _chunks(sel.size):
+        for a, b in doubling_chunks(sel.size):
             idx = sel[a:b]
             res = coder(q[idx] - pred[a:b], _scales(abs_sum, count, ctx[a:b]))
             q[idx] = pred[a:b] + res
