@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from inpcodec.bitstreams.adaptive import doubling_chunks
+from inpcodec.bitstreams.adaptive import doubling_chunks, laplace_decode, laplace_encode
 from inpcodec.bitstreams.tree_coder import (
     Tree,
     cell_bounds,
@@ -51,12 +51,6 @@ N_CONTEXTS = N_STAGE * N_ACT
 MIN_SCALE = 0.3
 MID_WEIGHT, CORNER_WEIGHT = 1, 0  # centre of a cell cut both ways (measured)
 
-
-def _model(levels: int):
-    import constriction  # noqa: PLC0415
-
-    # quantised models take no ``perfect`` flag in constriction 0.5.0 (see value_coder)
-    return constriction.stream.model.QuantizedLaplace(-(levels - 1), levels - 1)
 
 
 def _bilinear(y0, y1, x0, x1, y, x):
@@ -181,33 +175,16 @@ def _run(tree: Tree, levels: int, q, coder):
 
 def encode_tree_values(tree: Tree, q: np.ndarray, levels: int) -> np.ndarray:
     """Compressed words of ``q`` (raster order of the points of ``tree_mask(tree)``)."""
-    import constriction  # noqa: PLC0415
-
     q = np.asarray(q, np.int64)
     n = int(tree_mask(tree).sum())
     if q.shape != (n,):
         raise ValueError(f"need one value per mask point: {q.shape} vs {n}")
     if q.min() < 0 or q.max() >= levels:
         raise ValueError(f"quantised values must lie in [0, {levels - 1}]")
-    enc = constriction.stream.queue.RangeEncoder()
-    model = _model(levels)
-
-    def coder(res, scales):
-        enc.encode(res.astype(np.int32), model, np.zeros(res.size), scales)
-        return res
-
-    _run(tree, levels, q.copy(), coder)
-    return enc.get_compressed()
+    return laplace_encode(lambda v, coder: _run(tree, levels, v, coder), levels, q.copy())
 
 
 def decode_tree_values(words: np.ndarray, tree: Tree, levels: int) -> np.ndarray:
     """Inverse of :func:`encode_tree_values`."""
-    import constriction  # noqa: PLC0415
 
-    dec = constriction.stream.queue.RangeDecoder(np.asarray(words, np.uint32))
-    model = _model(levels)
-
-    def coder(_, scales):
-        return np.asarray(dec.decode(model, np.zeros(scales.size), scales), np.int64)
-
-    return _run(tree, levels, None, coder)
+    return laplace_decode(lambda v, coder: _run(tree, levels, v, coder), levels, words)

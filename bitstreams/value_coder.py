@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from inpcodec.bitstreams.adaptive import doubling_chunks
+from inpcodec.bitstreams.adaptive import doubling_chunks, laplace_decode, laplace_encode
 
 N_STAGE = 5
 N_ACT = 3
@@ -37,14 +37,6 @@ def max_values(n_bytes: int) -> int:
     """
     bits_per_value = -np.log2(1.0 - np.exp(-0.5 / MIN_SCALE))
     return int(8 * n_bytes / (0.9 * bits_per_value)) + 1024
-
-
-def _model(levels: int):
-    import constriction  # noqa: PLC0415
-
-    # constriction 0.5.0's quantised models take no ``perfect`` flag (Bernoulli and
-    # Categorical do, and get perfect=False); their parameters are float64 here anyway
-    return constriction.stream.model.QuantizedLaplace(-(levels - 1), levels - 1)
 
 
 def plan(mask: np.ndarray):
@@ -132,34 +124,17 @@ def _run(mask, levels, q, coder):
 
 def encode_values(mask: np.ndarray, q: np.ndarray, levels: int) -> np.ndarray:
     """Compressed words of the quantised values ``q`` (raster order of the mask points)."""
-    import constriction  # noqa: PLC0415
-
     q = np.asarray(q, np.int64)
     m = np.asarray(mask, bool)
     if q.shape != (int(m.sum()),):
         raise ValueError(f"need one value per mask point: {q.shape} vs {int(m.sum())}")
     if q.size and (q.min() < 0 or q.max() >= levels):
         raise ValueError(f"quantised values must lie in [0, {levels - 1}]")
-    enc = constriction.stream.queue.RangeEncoder()
-    model = _model(levels)
-
-    def coder(res, scales):
-        enc.encode(res.astype(np.int32), model, np.zeros(res.size), scales)
-        return res
-
-    _run(m, levels, q.copy(), coder)
-    return enc.get_compressed()
+    return laplace_encode(lambda v, coder: _run(m, levels, v, coder), levels, q.copy())
 
 
 def decode_values(words: np.ndarray, mask: np.ndarray, levels: int) -> np.ndarray:
     """Inverse of :func:`encode_values`: quantised values in raster order of the points."""
-    import constriction  # noqa: PLC0415
-
-    dec = constriction.stream.queue.RangeDecoder(np.asarray(words, np.uint32))
-    model = _model(levels)
-
-    def coder(_, scales):
-        return np.asarray(dec.decode(model, np.zeros(scales.size), scales), np.int64)
-
-    q = _run(np.asarray(mask, bool), levels, None, coder)
+    m = np.asarray(mask, bool)
+    q = laplace_decode(lambda v, coder: _run(m, levels, v, coder), levels, words)
     return np.clip(q, 0, levels - 1)  # garbage (damaged) input can predict out of range
