@@ -222,12 +222,13 @@ def main():
     text = render(rows, first, steady, args)
     print(text)
     if args.write_results:
-        write_results(text)
+        write_results(text, gpu="cupy" in solvers)
 
 
 def render(rows, first, steady, args) -> str:
     cmd = "python benchmarks/bench_decoder.py" + (
-        f" --sizes {args.sizes}" if args.sizes != "256x256,512x512,768x512,3840x2160" else "")
+        f" --sizes {args.sizes}" if args.sizes != "256x256,512x512,768x512,3840x2160" else "") + (
+        f" --solvers {args.solvers}" if args.solvers != "numba,direct" else "")
     lines = [
         f"Command: `{cmd} --write-results` · machine: {machine()} · "
         f"{time.strftime('%Y-%m-%d')}.",
@@ -260,8 +261,12 @@ def render(rows, first, steady, args) -> str:
     return "\n".join(lines)
 
 
-def write_results(text: str) -> None:
-    write_section("bench_decoder", "## Decoder (homogeneous diffusion inpainting)", text)
+def write_results(text: str, gpu: bool) -> None:
+    """The CPU table and the table of a machine with a CUDA GPU are kept apart."""
+    if gpu:
+        write_section("bench_decoder_gpu", "### Decoder on a CUDA GPU (CuPy) beside Numba", text)
+    else:
+        write_section("bench_decoder", "## Decoder (homogeneous diffusion inpainting)", text)
 
 
 if __name__ == "__main__":
