@@ -116,7 +116,8 @@ _FORMAT = click.option("--format", "fmt", default=None, metavar="EXT",
 #: Options that belong to some mask encoders (checked against the registry).
 ENCODER_OPTIONS = [
     click.option("--weights", type=click.Path(dir_okay=False), default=None,
-                 help="learned: mask network weights (default: the shipped ones)."),
+                 help="learned, tree-learned: network weights (default: the shipped "
+                 "ones)."),
     click.option("--max-seconds", type=float, default=None,
                  help="ps, ps+nlpe: time budget of each stochastic stage."),
     click.option("--runs", type=int, default=None, help="ps: best of this many runs (5)."),
@@ -474,6 +475,53 @@ def train_masks(data, val, out, density, density_min, density_max, steps, minute
                  log=lambda s: click.echo(s, err=True))
     click.echo(f"wrote {out} after {prov['steps']} steps ({prov['wall_time_minutes']} min); "
                f"validation PSNR {prov['validation']['final_psnr']}")
+
+
+@main.command("train-tree-map")
+@click.option("--data", multiple=True, required=True, type=click.Path(file_okay=False),
+              help="Training image folder (searched recursively); repeat for several.")
+@click.option("--val", multiple=True, required=True, type=click.Path(file_okay=False),
+              help="Validation image folder (its first --val-images images, centre crops).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Weights file to write (.safetensors); OUT.ckpt and OUT.json beside it.")
+@click.option("--crops", type=int, default=2, show_default=True,
+              help="Random 257x257 crops per training image.")
+@click.option("--steps", type=int, default=20000, show_default=True)
+@click.option("--minutes", type=float, default=None, help="Stop after this wall time.")
+@click.option("--batch", type=int, default=16, show_default=True)
+@click.option("--lr", type=float, default=5e-4, show_default=True)
+@click.option("--val-every", type=int, default=250, show_default=True)
+@click.option("--val-images", type=int, default=16, show_default=True)
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Processes that make the training targets.")
+@click.option("--device", default="cpu", show_default=True, help="Torch device (cpu, cuda).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue from OUT.ckpt.")
+@_clean_errors
+def train_tree_map(data, val, out, crops, steps, minutes, batch, lr, val_every, val_images,
+                   workers, device, seed, resume):
+    """Train the tree-map network (the learned tree encoder, `tree-learned`).
+
+    Distillation: the targets are the errors of uniform trees of every depth on 257x257
+    crops (the maps the inpainting-driven tree encoder ranks its cells by); the network
+    learns them by regression, so the encoder needs no inpainting.
+    """
+    from inpcodec.learned_masks import tree_training  # noqa: PLC0415
+
+    for name, v in (("steps", steps), ("batch", batch), ("val-every", val_every),
+                    ("crops", crops), ("workers", workers), ("val-images", val_images)):
+        if v < 1:
+            raise ValueError(f"--{name} must be at least 1, got {v}")
+    iio.check_output_path(out, [])
+    cfg = tree_training.TreeMapConfig(
+        data=list(data), val=list(val), crops=crops, val_images=val_images, batch=batch,
+        steps=steps, minutes=minutes, lr=lr, seed=seed, val_every=val_every,
+        workers=workers, device=device)
+    prov = tree_training.train_tree_map(cfg, out, resume=resume,
+                                        log=lambda s: click.echo(s, err=True),
+                                        command="inpcodec " + " ".join(sys.argv[1:]))
+    click.echo(f"wrote {out} after {prov['steps']} steps ({prov['wall_time_minutes']} min); "
+               f"best validation loss {prov['best_val_loss']:.4f} at step {prov['best_step']}")
 
 
 @main.command()

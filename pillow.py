@@ -61,7 +61,6 @@ DEFAULT_ENCODER = "belhachmi"  # inpcodec.encode's
 #: Keywords of :func:`inpcodec.encode` accepted as save options (besides the encoder's).
 API_OPTIONS = ("encoder", "density", "bpp", "levels", "chroma_levels", "tonal", "seed",
                "solver", "progress")
-_HEAD = _container._HEAD  # magic, version, width, height, channels, colour (FORMAT.md)
 _ALPHA_MODES = {"LA": "L", "La": "L", "PA": "RGB", "RGBA": "RGB", "RGBa": "RGB"}
 _AS_RGB = {"P", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"}
 
@@ -82,29 +81,19 @@ class InpcImageFile(ImageFile.ImageFile):
     format_description = "inpcodec (homogeneous diffusion inpainting)"
 
     def _open(self) -> None:
-        head = self.fp.read(_HEAD.size)
+        head = self.fp.read(_container.HEADER_SIZE)
         if not _accept(head):
             raise SyntaxError("not an inpcodec file")
-        if len(head) < _HEAD.size:
+        if len(head) < _container.HEADER_SIZE:
             raise SyntaxError("truncated inpcodec header")
-        _, version, width, height, channels, colour = _HEAD.unpack(head)
-        # the checks of container.read that need the header alone; the CRC and the
-        # sections are checked by the decoder, on load()
-        if version > _container.VERSION:
-            raise OSError(f"inpcodec format version {version} is newer than this decoder "
-                          f"supports (version {_container.VERSION}); upgrade inpcodec")
-        if version < 1:
-            raise OSError(f"inpcodec format version {version} is not valid")
+        # the header alone is checked here; the CRC and the sections by the decoder, on
+        # load()
         try:
-            _container.check_geometry(width, height, channels)
+            h = _container.read_header(head)
         except FormatError as exc:
             raise OSError(f"invalid inpcodec header: {exc}") from None
-        if colour not in _container.COLOUR_NAMES:
-            raise OSError(f"unknown inpcodec colour transform {colour}")
-        if (channels == 1) != (colour == _container.COLOUR_GREY):
-            raise OSError(f"invalid inpcodec header: colour transform "
-                          f"{_container.COLOUR_NAMES[colour]} does not fit {channels} "
-                          "channel(s)")
+        version, width, height, channels, colour = (h.version, h.width, h.height,
+                                                    h.channels, h.colour)
         self._size = (width, height)
         mode = "L" if channels == 1 else "RGB"
         if isinstance(getattr(type(self), "mode", None), property):

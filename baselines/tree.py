@@ -279,3 +279,63 @@ def map_driven_tree(image, threshold: float, *, density_map=None, quad: bool = T
                              min_integral=threshold)
     tree = tree_from_order(order, len(order))
     return TreeResult(tree, tree_mask(tree), 0, time.perf_counter() - t0)
+
+
+# ----------------------------------------------------------------------------- scale errors
+
+
+def cell_log2_side(height: int, width: int, grid: tuple) -> float:
+    """log2 of a cell's side at grid ``(b, a)``: the geometric mean of its two extents."""
+    b, a = grid
+    return 0.5 * (np.log2(max(height - 1, 1) / (1 << b)) + np.log2(max(width - 1, 1) / (1 << a)))
+
+
+def uniform_error_maps(image, *, quad: bool = True, centres: bool = True,
+                       tol: float = 1e-3) -> list:
+    """Squared inpainting error of the uniform tree of every splittable depth.
+
+    Entry d is ``(u_d - f)^2`` for the mask of the tree whose leaves are all at depth d:
+    what a leaf of that depth leaves unexplained, everywhere at once.  One inpainting per
+    depth, none depending on another.
+    """
+    f = _check(image)
+    h, w = f.shape
+    out = []
+    for d in range(len(schedule(h, w, quad)) - 1):
+        m = tree_mask(uniform_tree(h, w, d, quad=quad, centres=centres))
+        u = Inpainter(m, solver="numba").solve(np.where(m, f, 0.0), tol=tol)
+        out.append((u - f) ** 2)
+    return out
+
+
+def scale_error_order(shape, error_at_depth, *, quad: bool = True,
+                      centres: bool = True) -> SplitOrder:
+    """Splits by decreasing error of the cells, each judged by the error map of its depth.
+
+    A cell at depth d scores the sum over it of ``error_at_depth(d)`` (an image-shaped
+    non-negative map: the squared error a leaf of that size leaves), capped by its
+    parent's score so that every prefix of the order is a tree.  With the uniform trees'
+    real errors (:func:`uniform_error_maps`) this reproduces error-driven densification
+    within 0.1 dB of inpainting PSNR at 2-8 % points (kodim03/05/13/23) without its
+    sequential inpaintings; with maps predicted by a network
+    (:mod:`inpcodec.learned_masks.tree_map`) it needs no inpainting at all.
+    """
+    h, w = shape
+    sched = schedule(h, w, quad)
+    nodes = np.zeros(1, np.int64)
+    cap = np.array([np.inf])
+    depth, key, val = [], [], []
+    for d in range(len(sched) - 1):
+        e = np.asarray(error_at_depth(d), np.float64)
+        if e.shape != (h, w) or not np.isfinite(e).all() or (e < 0).any():
+            raise ValueError("error maps must be finite, non-negative and image-shaped")
+        v = np.minimum(_cell_sums(_sat(e), *cell_bounds(h, w, sched[d], nodes)), cap)
+        depth.append(np.full(nodes.size, d, np.int64))
+        key.append(nodes)
+        val.append(v)
+        nc = n_children(sched[d], sched[d + 1])
+        nodes = np.concatenate([children(nodes, sched[d], sched[d + 1], c) for c in range(nc)])
+        cap = np.concatenate([v] * nc)
+    depth, key, val = np.concatenate(depth), np.concatenate(key), np.concatenate(val)
+    o = np.lexsort((key, depth, -val))  # ties: parent first, then by key (reproducible)
+    return SplitOrder(h, w, quad, centres, depth[o], key[o], np.zeros(o.size, np.int64))

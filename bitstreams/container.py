@@ -61,6 +61,54 @@ def check_geometry(width: int, height: int, channels: int) -> None:
         raise FormatError(f"{channels} channels: only 1 (grey) or 3 (colour) are supported")
 
 
+#: Bytes of the fixed header that :func:`read_header` reads.
+HEADER_SIZE = _HEAD.size
+
+
+@dataclass(frozen=True)
+class Header:
+    """The fixed header of a file: format version, geometry, colour transform."""
+
+    version: int
+    width: int
+    height: int
+    channels: int
+    colour: int
+
+
+def _check_start(data: bytes) -> None:
+    """Magic bytes and a version this decoder knows: the first things a reader checks."""
+    if len(data) == 0:
+        raise FormatError("empty file")
+    if len(data) < 4 or data[:4] != MAGIC:
+        raise FormatError("not an inpcodec file (wrong magic bytes)")
+    if len(data) >= 5 and data[4] > VERSION:
+        raise FormatError(f"format version {data[4]} is newer than this decoder supports "
+                          f"(version {VERSION}); upgrade inpcodec")
+
+
+def read_header(data: bytes) -> Header:
+    """Parse and check the fixed header at the start of ``data`` (at least HEADER_SIZE).
+
+    Checks what the header alone can tell (magic, version, geometry, colour transform);
+    the checksum and the sections are :func:`read`'s.  Raises :class:`FormatError`.
+    """
+    data = bytes(data[:HEADER_SIZE])
+    _check_start(data)
+    if len(data) < HEADER_SIZE:
+        raise FormatError("truncated file (shorter than its header)")
+    _, version, width, height, channels, colour = _HEAD.unpack(data)
+    if version < 1:
+        raise FormatError(f"format version {version} is not valid")
+    check_geometry(width, height, channels)
+    if colour not in COLOUR_NAMES:
+        raise FormatError(f"unknown colour transform {colour}")
+    if (channels == 1) != (colour == COLOUR_GREY):
+        raise FormatError(f"colour transform {COLOUR_NAMES[colour]} does not fit "
+                          f"{channels} channel(s)")
+    return Header(version, width, height, channels, colour)
+
+
 def write(c: Container) -> bytes:
     """Serialise a container; sections are written in insertion order."""
     check_geometry(c.width, c.height, c.channels)
@@ -85,27 +133,15 @@ def write(c: Container) -> bytes:
 def read(data: bytes) -> Container:
     """Parse and validate a file; raises :class:`FormatError` with a one-line reason."""
     data = bytes(data)
-    if len(data) == 0:
-        raise FormatError("empty file")
-    if len(data) < 4 or data[:4] != MAGIC:
-        raise FormatError("not an inpcodec file (wrong magic bytes)")
-    if len(data) >= 5 and data[4] > VERSION:
-        raise FormatError(f"format version {data[4]} is newer than this decoder supports "
-                          f"(version {VERSION}); upgrade inpcodec")
-    if len(data) < _HEAD.size + 1 + 4:
+    _check_start(data)
+    if len(data) < HEADER_SIZE + 1 + 4:
         raise FormatError("truncated file (shorter than its header)")
     body, (crc,) = data[:-4], struct.unpack("<I", data[-4:])
     if zlib.crc32(body) != crc:
         raise FormatError("checksum mismatch: the file is damaged or truncated")
-    magic, version, width, height, channels, colour = _HEAD.unpack_from(body, 0)
-    if version < 1:
-        raise FormatError(f"format version {version} is not valid")
-    check_geometry(width, height, channels)
-    if colour not in COLOUR_NAMES:
-        raise FormatError(f"unknown colour transform {colour}")
-    if (channels == 1) != (colour == COLOUR_GREY):
-        raise FormatError(f"colour transform {COLOUR_NAMES[colour]} does not fit "
-                          f"{channels} channel(s)")
+    head = read_header(body)
+    version, width, height, channels, colour = (head.version, head.width, head.height,
+                                                head.channels, head.colour)
     pos = _HEAD.size
     (n_sections,) = struct.unpack_from("<B", body, pos)
     pos += 1

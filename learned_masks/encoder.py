@@ -23,3 +23,15 @@ def _make(luma, density, *, levels=None, seed=0, progress=False, weights=None, s
 register(MaskEncoder(
     "learned", _make, "mask U-net of Alt, Peter and Weickert (2021), one forward pass",
     options=("weights", "samples", "binarisation")))
+
+
+def _make_tree(luma, density, *, levels=None, seed=0, progress=False, weights=None):
+    from .tree_map import learned_tree, load_tree_map_network  # noqa: PLC0415 (torch)
+
+    return learned_tree(luma, density, network=load_tree_map_network(weights))
+
+
+register(MaskEncoder(
+    "tree-learned", _make_tree, "quadtree split by the tree-map U-net's predicted "
+    "inpainting errors, one forward pass (no inpainting; tree-coded positions)",
+    options=("weights",)))

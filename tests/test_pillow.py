@@ -98,7 +98,7 @@ def test_foreign_or_short_bytes_are_unidentified(data):
 @pytest.mark.parametrize("offset, value, message", [
     (4, 3, "version 3 is newer"),
     (4, 0, "version 0 is not valid"),
-    (14, 7, "unknown inpcodec colour transform 7"),
+    (14, 7, "unknown colour transform 7"),
     (14, 0, "does not fit 3 channel"),
     (13, 2, "2 channels"),
 ])
