@@ -316,7 +316,7 @@ def scale_error_order(shape, error_at_depth, *, quad: bool = True,
     non-negative map: the squared error a leaf of that size leaves), capped by its
     parent's score so that every prefix of the order is a tree.  With the uniform trees'
     real errors (:func:`uniform_error_maps`) this reproduces error-driven densification
-    within 0.1 dB of inpainting PSNR at 2-8 % points (kodim03/05/13/23) without its
+    to within 0.1 dB of inpainting PSNR or better at 2-8 % points (kodim03/05/13/23) without its
     sequential inpaintings; with maps predicted by a network
     (:mod:`inpcodec.learned_masks.tree_map`) it needs no inpainting at all.
     """

@@ -165,23 +165,25 @@ def error_at_depth(maps: np.ndarray, height: int, width: int, quad: bool = True)
 _ORDERS: OrderedDict = OrderedDict()
 
 
-def learned_tree_order(image, *, network: TreeMapNet | None = None):
+def learned_tree_order(image, *, network: TreeMapNet | None = None, cache: bool = True):
     """The split order of the learned tree encoder (no inpainting).
 
-    The order does not depend on the rate, so the last few images' orders are kept: the
-    rate search's many knobs cost one forward pass.
+    The order does not depend on the rate, so the last few images' orders are kept
+    (``cache``): the rate search's many knobs cost one forward pass.  An entry holds its
+    network, so the network's id in the key cannot be reused by another one.
     """
     f = check_image(image)
     net = network if network is not None else load_tree_map_network()
     key = (id(net), f.shape, hashlib.sha1(np.ascontiguousarray(f).tobytes()).hexdigest())
-    if key in _ORDERS:
+    if cache and key in _ORDERS:
         _ORDERS.move_to_end(key)
-        return _ORDERS[key]
+        return _ORDERS[key][1]
     maps = predicted_error_maps(f, network=net)
     order = scale_error_order(f.shape, error_at_depth(maps, *f.shape))
-    _ORDERS[key] = order
-    while len(_ORDERS) > 4:
-        _ORDERS.popitem(last=False)
+    if cache:
+        _ORDERS[key] = (net, order)
+        while len(_ORDERS) > 4:
+            _ORDERS.popitem(last=False)
     return order
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from inpcodec.codec.io import find_images, load_image
 from inpcodec.codec.metrics import luma
@@ -61,30 +62,31 @@ class TreeMapConfig:
     device: str = "cpu"
 
 
-def _crop_one(args):
-    """(crop uint8, targets float16) of one image at one position (runs in a worker)."""
-    path, y, x = args
+def _crops_of(args):
+    """(crop uint8, targets float16) at each position of one image (runs in a worker)."""
+    path, positions = args
     g = np.rint(luma(load_image(path))).astype(np.uint8)
-    c = g[y:y + TARGET_SIDE, x:x + TARGET_SIDE]
-    return c, training_targets(c).astype(np.float16)
+    out = []
+    for y, x in positions:
+        c = g[y:y + TARGET_SIDE, x:x + TARGET_SIDE]
+        out.append((c, training_targets(c).astype(np.float16)))
+    return out
 
 
 def _positions(paths, per_image, rng, centre=False):
+    """Per image large enough: its path and ``per_image`` crop corners."""
     jobs = []
     for p in paths:
-        from PIL import Image  # noqa: PLC0415
-
         with Image.open(p) as im:
             w, h = im.size
         if min(h, w) < TARGET_SIDE:
             continue
-        for _ in range(per_image):
-            if centre:
-                y, x = (h - TARGET_SIDE) // 2, (w - TARGET_SIDE) // 2
-            else:
-                y = int(rng.integers(0, h - TARGET_SIDE + 1))
-                x = int(rng.integers(0, w - TARGET_SIDE + 1))
-            jobs.append((str(p), y, x))
+        if centre:
+            corners = [((h - TARGET_SIDE) // 2, (w - TARGET_SIDE) // 2)] * per_image
+        else:
+            corners = [(int(rng.integers(0, h - TARGET_SIDE + 1)),
+                        int(rng.integers(0, w - TARGET_SIDE + 1))) for _ in range(per_image)]
+        jobs.append((str(p), corners))
     return jobs
 
 
@@ -93,8 +95,9 @@ def make_dataset(paths, per_image, rng, *, centre=False, workers=1, log=print):
     jobs = _positions(paths, per_image, rng, centre)
     if not jobs:
         raise ValueError(f"no image of at least {TARGET_SIDE}x{TARGET_SIDE} pixels")
-    log(f"making targets of {len(jobs)} crops ({workers} workers)")
-    _crop_one(jobs[0])  # compile (or load) the solver kernels once, before the workers
+    log(f"making targets of {per_image * len(jobs)} crops ({workers} workers)")
+    training_targets(np.zeros((TARGET_SIDE, TARGET_SIDE)))  # compile (or load) the
+    # solver kernels once, before the workers
     if workers > 1:
         # spawn: workers load the kernels from Numba's cache; forking a process whose
         # Numba threads are running is not safe
@@ -102,15 +105,16 @@ def make_dataset(paths, per_image, rng, *, centre=False, workers=1, log=print):
         os.environ["NUMBA_NUM_THREADS"] = "1"
         try:
             with mp.get_context("spawn").Pool(workers) as pool:
-                out = pool.map(_crop_one, jobs, chunksize=4)
+                out = pool.map(_crops_of, jobs, chunksize=2)
         finally:
             if env_threads is None:
                 os.environ.pop("NUMBA_NUM_THREADS", None)
             else:
                 os.environ["NUMBA_NUM_THREADS"] = env_threads
     else:
-        out = [_crop_one(j) for j in jobs]
-    return np.stack([o[0] for o in out]), np.stack([o[1] for o in out])
+        out = [_crops_of(j) for j in jobs]
+    pairs = [pair for image in out for pair in image]
+    return np.stack([c for c, _ in pairs]), np.stack([t for _, t in pairs])
 
 
 def _augment(x, t, gen):

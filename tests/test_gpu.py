@@ -9,8 +9,6 @@ reference decode by at most one grey level in rare pixels (FORMAT.md, ``--solver
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 from _images import make_image, natural_like
 from click.testing import CliRunner
 
@@ -20,27 +18,6 @@ pytestmark = [
     pytest.mark.gpu,
     pytest.mark.skipif(not gpu_status()[0], reason=f"CuPy solver unusable: {gpu_status()[1]}"),
 ]
-
-
-def direct(f, m):
-    """Homogeneous diffusion inpainting by one sparse LU solve (reflecting boundaries)."""
-    h, w = f.shape
-    n = h * w
-    idx = np.arange(n).reshape(h, w)
-    rows, cols, vals = [], [], []
-    for dy, dx in ((0, 1), (1, 0), (0, -1), (-1, 0)):
-        ys, xs = np.mgrid[0:h, 0:w]
-        ok = (ys + dy >= 0) & (ys + dy < h) & (xs + dx >= 0) & (xs + dx < w)
-        rows += [idx[ok]]
-        cols += [idx[ys[ok] + dy, xs[ok] + dx]]
-        vals += [np.ones(ok.sum())]
-    r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
-    adj = sp.csr_matrix((v, (r, c)), shape=(n, n))
-    lap = adj - sp.diags(np.asarray(adj.sum(axis=1)).ravel())
-    known = m.ravel() > 0
-    a = sp.diags(known.astype(float)) + sp.diags((~known).astype(float)) @ -lap
-    b = np.where(known, f.ravel(), 0.0)
-    return spla.spsolve(a.tocsc(), b).reshape(h, w)
 
 
 def tree_like_mask(h, w, step=8):
@@ -57,7 +34,7 @@ def test_cupy_on_a_tree_like_mask_matches_direct_and_numba():
     m = tree_like_mask(160, 224)
     u_gpu, info = inpaint(f, m, solver="cupy", return_info=True)
     assert info.solver == "cupy" and info.converged
-    ref = direct(f, m)
+    ref = inpaint(f, m, solver="direct")  # SciPy's sparse LU: the reference
     assert np.abs(u_gpu - ref).max() < 0.01
     assert np.abs(u_gpu - inpaint(f, m, solver="numba")).max() < 1e-3
 
