@@ -578,6 +578,12 @@ def inpaint(image, holes, output, weights, drop_alpha, fmt, quiet):
 @click.option("--prepare-only", is_flag=True, help="postprocess: make the cache, then stop.")
 @click.option("--variants", type=int, default=2, show_default=True,
               help="postprocess: encodings per training image in the cache.")
+@click.option("--codec", "cache_codec", type=click.Choice(["free", "tree"]), default="free",
+              show_default=True,
+              help="postprocess: the decodes to learn on: free masks (Belhachmi, learned; "
+              "1-10 %) or the default tree encoder (0.05-0.5 bpp).")
+@click.option("--grey-fraction", type=float, default=0.2, show_default=True,
+              help="postprocess: fraction of the cache's training images encoded in grey.")
 @click.option("--tonal/--no-tonal", default=True, show_default=True,
               help="postprocess: tonal optimisation in the cached encodes (as the codec).")
 @click.option("--workers", type=int, default=1, show_default=True,
@@ -614,11 +620,14 @@ def inpaint(image, holes, output, weights, drop_alpha, fmt, quiet):
 @click.option("--val-images", type=int, default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, default=None, help="Torch (and Numba) CPU threads.")
+@click.option("--device", default="cpu", show_default=True,
+              help="Torch device of the networks (cpu, cuda).")
 @click.option("--resume", is_flag=True, help="Continue from OUT.ckpt.")
 @_clean_errors
-def train_gan(task, data, val, out, cache, prepare_only, variants, tonal, workers, steps,
-              minutes, batch, crop, width, heads, skip, full_res_layers, lr_g, lr_d,
-              adversarial_weight, vgg16, init, val_every, val_images, seed, threads, resume):
+def train_gan(task, data, val, out, cache, prepare_only, variants, cache_codec, grey_fraction,
+              tonal, workers, steps, minutes, batch, crop, width, heads, skip, full_res_layers,
+              lr_g, lr_d, adversarial_weight, vgg16, init, val_every, val_images, seed,
+              threads, device, resume):
     """Train the GAN inpainter (MHTMA) for the decoder post-processor or for holes.
 
     Writes the generator to OUT (safetensors) with a provenance JSON beside it; a
@@ -652,7 +661,8 @@ def train_gan(task, data, val, out, cache, prepare_only, variants, tonal, worker
                       batch=batch, steps=steps, minutes=minutes, lr_g=lr_g, lr_d=lr_d,
                       lambda_adversarial=adversarial_weight, vgg16=vgg16, init=init, seed=seed,
                       val_every=val_every, val_images=val_images, threads=threads,
-                      variants=variants, tonal=tonal, workers=workers)
+                      variants=variants, tonal=tonal, workers=workers, codec=cache_codec,
+                      grey_fraction=grey_fraction, device=device)
     cfg.check()
     log = lambda s: click.echo(s, err=True)  # noqa: E731
     if prepare_only:

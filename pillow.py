@@ -27,7 +27,8 @@ read (a newer format version, a colour transform it does not know) raises
 :class:`OSError` from ``Image.open``.
 
 Save options are those of :func:`inpcodec.encode`: ``bpp`` or ``density`` (with
-neither, ``density=0.04``, as the command line), ``encoder``, ``levels``,
+neither, ``density=0.04``, as the command line), ``encoder`` (default ``tree``, the
+command line's), ``levels``,
 ``chroma_levels``, ``tonal``, ``seed``, ``solver``, ``progress`` and the chosen
 encoder's own options (e.g. ``sigma`` for ``belhachmi``); ``drop_alpha=True`` saves an
 image with transparent pixels without its alpha channel.  An option given as ``None``
@@ -51,13 +52,13 @@ from inpcodec.bitstreams import container as _container
 from inpcodec.bitstreams.container import FormatError
 from inpcodec.codec.encoders import get_encoder
 from inpcodec.codec.limits import CodecError
+from inpcodec.codec.pipeline import DEFAULT_ENCODER
 
 FORMAT = "INPC"
 MIME = "image/x-inpcodec"
 EXTENSION = ".inpc"
 #: Density of a save that gives neither ``bpp`` nor ``density`` (the command line's).
 DEFAULT_DENSITY = 0.04
-DEFAULT_ENCODER = "belhachmi"  # inpcodec.encode's
 #: Keywords of :func:`inpcodec.encode` accepted as save options (besides the encoder's).
 API_OPTIONS = ("encoder", "density", "bpp", "levels", "chroma_levels", "tonal", "seed",
                "solver", "progress")

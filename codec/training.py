@@ -348,13 +348,14 @@ def save_safetensors(out: str | os.PathLike, state: dict, metadata: dict | None 
     ----------
     out : path
     state : dict
-        Name to tensor (a state dict); tensors are detached and made contiguous.
+        Name to tensor (a state dict); tensors are detached, copied to the CPU and made
+        contiguous.
     metadata : dict, optional
         String to string, stored in the header (what the loaders rebuild the network from).
     """
     from safetensors.torch import save_file  # noqa: PLC0415 - only needed when saving
 
-    tensors = {k: v.detach().contiguous() for k, v in state.items()}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
 
     def write(tmp: Path) -> None:
         save_file(tensors, str(tmp), metadata=metadata)
@@ -382,6 +383,19 @@ def write_provenance(out: str | os.PathLike, record: dict) -> Path:
 def command_line(command: str | None = None) -> str:
     """The provenance's ``command``: the one given, else this process's arguments."""
     return command or " ".join(sys.argv)
+
+
+def check_device(device: str) -> None:
+    """Refuse, with a one-line ValueError, a torch device that is not there."""
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"unknown torch device {device!r} (cpu, cuda, cuda:N)") from None
+    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r}: this machine has "
+                         f"{torch.cuda.device_count()} CUDA device(s) usable by torch")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {device!r}: only cpu and cuda are supported")
 
 
 def machine(device: str = "cpu") -> str:

@@ -31,6 +31,7 @@ from inpcodec.codec.metrics import luma
 from inpcodec.codec.training import (
     BestWeights,
     Budget,
+    check_device,
     checkpoint_path,
     command_line,
     machine,
@@ -144,6 +145,7 @@ def train_tree_map(cfg: TreeMapConfig, out: str | Path, *, resume: bool = False,
                    log=print, command: str | None = None) -> dict:
     """Train (or resume) the tree-map network; writes ``out`` (best weights) and its JSON."""
     out = Path(out)
+    check_device(cfg.device)
     device = torch.device(cfg.device)
     rng = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)

@@ -14,6 +14,7 @@ from torch.nn import functional as F
 
 from inpcodec import cli
 from inpcodec.codec import pipeline as P
+from inpcodec.codec.encoders import FREE_MASK_CODER, TREE_MASK_CODER
 from inpcodec.codec.postprocess import inference as I
 from inpcodec.codec.postprocess.attention import (
     LAMBDA_M,
@@ -23,7 +24,12 @@ from inpcodec.codec.postprocess.attention import (
     key_validity,
     masked_window_attention,
 )
-from inpcodec.codec.postprocess.data import CacheSettings, holes_validation_set, prepare_cache
+from inpcodec.codec.postprocess.data import (
+    CacheSettings,
+    holes_validation_set,
+    load_cache,
+    prepare_cache,
+)
 from inpcodec.codec.postprocess.losses import load_vgg16, perceptual_loss
 from inpcodec.codec.postprocess.masks import free_form_mask, hole_mask, hole_mask_in_range
 from inpcodec.codec.postprocess.networks import Generator, GlobalLocalDiscriminator
@@ -275,12 +281,13 @@ def test_decode_with_gan_post_processor(tmp_path, monkeypatch):
     img = rgb_image(40, 56, 5)
     data = P.encode(img, encoder="belhachmi", density=0.05, tonal=False)
     plain, mask = P.decode(data, return_info=True)
-    monkeypatch.setitem(WEIGHTS, "postprocess", tmp_path / "absent.safetensors")
+    monkeypatch.setitem(I.POSTPROCESS_WEIGHTS, FREE_MASK_CODER,
+                        tmp_path / "absent.safetensors")
     with pytest.raises(P.CodecError, match="train-gan"):
         P.decode(data, postprocess="gan")
     path = tmp_path / "pp.safetensors"
     save_weights(small_generator("postprocess"), path)
-    monkeypatch.setitem(WEIGHTS, "postprocess", path)
+    monkeypatch.setitem(I.POSTPROCESS_WEIGHTS, FREE_MASK_CODER, path)
     refined = P.decode(data, postprocess="gan")
     np.testing.assert_array_equal(refined[mask], plain[mask])
     assert (refined[~mask] != plain[~mask]).mean() > 0.5
@@ -288,6 +295,30 @@ def test_decode_with_gan_post_processor(tmp_path, monkeypatch):
                                       str(tmp_path / "o.png"), "--postprocess", "gan"])
     assert r.exit_code == 0, r.output
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "o.png")), refined)
+
+
+def test_decoder_picks_the_post_processor_of_the_files_mask_coder(tmp_path, monkeypatch):
+    # a tree file is refined by the generator trained on tree decodes, a free-mask file by
+    # the free-mask one; --weights overrides both
+    img = rgb_image(40, 56, 6)
+    files = {TREE_MASK_CODER: P.encode(img, encoder="tree", bpp=0.8, tonal=False),
+             FREE_MASK_CODER: P.encode(img, encoder="belhachmi", density=0.05, tonal=False)}
+    nets = {}
+    for seed, coder in enumerate(files):
+        nets[coder] = small_generator("postprocess", seed=seed)
+        save_weights(nets[coder], tmp_path / f"{coder}.safetensors")
+        monkeypatch.setitem(I.POSTPROCESS_WEIGHTS, coder, tmp_path / f"{coder}.safetensors")
+    for coder, data in files.items():
+        plain, mask = P.decode(data, return_info=True)
+        for net_coder, net in nets.items():
+            expect = I.refine(plain, mask, network=net)
+            if net_coder == coder:
+                np.testing.assert_array_equal(P.decode(data, postprocess="gan"), expect)
+            else:
+                assert (P.decode(data, postprocess="gan") != expect).any()
+            np.testing.assert_array_equal(
+                P.decode(data, postprocess="gan",
+                         weights=tmp_path / f"{net_coder}.safetensors"), expect)
 
 
 def _write(path, data):
@@ -356,18 +387,20 @@ def test_weights_without_full_res_layers_metadata_load_with_one_layer(tmp_path):
         torch.testing.assert_close(loaded(x, m)[1], net(x, m)[1])
 
 
-@pytest.mark.parametrize("task", ["postprocess", "holes"])
-def test_shipped_weights_load_offline_and_run(task, monkeypatch):
-    if not WEIGHTS[task].is_file():
-        pytest.skip(f"{task} GAN weights not trained yet (inpcodec train-gan)")
+@pytest.mark.parametrize("task, coder", [("postprocess", FREE_MASK_CODER),
+                                         ("postprocess", TREE_MASK_CODER), ("holes", None)])
+def test_shipped_weights_load_offline_and_run(task, coder, monkeypatch):
+    file = WEIGHTS[task] if coder is None else I.POSTPROCESS_WEIGHTS[coder]
+    if not file.is_file():
+        pytest.skip(f"{file.name} not trained yet (inpcodec train-gan)")
     def no_network(*args, **kwargs):
         raise AssertionError("weights loading tried to use the network")
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
-    provenance = json.loads(WEIGHTS[task].with_suffix(".json").read_text())
+    provenance = json.loads(file.with_suffix(".json").read_text())
     assert {"command", "data", "steps", "seed", "wall_time_minutes", "perceptual_loss",
             "validation"} <= set(provenance)
-    net = I.load_generator(task=task)
+    net = I.load_generator(task=task, mask_coder=coder)
     assert net.task == task
     img = rgb_image(37, 53, 7)
     known = np.random.default_rng(0).random((37, 53)) < 0.05
@@ -527,6 +560,44 @@ def test_postprocess_cache_is_made_once_and_training_uses_it(tmp_path):
     prov = train(cfg, out, log=lambda s: None)
     assert prov["decoder_cache"]["items"] == 5 and prov["validation"]["items"] == 3
     assert I.load_generator(out).task == "postprocess"
+
+
+def test_tree_cache_holds_tree_decodes_at_target_rates(tmp_path):
+    data = _image_folder(tmp_path / "train", 1, 64, 80)
+    val = _image_folder(tmp_path / "val", 1, 64, 64, seed=9)
+    # rates for images this small (the header alone is 0.1 bpp here)
+    settings = CacheSettings(data=[str(data)], val=[str(val)], variants=1, tonal=False,
+                             val_images=1, codec="tree", grey_fraction=0.5, bpp_min=0.3,
+                             bpp_max=0.8, val_bpps=(0.3, 0.5, 0.8))
+    cache = tmp_path / "cache"
+    prepare_cache(settings, cache, log=lambda s: None)
+    items = load_cache(cache, "train") + load_cache(cache, "val")
+    assert len(items) == 1 + 3
+    for it in items:
+        meta = it["meta"]
+        assert meta["encoder"] == "tree" and 0.3 <= meta["bpp"] <= 0.8
+        assert it["decoded"].ndim == it["original"].ndim == (2 if meta["grey"] else 3)
+    assert {it["decoded"].ndim for it in items} == {2, 3}  # val alternates grey and colour
+    # an item is the codec's real round trip: re-encoding gives the same decode and mask
+    it = items[0]
+    redone, mask = P.decode(P.encode(it["original"], encoder="tree", bpp=it["meta"]["bpp"],
+                                     tonal=False), return_info=True)
+    np.testing.assert_array_equal(redone, it["decoded"])
+    np.testing.assert_array_equal(mask, it["mask"])
+    assert sorted(it["meta"]["bpp"] for it in items if it["meta"]["name"].startswith("val")
+                  ) == [0.3, 0.5, 0.8]
+    with pytest.raises(ValueError, match="codec must be one of"):
+        prepare_cache(CacheSettings(data=[str(data)], val=[], codec="jpeg"), tmp_path / "c2")
+
+
+def test_training_refuses_a_device_that_is_not_there(tmp_path):
+    cfg = TrainConfig(task="holes", data=[str(tmp_path)], device="cuda:7")
+    if torch.cuda.device_count() > 7:
+        pytest.skip("this machine has 8 CUDA devices")
+    with pytest.raises(ValueError, match="cuda:7"):
+        cfg.check()
+    with pytest.raises(ValueError, match="unknown torch device"):
+        TrainConfig(task="holes", data=[str(tmp_path)], device="gpu please").check()
 
 
 # ----------------------------------------------------------------------------- CLI

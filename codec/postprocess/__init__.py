@@ -29,14 +29,11 @@ def __getattr__(name):
 
 
 def _load_postprocessor(mask_coder: int, weights=None):
-    """The decoder's ``refine(image, mask)`` for files of ``mask_coder``.
-
-    One post-processor is trained so far (on decodes of free masks); it serves every
-    mask coder until one is trained for another.
-    """
+    """The decoder's ``refine(image, mask)`` for files of ``mask_coder``: with the given
+    ``weights``, else with the post-processor trained on that coder's decodes."""
     from .inference import load_generator, refine  # noqa: PLC0415 (imports torch)
 
-    net = load_generator(weights, task="postprocess")
+    net = load_generator(weights, task="postprocess", mask_coder=mask_coder)
     return lambda image, mask: refine(image, mask, network=net)
 
 

@@ -1,13 +1,19 @@
 """Training data: random crops for holes, and a cache of real decoder outputs.
 
 The post-processor must learn on what the decoder really produces, so its training
-samples are made by the codec itself: :func:`codec.encode` (mask from the Belhachmi or the
-learned encoder on the luma, density 1-10 % log-uniform, 16-64 luma levels with the
-codec's chroma levels, tonal optimisation with the quantiser in the loop) and
-:func:`codec.decode`, which also gives the mask of stored pixels.  Tonal optimisation costs
-about 7 s per 481 x 321 colour image on one core, far too much per training step, so
-these (original, decoded, mask) triples are computed once into a cache folder
-(:func:`prepare_cache`, one ``.npz`` per item written atomically, so an interrupted
+samples are made by the codec itself, :func:`codec.encode` and :func:`codec.decode` (which
+also gives the mask of stored pixels), for one of the two mask families
+(``CacheSettings.codec``):
+
+* ``"free"``: the mask from the Belhachmi or the learned encoder on the luma, density 1-10 %
+  log-uniform, 16-64 luma levels with the codec's chroma levels, tonal optimisation with
+  the quantiser in the loop;
+* ``"tree"``: the default tree encoder at a target rate of 0.05-0.5 bpp log-uniform (the
+  rates users pick), with the codec's own rate search choosing the tree and the levels.
+
+Tonal optimisation costs about 7 s per 481 x 321 colour image on one core, far too much
+per training step, so these (original, decoded, mask) triples are computed once into a
+cache folder (:func:`prepare_cache`, one ``.npz`` per item written atomically, so an interrupted
 preparation resumes) and training draws random crops from them.  Whole images are
 encoded, not crops, so that crops see the image's real boundaries only where it has them.
 """
@@ -28,7 +34,7 @@ import numpy as np
 
 from inpcodec.codec.format import decode
 from inpcodec.codec.io import find_images, load_image
-from inpcodec.codec.pipeline import encode
+from inpcodec.codec.pipeline import DEFAULT_ENCODER, encode
 
 #: Luma quantisation levels of the training encodes (the codec's chroma levels follow).
 LEVELS = (16, 24, 32, 48, 64)
@@ -71,10 +77,21 @@ class CacheSettings:
     val_side: int = 256
     val_densities: tuple = (0.02, 0.05, 0.10)
     seed: int = 0
+    # "free" (the settings above) or "tree" (the default tree encoder at a target rate)
+    codec: str = "free"
+    bpp_min: float = 0.05
+    bpp_max: float = 0.5
+    val_bpps: tuple = (0.05, 0.1, 0.3)
+
+
+#: The mask families a cache can be made for.
+CODECS = ("free", "tree")
 
 
 def _item_plan(settings: CacheSettings) -> list[dict]:
     """Every item of the cache: which image, how it is encoded (seeded, so reproducible)."""
+    if settings.codec == "tree":
+        return _tree_plan(settings)
     rng = np.random.default_rng(settings.seed)
     plan = []
     lo, hi = math.log(settings.density_min), math.log(settings.density_max)
@@ -96,11 +113,38 @@ def _item_plan(settings: CacheSettings) -> list[dict]:
     return plan
 
 
-def encode_decode(image: np.ndarray, *, density: float, encoder: str, levels: int,
+def _tree_plan(settings: CacheSettings) -> list[dict]:
+    """Tree-codec items: the default encoder at a log-uniform target rate; validation
+    items alternate grey and colour (the post-processor serves both)."""
+    rng = np.random.default_rng(settings.seed)
+    plan = []
+    lo, hi = math.log(settings.bpp_min), math.log(settings.bpp_max)
+    for path in find_images(settings.data):
+        for v in range(settings.variants):
+            plan.append({"name": f"train-{path.stem}-{v}", "path": str(path), "crop": None,
+                         "bpp": float(math.exp(rng.uniform(lo, hi))),
+                         "encoder": DEFAULT_ENCODER, "levels": None,
+                         "grey": bool(rng.random() < settings.grey_fraction),
+                         "tonal": settings.tonal})
+    if settings.val:
+        for k, path in enumerate(find_images(settings.val)[:settings.val_images]):
+            for j, b in enumerate(settings.val_bpps):
+                plan.append({"name": f"val-{path.stem}-{j}", "path": str(path),
+                             "crop": settings.val_side, "bpp": float(b),
+                             "encoder": DEFAULT_ENCODER, "levels": None,
+                             "grey": (k + j) % 2 == 0, "tonal": settings.tonal})
+    return plan
+
+
+def encode_decode(image: np.ndarray, *, encoder: str, levels: int | None,
+                  density: float | None = None, bpp: float | None = None,
                   tonal: bool = True) -> tuple[np.ndarray, np.ndarray, float]:
-    """The codec's round trip: (decoded uint8 image, mask of stored pixels, encode seconds)."""
+    """The codec's round trip: (decoded uint8 image, mask of stored pixels, encode seconds).
+
+    Exactly one of ``density`` and ``bpp`` (the rate search) is given."""
     t0 = time.perf_counter()
-    data = encode(image, encoder=encoder, density=density, levels=levels, tonal=tonal)
+    data = encode(image, encoder=encoder, density=density, bpp=bpp, levels=levels,
+                  tonal=tonal)
     seconds = time.perf_counter() - t0
     decoded, mask = decode(data, return_info=True)
     return decoded, mask, seconds
@@ -122,9 +166,9 @@ def _make_item(args) -> tuple[str, float]:
         rgb = centre_crop(rgb, item["crop"])
     original = luma(rgb) if item["grey"] else rgb
     t0 = time.perf_counter()
-    decoded, mask, _ = encode_decode(original, density=item["density"],
-                                     encoder=item["encoder"], levels=item["levels"],
-                                     tonal=item["tonal"])
+    decoded, mask, _ = encode_decode(original, density=item.get("density"),
+                                     bpp=item.get("bpp"), encoder=item["encoder"],
+                                     levels=item["levels"], tonal=item["tonal"])
     tmp = out.with_suffix(".tmp.npz")
     np.savez_compressed(tmp, original=original, decoded=decoded, mask=np.packbits(mask),
                         shape=np.array(mask.shape), meta=json.dumps(item))
@@ -146,6 +190,9 @@ def prepare_cache(settings: CacheSettings, folder: str | os.PathLike, *, workers
     """
     from tqdm.auto import tqdm  # noqa: PLC0415
 
+    if settings.codec not in CODECS:
+        raise ValueError(f"cache codec must be one of {', '.join(CODECS)}, "
+                         f"got {settings.codec!r}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     stored = folder / "settings.json"

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from inpcodec.codec.encoders import FREE_MASK_CODER, TREE_MASK_CODER
 from inpcodec.codec.limits import available_memory
 
 from .data import diffusion_fill
@@ -18,21 +19,34 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 #: The shipped generators, one per task (each with its provenance JSON beside it).
 DEFAULT_WEIGHTS = {"postprocess": WEIGHTS_DIR / "gan_postprocess.safetensors",
                    "holes": WEIGHTS_DIR / "gan_holes.safetensors"}
+#: The decoder's post-processor for each mask coder: the one trained on that coder's decodes.
+POSTPROCESS_WEIGHTS = {FREE_MASK_CODER: DEFAULT_WEIGHTS["postprocess"],
+                       TREE_MASK_CODER: WEIGHTS_DIR / "gan_postprocess_tree.safetensors"}
 #: Peak working memory of a forward pass per pixel, width 12 (measured: 1220 bytes at
 #: 768 x 512, 715 at 1536 x 1024, where fixed costs weigh less).
 BYTES_PER_PIXEL = 1300
 ATTENTION_KEYS = ("patch", "tile", "halo", "key_stride")
 
 
-def load_generator(path: str | Path | None = None, task: str = "postprocess") -> Generator:
+def load_generator(path: str | Path | None = None, task: str = "postprocess", *,
+                   mask_coder: int | None = None) -> Generator:
     """A trained generator from a safetensors file (default: the shipped one of ``task``).
 
     Reads only the local file: no network access.  The architecture (width, heads,
-    attention window) and the task come from the file's metadata.
+    attention window) and the task come from the file's metadata.  ``mask_coder`` (with
+    ``task="postprocess"`` and no ``path``) picks the post-processor trained on the
+    decodes of that mask coder (:data:`POSTPROCESS_WEIGHTS`).
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
-    file = Path(path) if path is not None else DEFAULT_WEIGHTS[task]
+    if path is not None:
+        file = Path(path)
+    elif mask_coder is not None and task == "postprocess":
+        if mask_coder not in POSTPROCESS_WEIGHTS:
+            raise ValueError(f"no post-processor for mask coder {mask_coder}")
+        file = POSTPROCESS_WEIGHTS[mask_coder]
+    else:
+        file = DEFAULT_WEIGHTS[task]
     if path is None and not file.is_file():
         raise FileNotFoundError(f"no trained GAN weights for {task!r} at {file}; train them "
                                 f"with `inpcodec train-gan --task {task}` (see "
@@ -110,8 +124,9 @@ def run_generator(net: Generator, x: np.ndarray, missing: np.ndarray) -> np.ndar
     """
     h, w = missing.shape
     _check_memory(h, w)
-    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None]
-    mt = torch.from_numpy(missing.astype(np.float32))[None, None]
+    device = next(net.parameters()).device  # where the network is (training on a GPU)
+    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None].to(device)
+    mt = torch.from_numpy(missing.astype(np.float32))[None, None].to(device)
     ph, pw = -h % MULTIPLE, -w % MULTIPLE
     if ph or pw:
         mode = "reflect" if ph < h and pw < w else "replicate"
@@ -119,7 +134,7 @@ def run_generator(net: Generator, x: np.ndarray, missing: np.ndarray) -> np.ndar
     with torch.inference_mode():
         _, out = net(xt, mt)
         out = composite(out, xt, mt)
-    return out[0, :, :h, :w].numpy()
+    return out[0, :, :h, :w].cpu().numpy()
 
 
 def _to_uint8(out: np.ndarray, image: np.ndarray, keep: np.ndarray) -> np.ndarray:

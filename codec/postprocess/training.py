@@ -11,9 +11,10 @@ discriminator feature-matching substitute of :mod:`.losses` (recorded in the pro
 Tasks:
 
 * ``postprocess``: crops of real decoder outputs from a cache made once by
-  :func:`.data.prepare_cache` (the codec's own encode/decode with Belhachmi and learned
-  masks, 1-10 %, 16-64 levels, tonal optimisation); the "missing" region is every pixel
-  the file does not store.  The local critic looks at a random ``crop / 2`` square.
+  :func:`.data.prepare_cache` (the codec's own encode/decode; ``codec="free"``: Belhachmi
+  and learned masks, 1-10 %, 16-64 levels, tonal optimisation; ``codec="tree"``: the
+  default tree encoder at 0.05-0.5 bpp); the "missing" region is every pixel the file
+  does not store.  The local critic looks at a random ``crop / 2`` square.
 * ``holes``: random crops (horizontal flips) with the seed's masks (DeepFill v2 strokes
   united with a square of side ``96 crop / 256``), holes filled by homogeneous diffusion
   (:func:`.data.diffusion_fill`; the seed uses the ImageNet mean); the
@@ -21,14 +22,14 @@ Tasks:
 
 Validation (every ``val_every`` steps): the whole pipeline on fixed images (for
 ``postprocess`` cached decoder outputs of the first ``val_images`` validation images,
-centre 256 x 256, at 2, 5 and 10 %; for ``holes`` the same crops with seeded seed-style
-masks), mean L1 (in [0, 1] units) and PSNR of the GAN beside the diffusion baseline (the
-decoder output; homogeneous diffusion inpainting of the same holes).  The weights written
-are those of the validation with the lowest L1, the seed's model selection by validation
-loss.  Checkpoints hold both networks, both optimisers and the random states, so that a
-resumed run continues where it stopped; checkpoints, random states, the best weights, the
-budgets and the output files are handled by :mod:`inpcodec.codec.training`, shared with
-the mask-network trainer.
+centre 256 x 256, at 2, 5 and 10 % or at 0.05, 0.1 and 0.3 bpp; for ``holes`` the same
+crops with seeded seed-style masks), mean L1 (in [0, 1] units) and PSNR of the GAN beside
+the diffusion baseline (the decoder output; homogeneous diffusion inpainting of the same
+holes). The weights written are those of the validation with the lowest L1, the seed's
+model selection by validation loss. Checkpoints hold both networks, both optimisers and
+the random states, so that a resumed run continues where it stopped; checkpoints, random
+states, the best weights, the budgets and the output files are handled by
+:mod:`inpcodec.codec.training`, shared with the mask-network trainer.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from inpcodec.codec.metrics import psnr
 from inpcodec.codec.training import (
     BestWeights,
     Budget,
+    check_device,
     checkpoint_path,
     command_line,
     load_checkpoint,
@@ -62,6 +64,7 @@ from inpcodec.codec.training import (
 )
 
 from .data import (
+    CODECS,
     CacheSettings,
     DecoderCropSampler,
     HoleCropSampler,
@@ -93,6 +96,13 @@ from .networks import (
     count_parameters,
 )
 
+#: What the post-processor's validation items are, per cache codec.
+VALIDATION_DECODES = {
+    "free": ("decoder outputs at 2, 5, 10 % (Belhachmi and learned masks alternating, 32 "
+             "levels, tonal)"),
+    "tree": ("decoder outputs of the default tree encoder at 0.05, 0.1, 0.3 bpp (grey and "
+             "colour alternating, the rate search's levels, tonal)"),
+}
 FEATURE_MATCHING = ("substitute for the VGG16 relu1_2 perceptual loss (no --vgg16 weights "
                     "given): L1 between the discriminator's global-branch activations (6 "
                     "layers) of the composited coarse result and of the original, weight "
@@ -137,6 +147,10 @@ class TrainConfig:
     tonal: bool = True
     grey_fraction: float = 0.2
     workers: int = 1
+    # the mask family whose decodes the post-processor learns (.data.CODECS)
+    codec: str = "free"
+    # torch device of the networks ("cpu", "cuda"); the decoder cache is made on the CPU
+    device: str = "cpu"
 
     def __post_init__(self):
         if self.full_res_layers is None:
@@ -164,6 +178,11 @@ class TrainConfig:
             raise ValueError(f"width must be even, got {self.width}")
         if not self.data:
             raise ValueError("no training data folder given")
+        if self.codec not in CODECS:
+            raise ValueError(f"codec must be one of {', '.join(CODECS)}, got {self.codec!r}")
+        check_device(self.device)
+        if not 0.0 <= self.grey_fraction <= 1.0:
+            raise ValueError(f"grey fraction must lie in [0, 1], got {self.grey_fraction}")
 
 
 def cache_folder(cfg: TrainConfig, out: Path) -> Path:
@@ -174,7 +193,8 @@ def cache_folder(cfg: TrainConfig, out: Path) -> Path:
 def cache_settings(cfg: TrainConfig) -> CacheSettings:
     return CacheSettings(data=[str(p) for p in cfg.data], val=[str(p) for p in cfg.val],
                          variants=cfg.variants, grey_fraction=cfg.grey_fraction,
-                         tonal=cfg.tonal, val_images=cfg.val_images, seed=cfg.seed)
+                         tonal=cfg.tonal, val_images=cfg.val_images, seed=cfg.seed,
+                         codec=cfg.codec)
 
 
 def reconstruction_l1(y: torch.Tensor, x: torch.Tensor, gt: torch.Tensor,
@@ -315,7 +335,9 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
     if resume:
         state = resume_checkpoint(out, required=CHECKPOINT_KEYS, kind="train-gan checkpoint")
         # older checkpoints: no skip, one full-resolution layer
+        device = cfg.device  # a run may move between machines
         cfg = resumed_config(cfg, state["config"], older={"skip": False, "full_res_layers": 1})
+        cfg.device = device
     cfg.check()
     init, started_from = (_read_init(cfg.init, cfg) if cfg.init and state is None
                           else (None, state.get("started_from") if state else None))
@@ -348,9 +370,12 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
     if cfg.vgg16:
         vgg, digest = load_vgg16(cfg.vgg16)
         perceptual = {"kind": "VGG16 relu1_2", "file": str(cfg.vgg16), "sha256": digest}
+    device = torch.device(cfg.device)
+    if vgg is not None:
+        vgg = vgg.to(device)
     G = Generator(cfg.width, cfg.heads, cfg.task, skip=cfg.skip,
-                  full_res_layers=cfg.full_res_layers)
-    D = GlobalLocalDiscriminator(cfg.crop, cfg.local)
+                  full_res_layers=cfg.full_res_layers).to(device)
+    D = GlobalLocalDiscriminator(cfg.crop, cfg.local).to(device)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=tuple(cfg.betas))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=tuple(cfg.betas))
     step, elapsed, history = 0, 0.0, []
@@ -401,7 +426,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
     G.train()
     D.train()
     while not budget.exhausted(step, log):
-        x, gt, missing, boxes = (torch.from_numpy(a) for a in sampler.batch(cfg.batch))
+        x, gt, missing, boxes = (torch.from_numpy(a).to(device)
+                                 for a in sampler.batch(cfg.batch))
         losses = train_step(G, D, opt_g, opt_d, x, gt, missing, boxes, cfg, vgg)
         for k, v in losses.items():
             running[k] = 0.98 * running.get(k, v) + 0.02 * v
@@ -436,8 +462,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
         "training_items": n_train,
         "validation": {"folders": [str(p) for p in cfg.val], "images": cfg.val_images,
                        "items": len(val), "crop": "centre 256x256",
-                       "what": ("decoder outputs at 2, 5, 10 % (Belhachmi and learned "
-                                "masks alternating, 32 levels, tonal)"
+                       "what": (VALIDATION_DECODES[cfg.codec]
                                 if cfg.task == "postprocess" else
                                 "seeded hole masks (strokes + 96x96 square) at 256x256"),
                        "baseline": ("the decoder output (homogeneous diffusion)"
@@ -460,7 +485,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
         "local_crop": cfg.local,
         "decoder_cache": cache_info,
         "config": asdict(cfg),
-        "machine": machine("cpu"),
+        "machine": machine(str(device)),
         "history": history,
     }
     write_provenance(out, provenance)
