@@ -23,6 +23,7 @@ from inpcodec.codec.encoders import (
     MaskResult,
     check_image,
     register,
+    register_cache,
     target_count,
 )
 
@@ -30,6 +31,7 @@ from .tree import error_driven_order, map_driven_order, prefix_for_points, tree_
 
 _CACHE: OrderedDict = OrderedDict()
 _CACHE_SIZE = 4
+register_cache(_CACHE.clear)
 
 
 def _order(kind: str, f: np.ndarray, points: int):

@@ -120,6 +120,8 @@ class MaskEncoder:
 
 
 _REGISTRY: dict[str, MaskEncoder] = {}
+#: Functions that empty an encoder module's per-image cache (:func:`clear_caches`).
+_CACHE_CLEARERS: list = []
 
 
 def register(encoder: MaskEncoder) -> MaskEncoder:
@@ -130,6 +132,22 @@ def register(encoder: MaskEncoder) -> MaskEncoder:
         raise ValueError(f"mask encoder {encoder.name!r}: search_with needs refine")
     _REGISTRY[encoder.name] = encoder
     return encoder
+
+
+def register_cache(clear) -> None:
+    """Register ``clear()``, which empties an encoder module's per-image cache.
+
+    Encoders whose work does not depend on the knob (a tree's split order) keep it for the
+    last few images, so that the rate search's many knobs cost one computation.
+    """
+    _CACHE_CLEARERS.append(clear)
+
+
+def clear_caches() -> None:
+    """Empty every encoder's per-image cache, so that the next mask is made from scratch
+    (what a timing of mask generation must measure)."""
+    for clear in _CACHE_CLEARERS:
+        clear()
 
 
 def encoder_names() -> tuple:

@@ -39,7 +39,13 @@ from inpcodec.baselines.tree import (
     uniform_error_maps,
 )
 from inpcodec.bitstreams.tree_coder import schedule, tree_mask
-from inpcodec.codec.encoders import TREE_MASK_CODER, MaskResult, check_image, target_count
+from inpcodec.codec.encoders import (
+    TREE_MASK_CODER,
+    MaskResult,
+    check_image,
+    register_cache,
+    target_count,
+)
 
 from .networks import MIN_SIDE, MULTIPLE, UNet
 
@@ -163,6 +169,7 @@ def error_at_depth(maps: np.ndarray, height: int, width: int, quad: bool = True)
 
 
 _ORDERS: OrderedDict = OrderedDict()
+register_cache(_ORDERS.clear)
 
 
 def learned_tree_order(image, *, network: TreeMapNet | None = None, cache: bool = True):

@@ -147,6 +147,16 @@ def test_speed_study_reports_speedups_over_ps_nlpe(tmp_path):
     assert f", {speedup_text(speedup)}x" in text.split("| belhachmi |")[1].splitlines()[0]
 
 
+def test_speed_jobs_time_tree_masks_from_scratch():
+    # the tree encoders keep an image's split order for the rate search; a speed job must
+    # not reuse the order an earlier job (another density, same image) left behind
+    from inpcodec.codec.bench.jobs import SpeedJob, run_speed_job
+
+    img = natural_like(96, 96, 3)
+    first, second = (run_speed_job(SpeedJob("s", "tree", d), img) for d in (0.05, 0.08))
+    assert first["inpaintings"] > 0 and second["inpaintings"] > 0
+
+
 def test_cli_bench_errors_are_one_line(tmp_path):
     from inpcodec.cli import main
 
