@@ -208,6 +208,7 @@ def test_codec_names_and_the_gan_post_processor_job(tmp_path, monkeypatch):
 
     from inpcodec.codec import pipeline as P
     from inpcodec.codec.bench.jobs import RateJob, parse_codec, run_rate_job
+    from inpcodec.codec.encoders import FREE_MASK_CODER, TREE_MASK_CODER
     from inpcodec.codec.postprocess import inference as I
     from inpcodec.codec.postprocess import refine
     from inpcodec.codec.postprocess.networks import Generator
@@ -223,7 +224,8 @@ def test_codec_names_and_the_gan_post_processor_job(tmp_path, monkeypatch):
             parse_codec(bad)
 
     # Without weights a -gan run stops before its first job, with the way to get them.
-    monkeypatch.setitem(I.DEFAULT_WEIGHTS, "postprocess", tmp_path / "absent.safetensors")
+    monkeypatch.setitem(I.POSTPROCESS_WEIGHTS, TREE_MASK_CODER,
+                        tmp_path / "absent.safetensors")
     img = rgb_image(48, 64, 4)
     with pytest.raises(ValueError, match="train-gan"):
         run_rate_benchmark({"a": img}, tmp_path / "out", codecs=["belhachmi-gan"], bpp=[1.0],
@@ -235,14 +237,15 @@ def test_codec_names_and_the_gan_post_processor_job(tmp_path, monkeypatch):
     net = Generator(4, 2, "postprocess")
     torch.nn.init.normal_(net.refine.to_rgb.weight, std=0.2)  # not the identity
     save_weights(net.eval(), tmp_path / "pp.safetensors")
-    monkeypatch.setitem(I.DEFAULT_WEIGHTS, "postprocess", tmp_path / "pp.safetensors")
+    for coder in (FREE_MASK_CODER, TREE_MASK_CODER):
+        monkeypatch.setitem(I.POSTPROCESS_WEIGHTS, coder, tmp_path / "pp.safetensors")
     plain = run_rate_job(RateJob("a", "colour", "belhachmi-notonal", 1.0), img)
     gan = run_rate_job(RateJob("a", "colour", "belhachmi-notonal-gan", 1.0), img)
     assert gan["bytes"] == plain["bytes"]  # same file ...
     data = P.encode(img, encoder="belhachmi", bpp=1.0, tonal=False)
     assert len(data) == gan["bytes"]
     u, mask = P.decode(data, return_info=True)
-    refined = refine(u, mask, network=I.load_generator(task="postprocess"))
+    refined = refine(u, mask, network=I.load_generator(tmp_path / "pp.safetensors"))
     assert gan["psnr"] == pytest.approx(psnr(refined, img), abs=1e-9)  # ... refined decode
     assert gan["psnr"] != pytest.approx(plain["psnr"], abs=1e-3)
 
