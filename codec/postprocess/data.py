@@ -90,50 +90,43 @@ CODECS = ("free", "tree")
 
 def _item_plan(settings: CacheSettings) -> list[dict]:
     """Every item of the cache: which image, how it is encoded (seeded, so reproducible)."""
+    rng = np.random.default_rng(settings.seed)
+    plan = []
+    for path in find_images(settings.data):
+        for v in range(settings.variants):
+            plan.append({"name": f"train-{path.stem}-{v}", "path": str(path), "crop": None,
+                         **_training_encoding(settings, rng), "tonal": settings.tonal})
+    if settings.val:
+        for k, path in enumerate(find_images(settings.val)[:settings.val_images]):
+            for j, how in enumerate(_validation_encodings(settings, k)):
+                plan.append({"name": f"val-{path.stem}-{j}", "path": str(path),
+                             "crop": settings.val_side, **how, "tonal": settings.tonal})
+    return plan
+
+
+def _training_encoding(settings: CacheSettings, rng: np.random.Generator) -> dict:
+    """How one training image is encoded: free masks at a log-uniform density with a
+    random encoder and level count, or the default tree encoder at a log-uniform rate."""
     if settings.codec == "tree":
-        return _tree_plan(settings)
-    rng = np.random.default_rng(settings.seed)
-    plan = []
+        lo, hi = math.log(settings.bpp_min), math.log(settings.bpp_max)
+        return {"bpp": float(math.exp(rng.uniform(lo, hi))), "encoder": DEFAULT_ENCODER,
+                "levels": None, "grey": bool(rng.random() < settings.grey_fraction)}
     lo, hi = math.log(settings.density_min), math.log(settings.density_max)
-    for path in find_images(settings.data):
-        for v in range(settings.variants):
-            plan.append({"name": f"train-{path.stem}-{v}", "path": str(path), "crop": None,
-                         "density": float(math.exp(rng.uniform(lo, hi))),
-                         "encoder": ENCODERS[int(rng.integers(len(ENCODERS)))],
-                         "levels": int(rng.choice(LEVELS)),
-                         "grey": bool(rng.random() < settings.grey_fraction),
-                         "tonal": settings.tonal})
-    if settings.val:
-        for k, path in enumerate(find_images(settings.val)[:settings.val_images]):
-            for j, d in enumerate(settings.val_densities):
-                plan.append({"name": f"val-{path.stem}-{j}", "path": str(path),
-                             "crop": settings.val_side, "density": float(d),
-                             "encoder": ENCODERS[(k + j) % len(ENCODERS)], "levels": 32,
-                             "grey": False, "tonal": settings.tonal})
-    return plan
+    return {"density": float(math.exp(rng.uniform(lo, hi))),
+            "encoder": ENCODERS[int(rng.integers(len(ENCODERS)))],
+            "levels": int(rng.choice(LEVELS)),
+            "grey": bool(rng.random() < settings.grey_fraction)}
 
 
-def _tree_plan(settings: CacheSettings) -> list[dict]:
-    """Tree-codec items: the default encoder at a log-uniform target rate; validation
-    items alternate grey and colour (the post-processor serves both)."""
-    rng = np.random.default_rng(settings.seed)
-    plan = []
-    lo, hi = math.log(settings.bpp_min), math.log(settings.bpp_max)
-    for path in find_images(settings.data):
-        for v in range(settings.variants):
-            plan.append({"name": f"train-{path.stem}-{v}", "path": str(path), "crop": None,
-                         "bpp": float(math.exp(rng.uniform(lo, hi))),
-                         "encoder": DEFAULT_ENCODER, "levels": None,
-                         "grey": bool(rng.random() < settings.grey_fraction),
-                         "tonal": settings.tonal})
-    if settings.val:
-        for k, path in enumerate(find_images(settings.val)[:settings.val_images]):
-            for j, b in enumerate(settings.val_bpps):
-                plan.append({"name": f"val-{path.stem}-{j}", "path": str(path),
-                             "crop": settings.val_side, "bpp": float(b),
-                             "encoder": DEFAULT_ENCODER, "levels": None,
-                             "grey": (k + j) % 2 == 0, "tonal": settings.tonal})
-    return plan
+def _validation_encodings(settings: CacheSettings, k: int) -> list[dict]:
+    """The encodings of the ``k``-th validation image: free masks at the fixed densities
+    (encoders alternating, colour), or the tree at the fixed rates (grey and colour
+    alternating: the tree's post-processor serves both)."""
+    if settings.codec == "tree":
+        return [{"bpp": float(b), "encoder": DEFAULT_ENCODER, "levels": None,
+                 "grey": (k + j) % 2 == 0} for j, b in enumerate(settings.val_bpps)]
+    return [{"density": float(d), "encoder": ENCODERS[(k + j) % len(ENCODERS)],
+             "levels": 32, "grey": False} for j, d in enumerate(settings.val_densities)]
 
 
 def encode_decode(image: np.ndarray, *, encoder: str, levels: int | None,
