@@ -253,7 +253,8 @@ def demo(image, bpp, density, output, drop_alpha):
 @click.option("--levels", type=int, default=None,
               help="Quantisation levels of the (luma) values (default 64, searched with --bpp).")
 @click.option("--chroma-levels", type=int, default=None,
-              help="Quantisation levels of the chroma values (default: half of --levels).")
+              help="Quantisation levels of the chroma values (default: twice --levels for "
+              "tree masks, whose chroma lives on a coarser tree; half of it for free masks).")
 @click.option("--tonal/--no-tonal", default=True, show_default=True,
               help="Optimise the stored values (quantiser in the loop).")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -332,6 +333,8 @@ def info(input_path):
     chroma = f" (chroma {i.chroma_levels})" if i.channels == 3 else ""
     click.echo(f"levels       {i.levels}{chroma}")
     click.echo(f"mask         {i.points} points = {100 * i.points / px:.2f} % of the pixels")
+    if i.channels == 3 and i.chroma_points != i.points:
+        click.echo(f"chroma       {i.chroma_points} points, on a coarser tree")
     click.echo(f"bytes        {i.bytes_total} = {i.bpp:.4f} bpp")
     click.echo(f"  header      {i.bytes_header} ({8 * i.bytes_header / px:.4f} bpp)")
     click.echo(f"  mask        {i.bytes_mask} ({8 * i.bytes_mask / px:.4f} bpp, "
@@ -339,8 +342,9 @@ def info(input_path):
     names = ("luma", "Cb", "Cr") if i.colour.startswith("YCbCr") else ("R", "G", "B")
     for c, n in enumerate(i.bytes_values):
         name = names[c] if i.channels == 3 else "grey"
+        points = i.chroma_points if c > 0 else i.points
         click.echo(f"  {name + ' values':<12} {n} ({8 * n / px:.4f} bpp, "
-                   f"{8 * n / i.points:.2f} bits/value)")
+                   f"{8 * n / points:.2f} bits/value)")
 
 
 @main.command()

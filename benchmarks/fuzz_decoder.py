@@ -75,7 +75,7 @@ def main():
         encode((img_rng.random((16, 20)) * 255).astype(np.uint8), density=0.15, tonal=False),
         encode((img_rng.random((12, 9, 3)) * 255).astype(np.uint8), density=0.3, tonal=False),
         encode(np.full((40, 33), 77, np.uint8), density=0.02, tonal=False),
-        # tree-coded masks (format version 2)
+        # tree-coded masks (grey: format version 2; colour, chroma on a coarser tree: 3)
         encode((img_rng.random((24, 30)) * 255).astype(np.uint8), encoder="tree",
                density=0.1, tonal=False),
         encode((img_rng.random((20, 17, 3)) * 255).astype(np.uint8), encoder="tree-map",
@@ -106,7 +106,7 @@ def main():
     seconds = time.perf_counter() - t0
     text = (f"Command: `python benchmarks/fuzz_decoder.py --mutations {args.mutations} "
             f"--write-results` (seed {args.seed}, {len(seeds)} seed files: 3 free-mask, 2 "
-            f"tree-mask; timeout {args.timeout:g} s): "
+            f"tree-mask of versions 2 and 3; timeout {args.timeout:g} s): "
             f"{args.mutations} mutated files decoded in {seconds:.0f} s: "
             f"refused {counts['refused']}, decoded {counts['decoded']}, "
             f"**crashes {counts['crash']}, hangs {counts['hang']}**.")

@@ -209,6 +209,29 @@ def tree_mask(tree: Tree) -> np.ndarray:
     return m
 
 
+def merge_bottom_splits(tree: Tree, times: int = 1) -> Tree:
+    """The tree with its bottom splits (those whose children are all leaves) undone,
+    ``times`` over: each pass halves the resolution of the whole tree, as chroma
+    subsampling does for a pixel grid.  The result's leaf corners are corners of ``tree``'s
+    leaves; its leaf centres need not be points of ``tree``'s mask."""
+    if times < 0:
+        raise ValueError(f"times must be >= 0, got {times}")
+    sched = schedule(tree.height, tree.width, tree.quad)
+    splits = _trim(tree.splits)
+    for _ in range(times):
+        out = []
+        for d, split in enumerate(splits):
+            if d + 1 < len(splits) and splits[d + 1].size:
+                (b, a), (cb, ca) = sched[d], sched[d + 1]
+                ci, cj = np.divmod(splits[d + 1], np.int64(1) << ca)
+                parents = ((ci >> (cb - b)) << a) + (cj >> (ca - a))
+                out.append(split[np.isin(split, parents)])
+            else:
+                out.append(split[:0])
+        splits = _trim(out)
+    return Tree(tree.height, tree.width, tree.quad, tree.centres, list(splits))
+
+
 def uniform_tree(height: int, width: int, depth: int, *, quad: bool = False,
                  centres: bool = False) -> Tree:
     """Every cell split down to ``depth`` (capped at the deepest splittable depth)."""

@@ -21,7 +21,12 @@ import numpy as np
 
 from inpcodec.bitstreams import container as C
 from inpcodec.bitstreams.mask_coder import decode_mask, encode_mask
-from inpcodec.bitstreams.tree_coder import decode_tree, encode_tree, tree_mask
+from inpcodec.bitstreams.tree_coder import (
+    decode_tree,
+    encode_tree,
+    merge_bottom_splits,
+    tree_mask,
+)
 from inpcodec.bitstreams.tree_values import decode_tree_values, encode_tree_values
 from inpcodec.bitstreams.value_coder import decode_values, encode_values, max_values
 
@@ -38,6 +43,15 @@ from .tonal import tonal_optimisation
 #: bits per value on Kodak tree masks, +0.11 dB at 0.1 bpp).
 FREE_VALUE_CODER = 1
 TREE_VALUE_CODER = 2
+#: 3: colour tree files (format version 3) whose chroma lives on a coarser tree, the
+#: luma's tree with its bottom splits merged ``chroma merges`` times (a PARM byte); luma
+#: as value coder 2.
+TREE_CHROMA_VALUE_CODER = 3
+#: Merges of the luma tree that give the chroma tree of a colour tree file (0: chroma at
+#: every luma point, as format version 2).  Measured: benchmarks/RESULTS.md, "Chroma on a
+#: coarser tree".
+CHROMA_MERGES = 2
+MAX_CHROMA_MERGES = 15
 #: Levels of a lossless file: the quantiser of 256 levels reproduces every 8-bit value.
 LOSSLESS_LEVELS = 256
 #: CGLS tolerance, inner-solve tolerance and quantised refinement sweeps of the tonal
@@ -48,6 +62,7 @@ TONAL_TOL = 3e-2
 TONAL_SOLVE_TOL = 1e-5
 TONAL_SWEEPS = 3
 _PARM = struct.Struct("<BBHH")  # mask coder, value coder, luma levels, chroma levels
+_PARM_MERGES = struct.Struct("<B")  # value coder 3 only: chroma merges
 
 
 @dataclass(frozen=True)
@@ -61,6 +76,10 @@ class MaskCoder:
     encode: object
     decode: object
     value_coder: int
+
+
+#: Value coders each mask coder's files may use.
+VALUE_CODERS = {1: (FREE_VALUE_CODER,), 2: (TREE_VALUE_CODER, TREE_CHROMA_VALUE_CODER)}
 
 
 def _decode_free(words, height, width):
@@ -96,6 +115,20 @@ def register_postprocessor(name: str, load) -> None:
     POSTPROCESSORS[name] = load
 
 
+def default_chroma_levels(found, levels: int, chroma_merges: int = CHROMA_MERGES) -> int:
+    """Chroma levels for ``levels`` luma levels when none are given.
+
+    On the coarser chroma tree of a colour tree file (``chroma_merges`` > 0) twice the
+    luma's: its points are about 7 times fewer than the luma's, and finer chroma levels
+    pay there (Kodak, benchmarks/RESULTS.md, "Chroma on a coarser tree"); elsewhere half
+    of the luma's (chroma at every mask point; the rule of inpcodec 0.2).
+    """
+    coder = found.coder if isinstance(found, MaskResult) else FREE_MASK_CODER
+    if coder == TREE_MASK_CODER and chroma_merges > 0:
+        return min(MAX_LEVELS, 2 * int(levels))
+    return max(2, int(levels) // 2)
+
+
 def planes_of(img: np.ndarray, colour: int) -> np.ndarray:
     """The image as the (H, W, C) float64 planes a file of that colour transform stores."""
     if img.ndim == 2:
@@ -107,14 +140,16 @@ def planes_of(img: np.ndarray, colour: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- encode
 
 
-def _values(planes, mask, levels, chroma_levels, tonal, progress=False):
-    """Quantised values per channel (tonal optimisation with the quantiser in the loop)."""
+def _values(planes, mask, levels, chroma_levels, tonal, progress=False, chroma_mask=None):
+    """Quantised values per channel (tonal optimisation with the quantiser in the loop);
+    chroma at the points of ``chroma_mask`` (default: ``mask``)."""
     out = []
-    groups = [(slice(0, 1), levels)]
+    groups = [(slice(0, 1), levels, mask)]
     if planes.shape[2] == 3:
-        groups.append((slice(1, 3), chroma_levels))
+        groups.append((slice(1, 3), chroma_levels, mask if chroma_mask is None
+                       else chroma_mask))
     spent = 0
-    for sl, q in groups:
+    for sl, q, mask in groups:
         part = planes[:, :, sl]
         if tonal:
             res = tonal_optimisation(part, mask, levels=quantiser(q), tol=TONAL_TOL,
@@ -130,27 +165,41 @@ def _values(planes, mask, levels, chroma_levels, tonal, progress=False):
 
 
 def encode_with_mask(img, planes, found, levels, chroma_levels, tonal, *,
-                     colour: int | None = None, progress: bool = False):
+                     colour: int | None = None, progress: bool = False,
+                     chroma_merges: int = CHROMA_MERGES):
     """The file of ``img`` with this mask and these level counts.
 
     ``found`` is a mask encoder's :class:`MaskResult` (its coder stores the mask) or a
     boolean mask (the free-mask coder); ``planes`` are ``planes_of(img, colour)``.
+    ``chroma_merges`` (colour tree masks only): chroma on the tree with its bottom splits
+    merged that many times (format version 3; 0 gives a version-2 file).
+    ``chroma_levels=None``: :func:`default_chroma_levels`.
     Returns (bytes, container, inpaintings).
     """
     if not isinstance(found, MaskResult):
         found = MaskResult(np.asarray(found, bool), 0, 0.0)
+    if chroma_levels is None:
+        chroma_levels = default_chroma_levels(found, levels, chroma_merges)
+    if not 0 <= chroma_merges <= MAX_CHROMA_MERGES:
+        raise ValueError(f"chroma_merges must lie in 0..{MAX_CHROMA_MERGES}")
     mask, coder = found.mask, MASK_CODERS[found.coder]
-    qs, spent = _values(planes, mask, levels, chroma_levels, tonal, progress)
     channels = planes.shape[2]
     if colour is None:
         colour = C.COLOUR_GREY if channels == 1 else C.COLOUR_YCBCR
-    cont = C.Container(img.shape[1], img.shape[0], channels, colour, version=coder.version)
-    cont.sections["PARM"] = _PARM.pack(found.coder, coder.value_coder, levels, chroma_levels)
+    value_coder, version, trees = coder.value_coder, coder.version, [found.structure] * 3
+    if value_coder == TREE_VALUE_CODER and channels == 3 and chroma_merges > 0:
+        value_coder, version = TREE_CHROMA_VALUE_CODER, 3
+        trees[1:] = [merge_bottom_splits(found.structure, chroma_merges)] * 2
+    chroma_mask = tree_mask(trees[1]) if value_coder == TREE_CHROMA_VALUE_CODER else None
+    qs, spent = _values(planes, mask, levels, chroma_levels, tonal, progress, chroma_mask)
+    cont = C.Container(img.shape[1], img.shape[0], channels, colour, version=version)
+    cont.sections["PARM"] = _PARM.pack(found.coder, value_coder, levels, chroma_levels) + (
+        _PARM_MERGES.pack(chroma_merges) if value_coder == TREE_CHROMA_VALUE_CODER else b"")
     cont.sections["MASK"] = coder.encode(found).astype("<u4").tobytes()
     for c, q in enumerate(qs):
         lv = levels if c == 0 else chroma_levels
-        words = (encode_tree_values(found.structure, q, lv)
-                 if coder.value_coder == TREE_VALUE_CODER else encode_values(mask, q, lv))
+        words = (encode_values(mask, q, lv) if value_coder == FREE_VALUE_CODER
+                 else encode_tree_values(trees[c], q, lv))
         cont.sections[f"VAL{c}"] = words.astype("<u4").tobytes()
     return C.write(cont), cont, spent
 
@@ -187,23 +236,47 @@ class FileInfo:
     bytes_values: list
     version: int = 1
     mask_coder: str = ""
+    #: Points that store chroma (colour files; fewer than ``points`` when chroma lives on
+    #: a coarser tree).
+    chroma_points: int = 0
 
     @property
     def bpp(self) -> float:
         return 8.0 * self.bytes_total / (self.width * self.height)
 
 
+@dataclass(frozen=True)
+class _Params:
+    mask_coder: int
+    value_coder: int
+    levels: int
+    chroma_levels: int
+    chroma_merges: int = 0
+
+
 def _parse(data: bytes):
     cont = C.read(data)
     parm = cont.section("PARM")
-    if len(parm) != _PARM.size:
+    if len(parm) not in (_PARM.size, _PARM.size + _PARM_MERGES.size):
         raise C.FormatError("parameter section has the wrong length")
-    mask_coder, value_coder, lv, clv = _PARM.unpack(parm)
-    if mask_coder not in MASK_CODERS or value_coder != MASK_CODERS[mask_coder].value_coder:
+    mask_coder, value_coder, lv, clv = _PARM.unpack(parm[:_PARM.size])
+    if value_coder not in VALUE_CODERS.get(mask_coder, ()):
         raise C.FormatError(f"unknown coder ids (mask {mask_coder}, values {value_coder})")
     if MASK_CODERS[mask_coder].version > cont.version:
         raise C.FormatError(f"mask coder {mask_coder} needs format version "
                             f"{MASK_CODERS[mask_coder].version}, the file says {cont.version}")
+    merges = 0
+    if value_coder == TREE_CHROMA_VALUE_CODER:
+        if cont.version < 3 or cont.channels != 3:
+            raise C.FormatError(f"value coder 3 needs format version 3 and 3 channels "
+                                f"(the file: version {cont.version}, {cont.channels})")
+        if len(parm) != _PARM.size + _PARM_MERGES.size:
+            raise C.FormatError("parameter section has the wrong length")
+        (merges,) = _PARM_MERGES.unpack(parm[_PARM.size:])
+        if not 1 <= merges <= MAX_CHROMA_MERGES:
+            raise C.FormatError(f"chroma merges {merges} outside 1..{MAX_CHROMA_MERGES}")
+    elif len(parm) != _PARM.size:
+        raise C.FormatError("parameter section has the wrong length")
     for q in (lv, clv):
         if not 2 <= q <= MAX_LEVELS:
             raise C.FormatError(f"quantisation levels {q} outside 2..{MAX_LEVELS}")
@@ -219,7 +292,7 @@ def _parse(data: bytes):
         if not 1 <= points <= cont.width * cont.height:
             raise C.FormatError(f"point count {points} does not fit a "
                                 f"{cont.width}x{cont.height} image")
-    return cont, mask_coder, lv, clv
+    return cont, _Params(mask_coder, value_coder, lv, clv, merges)
 
 
 def _words(b: bytes) -> np.ndarray:
@@ -231,33 +304,41 @@ def _words(b: bytes) -> np.ndarray:
 _ENTROPY_ERRORS = (ValueError, RuntimeError, AssertionError, IndexError, OverflowError)
 
 
-def _decode_mask_checked(cont, mask_coder):
-    """(mask, what the coder stored) of a parsed file, with the checks of FORMAT.md."""
+def _decode_mask_checked(cont, params):
+    """Per channel (mask, what the coder stored) of a parsed file, with the checks of
+    FORMAT.md."""
     words = _words(cont.section("MASK"))
     try:
-        mask, structure = MASK_CODERS[mask_coder].decode(words, cont.height, cont.width)
+        mask, structure = MASK_CODERS[params.mask_coder].decode(words, cont.height,
+                                                                cont.width)
     except _ENTROPY_ERRORS as exc:
         raise C.FormatError(f"corrupt mask data ({exc})") from None
-    points = int(mask.sum())
-    if points == 0:
+    if int(mask.sum()) == 0:
         raise C.FormatError("corrupt mask data: no points")
-    for c in range(cont.channels):  # before the value decoder allocates per point
+    out = [(mask, structure)] * cont.channels
+    if params.value_coder == TREE_CHROMA_VALUE_CODER:
+        chroma = merge_bottom_splits(structure, params.chroma_merges)
+        out[1:] = [(tree_mask(chroma), chroma)] * 2
+    for c, (m, _) in enumerate(out):  # before the value decoder allocates per point
+        points = int(m.sum())
         if points > max_values(len(cont.sections[f"VAL{c}"])):
             raise C.FormatError(f"{points} points cannot be coded in the "
                                 f"{len(cont.sections[f'VAL{c}'])} bytes of channel {c}")
-    return mask, structure
+    return out
 
 
 def info(data: bytes) -> FileInfo:
     """Header fields and the bytes per part, from the file alone (the mask is decoded)."""
-    cont, mask_coder, lv, clv = _parse(data)
+    cont, params = _parse(data)
     check_memory(cont.width, cont.height, 1, factor=0.2)  # the mask alone
-    mask, _ = _decode_mask_checked(cont, mask_coder)
+    masks = _decode_mask_checked(cont, params)
     vals = [len(cont.section(f"VAL{c}")) for c in range(cont.channels)]
-    return FileInfo(cont.width, cont.height, cont.channels, C.COLOUR_NAMES[cont.colour], lv,
-                    clv, int(mask.sum()), len(data), len(data) - len(cont.section("MASK"))
-                    - sum(vals), len(cont.section("MASK")), vals, cont.version,
-                    MASK_CODERS[mask_coder].name)
+    return FileInfo(cont.width, cont.height, cont.channels, C.COLOUR_NAMES[cont.colour],
+                    params.levels, params.chroma_levels, int(masks[0][0].sum()), len(data),
+                    len(data) - len(cont.section("MASK")) - sum(vals),
+                    len(cont.section("MASK")), vals, cont.version,
+                    MASK_CODERS[params.mask_coder].name,
+                    int(masks[-1][0].sum()) if cont.channels == 3 else 0)
 
 
 def decode(data: bytes, *, solver: str = "numba", postprocess: str = "none",
@@ -288,19 +369,19 @@ def decode(data: bytes, *, solver: str = "numba", postprocess: str = "none",
                          f"{', '.join(POSTPROCESSORS)})")
     if postprocess == "none" and weights is not None:
         raise CodecError("weights are for a post-processor; none was asked for")
-    cont, mask_coder, lv, clv = _parse(data)
+    cont, params = _parse(data)
     refine = None
     if postprocess != "none":
         try:  # before any decoding work: a missing model fails at once
-            refine = POSTPROCESSORS[postprocess](mask_coder, weights)
+            refine = POSTPROCESSORS[postprocess](params.mask_coder, weights)
         except (OSError, ValueError) as exc:
             raise CodecError(f"post-processor {postprocess!r}: {exc}") from None
     check_memory(cont.width, cont.height, cont.channels)
     h, w = cont.height, cont.width
-    mask, structure = _decode_mask_checked(cont, mask_coder)
+    masks = _decode_mask_checked(cont, params)
     planes = np.zeros((h, w, cont.channels))
-    for c in range(cont.channels):
-        q = lv if c == 0 else clv
+    for c, (mask, structure) in enumerate(masks):
+        q = params.levels if c == 0 else params.chroma_levels
         try:
             words = _words(cont.section(f"VAL{c}"))
             vals = (decode_tree_values(words, structure, q) if structure is not None
@@ -308,7 +389,15 @@ def decode(data: bytes, *, solver: str = "numba", postprocess: str = "none",
         except _ENTROPY_ERRORS as exc:
             raise C.FormatError(f"corrupt value data in channel {c} ({exc})") from None
         planes[:, :, c][mask] = quantiser(q)[vals]
-    u = Inpainter(mask, solver=solver).solve(planes if cont.channels == 3 else planes[:, :, 0])
+    mask = masks[0][0]
+    if cont.channels == 1:
+        u = Inpainter(mask, solver=solver).solve(planes[:, :, 0])
+    elif params.value_coder == TREE_CHROMA_VALUE_CODER:  # luma and chroma on their masks
+        u = np.empty_like(planes)
+        u[:, :, :1] = Inpainter(mask, solver=solver).solve(planes[:, :, :1])
+        u[:, :, 1:] = Inpainter(masks[1][0], solver=solver).solve(planes[:, :, 1:])
+    else:
+        u = Inpainter(mask, solver=solver).solve(planes)
     if cont.colour == C.COLOUR_YCBCR:
         u = ycbcr_to_rgb(u)
     out = np.clip(np.rint(u), 0, 255).astype(np.uint8)

@@ -24,7 +24,13 @@ from inpcodec.bitstreams import container as C
 
 from .colour import rgb_to_ycbcr
 from .encoders import check_options, get_encoder, make_mask
-from .format import decode, encode_with_mask, info, planes_of  # noqa: F401 (decode, info: the API)
+from .format import (  # noqa: F401 (decode, info: the API)
+    decode,
+    default_chroma_levels,
+    encode_with_mask,
+    info,
+    planes_of,
+)
 from .limits import CodecError, check_memory
 from .metrics import psnr
 from .quantiser import MAX_LEVELS
@@ -126,10 +132,11 @@ def encode_report(image, *, encoder: str = DEFAULT_ENCODER, density: float | Non
         if not 0.0 < density <= 1.0:
             raise CodecError(f"density must lie in (0, 1], got {density}")
         lv = _check_levels(levels if levels is not None else DEFAULT_LEVELS)
-        clv = _check_levels(chroma_levels if chroma_levels is not None else max(2, lv // 2),
-                            "chroma_levels")
+        if chroma_levels is not None:
+            _check_levels(chroma_levels, "chroma_levels")
         res = make_mask(encoder, luma, density, levels=lv, seed=seed, progress=progress,
                         **options)
+        clv = chroma_levels if chroma_levels is not None else default_chroma_levels(res, lv)
         mask = res.mask
         data, cont, spent = encode_with_mask(img, planes, res, lv, clv, tonal,
                                              progress=progress)
@@ -174,8 +181,9 @@ def encode(image, **kwargs) -> bytes:
         within 3 % of it (exclusive with ``density``).  A target at or above the size of
         the lossless file gives the lossless file (every pixel exact).
     levels, chroma_levels : int
-        Quantisation levels of luma and chroma (default 64 and half the luma's; with
-        ``bpp`` they are searched unless given).
+        Quantisation levels of luma and chroma (default 64, and for chroma twice the
+        luma's with tree masks, whose chroma lives on a coarser tree, half of them with
+        free masks; with ``bpp`` the luma levels are searched unless given).
     tonal : bool
         Optimise the stored values for the reconstruction, with the quantiser in the loop.
     seed : int

@@ -24,7 +24,13 @@ from tqdm.auto import tqdm
 from inpcodec.bitstreams import container as C
 
 from .encoders import MaskEncoder, get_encoder, refine_mask
-from .format import LOSSLESS_LEVELS, decode, encode_with_mask, lossless_file
+from .format import (
+    LOSSLESS_LEVELS,
+    decode,
+    default_chroma_levels,
+    encode_with_mask,
+    lossless_file,
+)
 from .limits import CodecError
 from .metrics import psnr as _psnr
 
@@ -140,6 +146,7 @@ def search_rate(img, planes, target, encoder: MaskEncoder, *, levels=None,
     bar = tqdm(desc="rate search", unit="encode", disable=not progress, leave=False)
 
     def encoded(found, lv, clv, tonal_now):
+        # clv None: the default for the mask's coder (tree files: chroma on a coarser tree)
         out = encode_with_mask(img, planes, found, lv, clv, tonal_now)
         bar.update()
         bar.set_postfix(levels=lv, bpp=f"{_bpp(out[0], n):.4f}")
@@ -200,6 +207,7 @@ def search_rate(img, planes, target, encoder: MaskEncoder, *, levels=None,
                     break
         psnr = _psnr(decode(data), img)
         hit = abs(b / target - 1.0) <= RATE_TOLERANCE
+        clv = default_chroma_levels(found, lv_final) if clv is None else clv
         log.append({"levels": lv_final, "proxy_psnr": proxy_psnr, "psnr": psnr, "bpp": b,
                     "seconds": time.perf_counter() - t0})
         return (hit, psnr if hit else -math.inf, data, cont, found.mask, lv_final, clv, spent,
@@ -212,7 +220,7 @@ def search_rate(img, planes, target, encoder: MaskEncoder, *, levels=None,
     # needs 2-3 real searches instead of 4 and finds the best level count of all.
     proxies = []
     for lv in cands:
-        clv = int(chroma_levels) if chroma_levels is not None else max(2, lv // 2)
+        clv = int(chroma_levels) if chroma_levels is not None else None
         proxies.append((lv, clv, *proxy_search(lv, clv)))
     outcomes = {}
 
@@ -251,7 +259,7 @@ def search_rate(img, planes, target, encoder: MaskEncoder, *, levels=None,
         j = max(nb, key=lambda k: outcomes[k][1] if k in outcomes else -math.inf)
         mid = round(math.sqrt(cands[i] * cands[j]))
         if mid not in cands:
-            clv = int(chroma_levels) if chroma_levels is not None else max(2, mid // 2)
+            clv = int(chroma_levels) if chroma_levels is not None else None
             d_mid = math.sqrt(proxies[i][2] * proxies[j][2])
             proxies.append((mid, clv, d_mid, math.nan))
             outcome(len(proxies) - 1)

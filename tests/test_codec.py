@@ -246,14 +246,15 @@ def test_every_single_bit_flip_is_detected(small_file):
 
 def test_fuzz_mutations_never_crash(small_file):
     """Seeded mutations, also with the CRC repaired so the parser and decoders see garbage;
-    free-mask (version 1) and tree-mask (version 2) files."""
+    free-mask (version 1), grey tree-mask (version 2) and colour tree-mask files with
+    chroma on a coarser tree (version 3)."""
     rng = np.random.default_rng(12345)
     outcomes = {"refused": 0, "decoded": 0}
     files = [small_file,
              P.encode(make_image(16, 20, colour=True), encoder="tree", density=0.15,
                       tonal=False),
              P.encode(make_image(40, 33), encoder="tree-map", density=0.05, tonal=False)]
-    assert [f[4] for f in files] == [1, 2, 2]
+    assert [f[4] for f in files] == [1, 3, 2]
     for i in range(3000):
         data = bytearray(files[i % len(files)])
         kind = rng.integers(4)
@@ -296,6 +297,7 @@ def test_cli_encode_decode_info_round_trip(tmp_path):
     assert r.exit_code == 0, r.output
     r = run(["info", str(out)])
     assert r.exit_code == 0 and "44x40" in r.output and "bpp" in r.output
+    assert "on a coarser tree" in r.output  # a colour tree file: chroma on a merged tree
     for ext in ("png", "ppm", "bmp", "tif", "webp"):
         dst = tmp_path / f"y.{ext}"
         r = run(["decode", str(out), str(dst)])

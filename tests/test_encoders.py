@@ -76,6 +76,56 @@ def test_a_target_just_below_the_lossless_size_is_met_or_refused_in_bpp():
         assert abs(r.bpp / (0.99 * lossless) - 1) <= 0.03 and not r.lossless
 
 
+def test_colour_tree_files_store_chroma_on_a_coarser_tree(monkeypatch):
+    from inpcodec.bitstreams import container
+    from inpcodec.bitstreams.tree_coder import merge_bottom_splits, tree_mask
+    from inpcodec.bitstreams.tree_values import decode_tree_values
+    from inpcodec.codec.colour import ycbcr_to_rgb
+    from inpcodec.codec.diffusion import Inpainter
+    from inpcodec.codec.format import encode_with_mask, info, planes_of
+    from inpcodec.codec.quantiser import quantiser
+
+    img = make_image(40, 48, colour=True)
+    planes = planes_of(img, container.COLOUR_YCBCR)
+    found = E.get_encoder("tree").make(planes[:, :, 0], 0.15)
+    v2, _, _ = encode_with_mask(img, planes, found, 16, 8, True, chroma_merges=0)
+    v3, cont, _ = encode_with_mask(img, planes, found, 16, 8, True, chroma_merges=1)
+    assert v2[4] == 2 and v3[4] == 3
+    i2, i3 = info(v2), info(v3)
+    coarse_tree = merge_bottom_splits(found.structure, 1)
+    coarse = tree_mask(coarse_tree)
+    assert i3.points == i2.points == i2.chroma_points == int(found.mask.sum())
+    assert i3.chroma_points == int(coarse.sum()) < i2.chroma_points
+    assert sum(i3.bytes_values[1:]) < sum(i2.bytes_values[1:])
+    # reference: the stored values inpainted by SciPy's direct solve, luma on the luma
+    # tree's mask, chroma on the merged tree's
+    u = np.zeros(planes.shape)
+    for c, (tree, m, q) in enumerate([(found.structure, found.mask, 16),
+                                      (coarse_tree, coarse, 8), (coarse_tree, coarse, 8)]):
+        words = np.frombuffer(cont.sections[f"VAL{c}"], "<u4")
+        data = np.zeros(img.shape[:2])
+        data[m] = quantiser(q)[decode_tree_values(words, tree, q)]
+        u[:, :, c] = Inpainter(m, solver="direct").solve(data)
+    ref = np.clip(np.rint(ycbcr_to_rgb(u)), 0, 255)
+    out = inpcodec.decode(v3)
+    assert np.abs(out - ref).max() <= 1 and np.mean(out != ref) < 0.01
+    # a version-2 decoder refuses version 3 by name
+    monkeypatch.setattr(container, "VERSION", 2)
+    with pytest.raises(container.FormatError, match="format version 3 is newer"):
+        inpcodec.decode(v3)
+    monkeypatch.undo()
+    # forged parameters: chroma merges in a version-2 file, 0 merges, a grey file
+    for version, merges, channels in ((2, 1, 3), (3, 0, 3), (3, 1, 1)):
+        forged = container.read(v3)
+        forged.version = version
+        forged.sections["PARM"] = forged.sections["PARM"][:6] + bytes([merges])
+        if channels == 1:
+            forged.channels, forged.colour = 1, container.COLOUR_GREY
+            del forged.sections["VAL1"], forged.sections["VAL2"]
+        with pytest.raises(container.FormatError):
+            inpcodec.decode(container.write(forged))
+
+
 def test_tree_files_are_version_2_and_free_masks_stay_version_1(monkeypatch):
     from inpcodec.bitstreams import container
 

@@ -1,6 +1,7 @@
-"""Committed format samples: files written by inpcodec 0.2.0 must keep decoding the same.
+"""Committed format samples: files written by inpcodec must keep decoding the same.
 
-``tests/data/sample-v1-*.inpc`` are version-1 files made once by :func:`make_samples`
+``tests/data/sample-v*.inpc`` are files of each format version (1: free masks, inpcodec
+0.2.0; 2: a grey tree file; 3: a colour tree file with chroma on a coarser tree) made once by :func:`make_samples`
 (below) and committed.  The tests read the committed bytes, never re-encode: they check
 the header, then decode each file and compare the SHA-256 of the decoded pixels (and
 the shape) with the constants here.  A change to the decoder, the entropy coders, the
@@ -44,12 +45,21 @@ def colour_image(h=24, w=32):
     return np.stack([g, g[::-1, ::-1], np.clip(b, 0, 255).astype(np.uint8)], axis=-1)
 
 
-#: file name -> (image recipe, encode arguments); inpcodec 0.2.0, numba solver.
+#: file name -> (image recipe, encode arguments); numba solver.  The version-1 files were
+#: made by inpcodec 0.2.0, whose default encoder was belhachmi.
 RECIPES = {
-    "sample-v1-grey.inpc": (grey_image, dict(density=0.1)),  # belhachmi, 64 levels, tonal
-    "sample-v1-colour.inpc": (colour_image, dict(density=0.1, levels=32)),  # YCbCr, Qc 16
+    # belhachmi, 64 levels, tonal
+    "sample-v1-grey.inpc": (grey_image, dict(encoder="belhachmi", density=0.1)),
+    # YCbCr, Qc 16
+    "sample-v1-colour.inpc": (colour_image, dict(encoder="belhachmi", density=0.1,
+                                                  levels=32)),
     # a bpp target above the lossless file's 26.4 bpp: every pixel, RGB planes (transform 2)
     "sample-v1-rgb-lossless.inpc": (lambda: colour_image(12, 16), dict(bpp=32.0)),
+    # tree mask (mask coder 2, value coder 2), 32 levels, tonal
+    "sample-v2-grey-tree.inpc": (grey_image, dict(encoder="tree", density=0.1, levels=32)),
+    # tree mask, chroma on the tree merged twice (value coder 3) with Qc 32
+    "sample-v3-colour-tree.inpc": (colour_image, dict(encoder="tree", density=0.1,
+                                                      levels=16)),
 }
 
 #: file name -> what the committed file holds and decodes to.
@@ -66,6 +76,14 @@ SAMPLES = {
         size=(16, 12), channels=3, colour=C.COLOUR_RGB, levels=(256, 256),
         file_sha256="80333fbdb0b5aaa7c46a8dd59923947b25226116e69baebac300b2f7ca57c658",
         pixels_sha256="7f7539073859f5f679a5b850d3a6b3df1d8c57acc850746c212351568f4f5d07"),
+    "sample-v2-grey-tree.inpc": dict(
+        size=(32, 24), channels=1, colour=C.COLOUR_GREY, levels=(32, 64), coders=(2, 2),
+        file_sha256="00dfa424c60c24b42b043ad2eef62799b7a5efd391620095af31eb6455c037db",
+        pixels_sha256="2508329bb336d24f51fb8b69fbc5aa46e929f28a3b05f0560cf7aafbc96d50b1"),
+    "sample-v3-colour-tree.inpc": dict(
+        size=(32, 24), channels=3, colour=C.COLOUR_YCBCR, levels=(16, 32), coders=(2, 3),
+        file_sha256="b6f13e5ec36cff3fb8e2ad5e69003c1575692e7f59e41f3421cba12cbe7ef110",
+        pixels_sha256="6cc6700c11594da10ba269ace75ac4595b5de8fbc0aafc09ae2e2f41a5293ade"),
 }
 
 
@@ -87,12 +105,13 @@ def _sha256(b: bytes) -> str:
 
 @pytest.mark.parametrize("name", sorted(SAMPLES))
 def test_sample_file(name):
-    """The committed bytes: small, unchanged, and a valid version-1 header."""
+    """The committed bytes: small, unchanged, and a valid header of their version."""
     want = SAMPLES[name]
     data = (DATA / name).read_bytes()
     assert len(data) < 2048
     assert _sha256(data) == want["file_sha256"], "the committed sample was changed"
-    assert data[:4] == C.MAGIC and data[4] == 1  # format version 1
+    version = int(name.split("-")[1][1:])
+    assert data[:4] == C.MAGIC and data[4] == version
     cont = C.read(data)  # checks the CRC and every header field
     assert (cont.width, cont.height) == want["size"]
     assert cont.channels == want["channels"]
@@ -100,7 +119,7 @@ def test_sample_file(name):
     assert list(cont.sections) == ["PARM", "MASK"] + [f"VAL{c}"
                                                       for c in range(want["channels"])]
     parm = cont.sections["PARM"]
-    assert (parm[0], parm[1]) == (1, 1)  # mask coder 1, value coder 1
+    assert (parm[0], parm[1]) == want.get("coders", (1, 1))  # mask coder, value coder
     assert (int.from_bytes(parm[2:4], "little"),
             int.from_bytes(parm[4:6], "little")) == want["levels"]
 

@@ -12,6 +12,8 @@ from inpcodec.bitstreams.tree_coder import (
     children,
     decode_tree,
     encode_tree,
+    leaves,
+    merge_bottom_splits,
     n_children,
     schedule,
     tree_mask,
@@ -65,6 +67,49 @@ def test_mask_hand_computed():
     assert np.array_equal(tree_mask(uniform_tree(5, 9, 2)),
                           np.isin(np.arange(5), (0, 4))[:, None]
                           & (np.arange(9) % 2 == 0)[None, :])
+
+
+def test_merge_bottom_splits_hand_computed():
+    # the tree of test_mask_hand_computed: the left half's split is the only bottom one
+    t = Tree(5, 9, splits=[np.array([0]), np.array([0])])
+    assert merge_bottom_splits(t) == Tree(5, 9, splits=[np.array([0])])
+    assert merge_bottom_splits(t, 2) == Tree(5, 9)
+    assert merge_bottom_splits(t, 0) == t
+    # a uniform tree loses its last depth per merge, down to the root alone
+    for quad in (False, True):
+        u = uniform_tree(33, 47, 5, quad=quad, centres=True)
+        assert merge_bottom_splits(u, 2) == uniform_tree(33, 47, 3, quad=quad, centres=True)
+        assert merge_bottom_splits(u, 9).n_splits() == 0
+    with pytest.raises(ValueError):
+        merge_bottom_splits(t, -1)
+
+
+@pytest.mark.parametrize("quad", [False, True])
+def test_merge_bottom_splits_random_trees(quad):
+    for seed in range(6):
+        t = random_tree(40, 57, quad, True, seed)
+        m = merge_bottom_splits(t)
+        list(leaves(m))  # a valid tree
+        kept = {d: set(s.tolist()) for d, s in enumerate(t.splits)}
+        for d, s in enumerate(m.splits):  # its splits are the tree's ...
+            assert set(s.tolist()) <= kept[d]
+        # ... less exactly those whose children were all leaves
+        parents_of_split = set()
+        sched = schedule(40, 57, quad)
+        for d in range(1, len(t.splits)):
+            for key in t.splits[d].tolist():
+                for p in t.splits[d - 1].tolist():
+                    kids = [children(np.array([p]), sched[d - 1], sched[d], k)[0]
+                            for k in range(n_children(sched[d - 1], sched[d]))]
+                    if key in kids:
+                        parents_of_split.add((d - 1, p))
+        expect = {(d, k) for d, s in enumerate(t.splits) for k in s.tolist()
+                  if (d, k) in parents_of_split}
+        got = {(d, k) for d, s in enumerate(m.splits) for k in s.tolist()}
+        assert got == expect
+        # every leaf corner of the merged tree is a point of the tree's mask
+        corners = tree_mask(Tree(40, 57, quad, False, m.splits))
+        assert not (corners & ~tree_mask(t)).any()
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 7), (7, 1), (2, 2), (3, 8), (17, 33),
