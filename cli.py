@@ -28,6 +28,7 @@ from inpcodec.codec.format import decode as decode_bytes
 from inpcodec.codec.format import info as file_info
 from inpcodec.codec.metrics import psnr
 from inpcodec.codec.pipeline import DEFAULT_ENCODER, encode_report
+from inpcodec.codec.rate import DEFAULT_EFFORT, EFFORTS
 from inpcodec.codec.tonal import tonal_optimisation
 
 SOLVER_CHOICES = ["auto", "numba", "cupy", "direct"]
@@ -257,13 +258,17 @@ def demo(image, bpp, density, output, drop_alpha):
               "tree masks, whose chroma lives on a coarser tree; half of it for free masks).")
 @click.option("--tonal/--no-tonal", default=True, show_default=True,
               help="Optimise the stored values (quantiser in the loop).")
+@click.option("--effort", type=click.Choice(list(EFFORTS)), default=DEFAULT_EFFORT,
+              show_default=True, help="With --bpp: fast (tree masks: the luma levels by "
+              "rule, one or two tonal optimisations) or best (the levels searched with "
+              "tonal optimisation: a little better, several times slower).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @_encoder_options
 @_DROP_ALPHA
 @_QUIET
 @_clean_errors
 def encode(input_path, output_path, encoder, density, bpp, levels, chroma_levels, tonal,
-           seed, drop_alpha, quiet, **kwargs):
+           effort, seed, drop_alpha, quiet, **kwargs):
     """Compress image IN into the inpcodec file OUT (- for standard input or output)."""
     options = _pick_options(encoder, kwargs)
     if density is not None and bpp is not None:
@@ -280,7 +285,7 @@ def encode(input_path, output_path, encoder, density, bpp, levels, chroma_levels
         _notice_compile()
     r = encode_report(img, encoder=encoder, density=density, bpp=bpp, levels=levels,
                       chroma_levels=chroma_levels, tonal=tonal, seed=seed,
-                      progress=not quiet, **options)
+                      progress=not quiet, effort=effort, **options)
     out.write(r.data)
     name = "standard input" if input_path == STDIO else input_path
     for line in _report_lines(r, name):

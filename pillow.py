@@ -29,7 +29,7 @@ read (a newer format version, a colour transform it does not know) raises
 Save options are those of :func:`inpcodec.encode`: ``bpp`` or ``density`` (with
 neither, ``density=0.04``, as the command line), ``encoder`` (default ``tree``, the
 command line's), ``levels``,
-``chroma_levels``, ``tonal``, ``seed``, ``solver``, ``progress`` and the chosen
+``chroma_levels``, ``tonal``, ``seed``, ``solver``, ``progress``, ``effort`` and the chosen
 encoder's own options (e.g. ``sigma`` for ``belhachmi``); ``drop_alpha=True`` saves an
 image with transparent pixels without its alpha channel.  An option given as ``None``
 takes its default.  Any other option raises :class:`ValueError`, as do the values
@@ -61,7 +61,7 @@ EXTENSION = ".inpc"
 DEFAULT_DENSITY = 0.04
 #: Keywords of :func:`inpcodec.encode` accepted as save options (besides the encoder's).
 API_OPTIONS = ("encoder", "density", "bpp", "levels", "chroma_levels", "tonal", "seed",
-               "solver", "progress")
+               "solver", "progress", "effort")
 _ALPHA_MODES = {"LA": "L", "La": "L", "PA": "RGB", "RGBA": "RGB", "RGBa": "RGB"}
 _AS_RGB = {"P", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"}
 

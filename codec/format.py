@@ -61,6 +61,11 @@ LOSSLESS_LEVELS = 256
 TONAL_TOL = 3e-2
 TONAL_SOLVE_TOL = 1e-5
 TONAL_SWEEPS = 3
+#: (CGLS tolerance, inner-solve tolerance, sweeps) per effort of the rate search: the fast
+#: effort runs one or two tonal optimisations and takes them looser still (kodim23 and
+#: kodim05 in colour at a fixed tree mask: 0.05-0.07 dB lower, 1.8x faster; the effort's
+#: cost in the codec: benchmarks/RESULTS.md, "Rate search effort").
+TONAL_SETTINGS = {"best": (TONAL_TOL, TONAL_SOLVE_TOL, TONAL_SWEEPS), "fast": (1e-1, 1e-4, 1)}
 _PARM = struct.Struct("<BBHH")  # mask coder, value coder, luma levels, chroma levels
 _PARM_MERGES = struct.Struct("<B")  # value coder 3 only: chroma merges
 
@@ -140,9 +145,11 @@ def planes_of(img: np.ndarray, colour: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- encode
 
 
-def _values(planes, mask, levels, chroma_levels, tonal, progress=False, chroma_mask=None):
+def _values(planes, mask, levels, chroma_levels, tonal, progress=False, chroma_mask=None,
+            effort="best"):
     """Quantised values per channel (tonal optimisation with the quantiser in the loop);
     chroma at the points of ``chroma_mask`` (default: ``mask``)."""
+    tol, solve_tol, sweeps = TONAL_SETTINGS[effort]
     out = []
     groups = [(slice(0, 1), levels, mask)]
     if planes.shape[2] == 3:
@@ -152,8 +159,8 @@ def _values(planes, mask, levels, chroma_levels, tonal, progress=False, chroma_m
     for sl, q, mask in groups:
         part = planes[:, :, sl]
         if tonal:
-            res = tonal_optimisation(part, mask, levels=quantiser(q), tol=TONAL_TOL,
-                                     solve_tol=TONAL_SOLVE_TOL, max_sweeps=TONAL_SWEEPS,
+            res = tonal_optimisation(part, mask, levels=quantiser(q), tol=tol,
+                                     solve_tol=solve_tol, max_sweeps=sweeps,
                                      progress=progress)
             vals = res.values[mask]
             spent += res.inpaintings
@@ -166,14 +173,15 @@ def _values(planes, mask, levels, chroma_levels, tonal, progress=False, chroma_m
 
 def encode_with_mask(img, planes, found, levels, chroma_levels, tonal, *,
                      colour: int | None = None, progress: bool = False,
-                     chroma_merges: int = CHROMA_MERGES):
+                     chroma_merges: int = CHROMA_MERGES, effort: str = "best"):
     """The file of ``img`` with this mask and these level counts.
 
     ``found`` is a mask encoder's :class:`MaskResult` (its coder stores the mask) or a
     boolean mask (the free-mask coder); ``planes`` are ``planes_of(img, colour)``.
     ``chroma_merges`` (colour tree masks only): chroma on the tree with its bottom splits
     merged that many times (format version 3; 0 gives a version-2 file).
-    ``chroma_levels=None``: :func:`default_chroma_levels`.
+    ``chroma_levels=None``: :func:`default_chroma_levels`.  ``effort``: the tonal
+    optimisation's settings (``TONAL_SETTINGS``).
     Returns (bytes, container, inpaintings).
     """
     if not isinstance(found, MaskResult):
@@ -191,7 +199,8 @@ def encode_with_mask(img, planes, found, levels, chroma_levels, tonal, *,
         value_coder, version = TREE_CHROMA_VALUE_CODER, 3
         trees[1:] = [merge_bottom_splits(found.structure, chroma_merges)] * 2
     chroma_mask = tree_mask(trees[1]) if value_coder == TREE_CHROMA_VALUE_CODER else None
-    qs, spent = _values(planes, mask, levels, chroma_levels, tonal, progress, chroma_mask)
+    qs, spent = _values(planes, mask, levels, chroma_levels, tonal, progress, chroma_mask,
+                        effort)
     cont = C.Container(img.shape[1], img.shape[0], channels, colour, version=version)
     cont.sections["PARM"] = _PARM.pack(found.coder, value_coder, levels, chroma_levels) + (
         _PARM_MERGES.pack(chroma_merges) if value_coder == TREE_CHROMA_VALUE_CODER else b"")

@@ -34,7 +34,7 @@ from .format import (  # noqa: F401 (decode, info: the API)
 from .limits import CodecError, check_memory
 from .metrics import psnr
 from .quantiser import MAX_LEVELS
-from .rate import search_rate
+from .rate import DEFAULT_EFFORT, search_rate
 
 #: The default mask encoder: tree masks store positions in a fraction of a bit per point
 #: and gain 2-4 dB over the free masks on Kodak (benchmarks/RESULTS.md).
@@ -112,7 +112,7 @@ def encode_report(image, *, encoder: str = DEFAULT_ENCODER, density: float | Non
                   bpp: float | None = None, levels: int | None = None,
                   chroma_levels: int | None = None, tonal: bool = True, seed: int = 0,
                   solver: str = "numba", progress: bool = False,
-                  **options) -> EncodeReport:
+                  effort: str = DEFAULT_EFFORT, **options) -> EncodeReport:
     """Encode an 8-bit grey or RGB image; see :func:`encode`.  Returns the full report."""
     t0 = time.perf_counter()
     img = _as_image(image)
@@ -143,7 +143,8 @@ def encode_report(image, *, encoder: str = DEFAULT_ENCODER, density: float | Non
         spent += res.inpaintings
     else:
         found = search_rate(img, planes, bpp, enc, levels=levels, chroma_levels=chroma_levels,
-                            tonal=tonal, seed=seed, progress=progress, options=options)
+                            tonal=tonal, seed=seed, progress=progress, options=options,
+                            effort=effort)
         data, cont, mask, lv, clv = found.data, found.cont, found.mask, found.lv, found.clv
         spent, search, lossless = found.inpaintings, found.log, found.lossless
         encoder = found.encoder  # "lossless", or a free-mask encoder past a tree's densest
@@ -190,6 +191,11 @@ def encode(image, **kwargs) -> bytes:
         Seed of the stochastic encoders.
     progress : bool
         Progress bars (rate search, tonal optimisation, slow encoders) on standard error.
+    effort : str
+        With ``bpp``: ``"fast"`` (default; tree masks: one level count by rule, one or two
+        tonal optimisations) or ``"best"`` (level counts searched with tonally optimised
+        encodes: a few tenths of a dB better, several times slower; see
+        :data:`inpcodec.codec.rate.EFFORTS`).
     **options
         The encoder's own options (``get_encoder(encoder).options``), e.g. ``weights``
         for ``learned``, ``max_seconds`` and ``runs`` for ``ps``.

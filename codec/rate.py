@@ -1,5 +1,10 @@
 """Rate control: hit a target size in bits per pixel by searching density and quantisation.
 
+Two efforts (``EFFORTS``).  ``fast``, the default for tree masks below 1 bpp, is
+:func:`_fast_search`: the density from encodes without tonal optimisation, a few level
+counts by rule, one tonal optimisation per count tried.  ``best`` is the full search
+below, also run for free masks, high rates, and where ``fast`` misses the target.
+
 For a candidate number of luma levels (8, 16, 32 or 64 unless given), the density is
 found by secant steps on log(density) against log(bpp) measured on real encodes: first
 with the fast Belhachmi proxy and without tonal optimisation, then with the real encoder
@@ -23,7 +28,7 @@ from tqdm.auto import tqdm
 
 from inpcodec.bitstreams import container as C
 
-from .encoders import MaskEncoder, get_encoder, refine_mask
+from .encoders import TREE_MASK_CODER, MaskEncoder, get_encoder, refine_mask
 from .format import (
     LOSSLESS_LEVELS,
     decode,
@@ -51,6 +56,21 @@ TONAL_DENSITY_GUESS = {1: 0.965, 3: 0.9}
 SATURATED_FALLBACK = "belhachmi"
 #: Level counts whose proxy PSNR trails the best proxy's by more than this are skipped.
 PROXY_MARGIN_DB = 1.5
+#: Rate-search efforts.  ``best``: the search above, over level counts with tonally
+#: optimised encodes.  ``fast`` (tree masks below HIGH_RATE): one luma level count from
+#: :func:`fast_levels`, the density from encodes without tonal optimisation (milliseconds
+#: each), and the tonal optimisation run once, or again until the file lands within
+#: RATE_TOLERANCE; other masks and rates get ``best``.  Measured: benchmarks/RESULTS.md,
+#: "Rate search effort".
+EFFORTS = ("fast", "best")
+DEFAULT_EFFORT = "fast"
+#: First guess of the size of a tonally optimised tree file over the plain one (same
+#: mask and levels), per channel count; each fast search corrects it from its own encodes.
+TONAL_RATE_GUESS = {1: 1.08, 3: 1.2}
+FAST_TONAL_ENCODES = 3  # at most, for the winning level count
+#: dB per doubling of the rate of tree files on Kodak at 0.05-0.3 bpp (1.2-2.2, grey and
+#: colour): puts the PSNR of a file that missed the target by a few per cent at the target.
+RD_SLOPE = 1.7
 
 
 @dataclass
@@ -103,17 +123,121 @@ def _secant(bpp_fn, target, d0, tol, max_steps, log):
     return best[1], best[2]
 
 
+def fast_levels(target: float, channels: int) -> list:
+    """Luma level counts a ``fast`` search tries at ``target`` bpp, in order.
+
+    From the counts the ``best`` search chose for tree masks on the first 6 Kodak images
+    at 0.05-0.3 bpp (benchmarks/results/kodak/jobs): in grey they depend on the image, not
+    the rate (8 on textured images, 11-23 on smooth ones), so grey tries 8 and 16 and then
+    one step beyond the better (11 or 23); in colour 16 won at every image and rate but
+    two, so colour tries 16 alone.  Above 0.3 bpp the counts grow as (bpp / 0.3)^0.63
+    (finer levels pay at high rates; the exponent fits the grey choices from 0.1 to 0.3).
+    """
+    scale = max(1.0, (target / 0.3) ** 0.63)
+
+    def lv(x):
+        return int(np.clip(round(x * scale), 2, LOSSLESS_LEVELS))
+
+    return [lv(8), lv(16)] if channels == 1 else [lv(16)]
+
+
+def _fast_search(img, planes, target, encoder, levels, chroma_levels, seed, progress,
+                 options, tonal):
+    """The ``fast`` effort (see EFFORTS); None where it does not apply or misses."""
+    n = img.shape[0] * img.shape[1]
+    channels = planes.shape[2]
+    luma = planes[:, :, 0]
+    min_d = 1.0 / n
+    log = []
+    spent = [0]
+    last_ratio = [TONAL_RATE_GUESS[channels] if tonal else 1.0]
+    ratios = {}  # per level count: tonal file size / plain file size, as measured
+    results = {}
+
+    def plain_fn(lv):
+        cache = {}
+
+        def plain(d):
+            d = float(np.clip(d, min_d, 1.0))
+            if d not in cache:
+                found = encoder.make(luma, d, levels=lv, seed=seed, **options)
+                data, _, _ = encode_with_mask(img, planes, found, lv, chroma_levels, False)
+                cache[d] = (_bpp(data, n), found, data)
+            return cache[d]
+        return plain
+
+    def attempt(lv, plain, d):
+        """One tonal encode at the density whose plain file is ``target / ratio``."""
+        goal = target / ratios.get(lv, last_ratio[0])
+        d, (b_plain, found, data) = _secant(plain, goal, d, 0.005, 12, log)
+        if tonal:
+            data, cont, sp = encode_with_mask(img, planes, found, lv, chroma_levels, True,
+                                              progress=progress, effort="fast")
+            spent[0] += sp
+        else:
+            cont = C.read(data)
+        b = _bpp(data, n)
+        ratios[lv] = last_ratio[0] = b / b_plain  # this image's own, for the next attempt
+        psnr = _psnr(decode(data), img)
+        log.append({"density": d, "bpp": b, "levels": lv, "psnr": psnr, "tonal": tonal,
+                    "effort": "fast"})
+        return d, (abs(b / target - 1.0), psnr, b, data, cont, found)
+
+    def evaluate(lv):
+        """This level count's file; its PSNR for ranking, corrected to the target rate
+        (by RD_SLOPE) when the file missed it."""
+        if lv not in results:
+            plain = plain_fn(lv)
+            d = float(np.clip(target / (8.0 + math.log2(lv) * channels), min_d, 1.0))
+            if plain(d)[1].coder != TREE_MASK_CODER:
+                return None  # measured on tree masks only: the others get the full search
+            results[lv] = (plain, *attempt(lv, plain, d))
+        _, _, (err, psnr, b, *_) = results[lv]
+        return psnr + RD_SLOPE * math.log2(target / b)
+
+    cands = [int(levels)] if levels is not None else fast_levels(target, channels)
+    scores = [evaluate(lv) for lv in cands]
+    if any(x is None for x in scores):
+        return None
+    if len(cands) == 2:  # one step beyond the better: 11 below 16 when 8 won, else 23
+        lo, hi = cands
+        step = math.sqrt(hi / lo)
+        nxt = int(np.clip(round(lo * step if scores[0] >= scores[1] else hi * step), 2,
+                          LOSSLESS_LEVELS))
+        if nxt not in cands:
+            cands.append(nxt)
+            scores.append(evaluate(nxt))
+    lv = cands[int(np.argmax(scores))]
+    plain, d, out = results[lv]
+    for _ in range(FAST_TONAL_ENCODES - 1):  # the winner must land within tolerance
+        if out[0] <= RATE_TOLERANCE or not tonal:
+            break
+        d2, out2 = attempt(lv, plain, d)
+        if out2[0] < out[0]:
+            d, out = d2, out2
+    err, psnr, b, data, cont, found = out
+    if err > RATE_TOLERANCE:
+        return None
+    clv = chroma_levels if chroma_levels is not None else default_chroma_levels(found, lv)
+    log.append({"levels": lv, "psnr": psnr, "bpp": b})
+    return RateResult(data, cont, found.mask, lv, clv, spent[0] + found.inpaintings, log,
+                      encoder=encoder.name)
+
+
 def search_rate(img, planes, target, encoder: MaskEncoder, *, levels=None,
                 chroma_levels=None, tonal=True, seed=0, progress=False,
-                options=None) -> RateResult:
+                options=None, effort: str = DEFAULT_EFFORT) -> RateResult:
     """The best file of ``img`` within ``RATE_TOLERANCE`` of ``target`` bpp.
 
     ``planes`` are the image's YCbCr (or grey) planes, ``encoder`` the registered mask
-    encoder and ``options`` its options.  Raises :class:`CodecError` for a target below
-    the smallest file or one that cannot be reached.
+    encoder and ``options`` its options; ``effort`` one of EFFORTS.  Raises
+    :class:`CodecError` for a target below the smallest file or one that cannot be
+    reached.
     """
     options = options or {}
     n = img.shape[0] * img.shape[1]
+    if effort not in EFFORTS:
+        raise CodecError(f"unknown effort {effort!r} (choose one of {', '.join(EFFORTS)})")
     if not target > 0:
         raise CodecError(f"bpp must be positive, got {target:g}")
     floor = lowest_bpp(img, planes)
@@ -126,6 +250,12 @@ def search_rate(img, planes, target, encoder: MaskEncoder, *, levels=None,
                           LOSSLESS_LEVELS, 0, [{"bpp": _bpp(data, n), "lossless": True}],
                           lossless=True, encoder="lossless")
     luma = planes[:, :, 0]
+    if effort == "fast" and target < HIGH_RATE and encoder.cheap and not encoder.search_with:
+        found = _fast_search(img, planes, target, encoder, levels, chroma_levels, seed,
+                             progress, {k: v for k, v in options.items()
+                                        if k in encoder.options}, tonal)
+        if found is not None:
+            return found
     if levels is not None:
         cands = [int(levels)]
     else:

@@ -141,3 +141,44 @@ def test_tree_files_are_version_2_and_free_masks_stay_version_1(monkeypatch):
     monkeypatch.setattr(container, "VERSION", 1)
     with pytest.raises(container.FormatError, match="format version 2 is newer"):
         inpcodec.decode(tree.data)
+
+
+def test_fast_levels_rule_hand_computed():
+    from inpcodec.codec.rate import fast_levels
+
+    for bpp in (0.02, 0.05, 0.1, 0.3):
+        assert fast_levels(bpp, 1) == [8, 16] and fast_levels(bpp, 3) == [16]
+    s = (1.0 / 0.3) ** 0.63  # 2.14
+    assert fast_levels(1.0, 1) == [round(8 * s), round(16 * s)] == [17, 34]
+    assert fast_levels(1.0, 3) == [34]
+    assert fast_levels(1e6, 1) == [256, 256]
+
+
+@pytest.mark.parametrize("colour", [False, True])
+def test_fast_effort_hits_the_target_with_few_tonal_encodes(colour):
+    from inpcodec.codec.rate import fast_levels
+
+    img = make_image(96, 128, colour=colour)
+    for bpp in (0.3, 0.6):
+        r = encode_report(img, bpp=bpp, effort="fast")
+        assert abs(r.bpp / bpp - 1) <= 0.03
+        cands = fast_levels(bpp, 3 if colour else 1)
+        assert r.levels in cands or (not colour and cands[0] < r.levels < 1.5 * cands[1])
+        assert r.data[4] == (3 if colour else 2)  # a tree file
+        tonal_encodes = [e for e in r.search if e.get("effort") == "fast"]
+        # one per level count tried (grey 3, colour 1), up to 2 more for the winner
+        assert 1 <= len(tonal_encodes) <= (5 if not colour else 3)
+        assert all(e["tonal"] for e in tonal_encodes)
+        np.testing.assert_array_equal(inpcodec.decode(r.data), r.decoded)
+    best = encode_report(img, bpp=0.3, effort="best")
+    assert abs(best.bpp / 0.3 - 1) <= 0.03
+    assert not any(e.get("effort") == "fast" for e in best.search)
+
+
+def test_fast_effort_leaves_free_masks_to_the_full_search_and_refuses_unknown_efforts():
+    img = make_image(48, 64)
+    r = encode_report(img, encoder="belhachmi", bpp=0.5, effort="fast")
+    assert abs(r.bpp / 0.5 - 1) <= 0.03 and r.data[4] == 1
+    assert not any(e.get("effort") == "fast" for e in r.search)
+    with pytest.raises(inpcodec.codec.limits.CodecError, match="unknown effort 'quick'"):
+        encode_report(img, bpp=0.5, effort="quick")

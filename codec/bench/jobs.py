@@ -27,15 +27,19 @@ class CodecSpec(NamedTuple):
     encoder: str  # the Pillow codec or the inpcodec mask encoder
     tonal: bool  # inpcodec: tonal optimisation of the stored values
     postprocess: str  # inpcodec: the decoder's post-processor, "none" or "gan"
+    effort: str = "best"  # inpcodec: the rate search's effort (codec.rate.EFFORTS)
 
 
-#: Suffixes of the inpcodec encoders, in this order: ``learned-notonal-gan``.
-INPCODEC_SUFFIXES = ("notonal", "gan")
+#: Suffixes of the inpcodec encoders, in this order: ``tree-fast-notonal-gan``.  Without
+#: ``-fast`` the rate search runs with effort ``best`` (as every row recorded before the
+#: fast effort existed).
+INPCODEC_SUFFIXES = ("fast", "notonal", "gan")
 
 
 def parse_codec(name: str) -> CodecSpec:
     """The :class:`CodecSpec` of a codec name, e.g. ``jpeg``, ``learned``, ``ps-notonal``,
-    ``belhachmi-gan`` (decoded with the GAN post-processor)."""
+    ``belhachmi-gan`` (decoded with the GAN post-processor), ``tree-fast`` (the rate
+    search's fast effort)."""
     if name in REFERENCE_CODECS:
         return CodecSpec("reference", name, False, "none")
     # encoder names may hold dashes themselves (tree-map): peel known suffixes off the end
@@ -46,11 +50,12 @@ def parse_codec(name: str) -> CodecSpec:
     ordered = [s for s in INPCODEC_SUFFIXES if s in suffixes]
     if enc not in encoder_names() or suffixes != ordered:
         raise ValueError(f"unknown codec {name!r}; choose from {', '.join(REFERENCE_CODECS)}, "
-                         f"{', '.join(encoder_names())} (inpcodec encoders take -notonal "
-                         "for no tonal optimisation and -gan for the GAN post-processor, in "
-                         "that order)")
+                         f"{', '.join(encoder_names())} (inpcodec encoders take -fast for "
+                         "the fast rate search, -notonal for no tonal optimisation and -gan "
+                         "for the GAN post-processor, in that order)")
     return CodecSpec("inpcodec", enc, "notonal" not in suffixes,
-                     "gan" if "gan" in suffixes else "none")
+                     "gan" if "gan" in suffixes else "none",
+                     "fast" if "fast" in suffixes else "best")
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,7 @@ def _single_thread():
 def run_rate_job(job: RateJob, img: np.ndarray, seed: int = 0) -> dict:
     """Encode ``img`` at ``job.target`` bpp with ``job.codec``, decode, measure."""
     _single_thread()
-    kind, enc, tonal, postprocess = parse_codec(job.codec)
+    kind, enc, tonal, postprocess, effort = parse_codec(job.codec)
     n = img.shape[0] * img.shape[1]
     row = {"image": job.image, "mode": job.mode, "codec": job.codec,
            "target_bpp": job.target, "width": img.shape[1], "height": img.shape[0]}
@@ -104,7 +109,8 @@ def run_rate_job(job: RateJob, img: np.ndarray, seed: int = 0) -> dict:
             row.update(parameter=param)
         else:
             t0 = time.perf_counter()
-            rep = encode_report(img, encoder=enc, bpp=job.target, tonal=tonal, seed=seed)
+            rep = encode_report(img, encoder=enc, bpp=job.target, tonal=tonal, seed=seed,
+                                effort=effort)
             t1 = time.perf_counter()
             data = rep.data
             dec = decode(data, postprocess=postprocess)
