@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import uniform_filter
 
 from inpcodec.bitstreams.tree_coder import (
     Tree,
@@ -339,3 +340,25 @@ def scale_error_order(shape, error_at_depth, *, quad: bool = True,
     depth, key, val = np.concatenate(depth), np.concatenate(key), np.concatenate(val)
     o = np.lexsort((key, depth, -val))  # ties: parent first, then by key (reproducible)
     return SplitOrder(h, w, quad, centres, depth[o], key[o], np.zeros(o.size, np.int64))
+
+
+def smooth_log_error(error: np.ndarray, side: int) -> np.ndarray:
+    """``log1p`` of a squared-error map, box-averaged over half a cell's side.
+
+    Why: the pixel errors are spiky (zero at the mask points), and the tree only needs
+    their sums over cells; the average in the log domain is a low-noise target, and its
+    maps gave trees 0.0-0.2 dB *better* than the raw uniform-tree errors (inpainting PSNR at
+    2-8 % points, kodim03/05/23), themselves within 0.1 dB of error-driven densification.
+    """
+    return uniform_filter(np.log1p(error), size=max(1, side // 2), mode="reflect")
+
+
+def teacher_error_maps(image, *, quad: bool = True) -> list:
+    """What the network learns, for an image of any size: per depth, the uniform tree's
+    squared error averaged in the log domain over half a cell (one inpainting per depth).
+    """
+    f = _check(image)
+    h, w = f.shape
+    sched = schedule(h, w, quad)
+    return [np.expm1(smooth_log_error(e, int(round(2 ** cell_log2_side(h, w, sched[d])))))
+            for d, e in enumerate(uniform_error_maps(f, quad=quad))]

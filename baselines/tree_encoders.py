@@ -27,7 +27,14 @@ from inpcodec.codec.encoders import (
     target_count,
 )
 
-from .tree import error_driven_order, map_driven_order, prefix_for_points, tree_from_order
+from .tree import (
+    error_driven_order,
+    map_driven_order,
+    prefix_for_points,
+    scale_error_order,
+    teacher_error_maps,
+    tree_from_order,
+)
 
 _CACHE: OrderedDict = OrderedDict()
 _CACHE_SIZE = 4
@@ -46,6 +53,10 @@ def _order(kind: str, f: np.ndarray, points: int):
         order = error_driven_order(f, budget)
         complete = int(tree_mask(tree_from_order(order, len(order))).sum()) < budget
         spent = int(order.cost.max()) if len(order) else 0
+    elif kind == "teacher":
+        maps = teacher_error_maps(f)
+        order = scale_error_order(f.shape, lambda d: maps[d])
+        budget, complete, spent = f.size, True, len(maps)
     else:
         order, budget, complete, spent = map_driven_order(f), f.size, True, 0
     _CACHE[key] = (order, budget, complete, time.perf_counter() - t0)
@@ -77,6 +88,14 @@ def _make_map(luma, density, *, levels=None, seed=0, progress=False):
 register(MaskEncoder(
     "tree", _make_error, "quadtree of corners and centres, split where the inpainting "
     "error is largest (a few inpaintings; tree-coded positions)"))
+def _make_teacher(luma, density, *, levels=None, seed=0, progress=False):
+    return _tree_result("teacher", luma, density)
+
+
+register(MaskEncoder(
+    "tree-teacher", _make_teacher, "quadtree split by the errors that uniform trees of each "
+    "depth leave (one inpainting per depth, none sequential; the tree-map network's "
+    "teacher; tree-coded positions)"))
 register(MaskEncoder(
     "tree-map", _make_map, "quadtree split by Belhachmi's Laplacian map (no inpainting; "
     "tree-coded positions)"))

@@ -5,8 +5,9 @@
 Post-processor: every Kodak image (colour; ``--grey`` for the luma) is encoded by the
 codec with the learned and the Belhachmi encoder at each density (default 2, 5, 10 %;
 64 levels, tonal optimisation, as ``inpcodec encode --density``), decoded as usual and
-decoded with ``postprocess="gan"``; PSNR (RGB, peak 255), SSIM (scikit-image, Gaussian
-weights as Wang et al.) and MS-SSIM (pytorch-msssim) of both against the original.  Run
+decoded with ``postprocess="gan"``; PSNR (RGB, peak 255), SSIM and MS-SSIM (both
+pytorch-msssim, Gaussian window as Wang et al.; :mod:`inpcodec.codec.metrics`) of both
+against the original.  Run
 time of the post-processor alone on a 768 x 512 colour image with 2 torch threads: median
 of ``--repeats`` runs (the machine may be busy: the spread is reported too).
 

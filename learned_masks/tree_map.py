@@ -27,14 +27,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.ndimage import uniform_filter
 from torch import nn
 from torch.nn import functional as F
 
-from inpcodec.baselines.tree import (
+# the teacher's maps live with the tree encoders; re-exported here beside the student
+from inpcodec.baselines.tree import (  # noqa: F401
     cell_log2_side,
     prefix_for_points,
     scale_error_order,
+    smooth_log_error,
+    teacher_error_maps,
     tree_from_order,
     uniform_error_maps,
 )
@@ -81,28 +83,6 @@ def training_targets(crop) -> np.ndarray:
     top = LOG2_SIDES[-1]
     return np.stack([smooth_log_error(maps[top - s], 1 << s)
                      for s in LOG2_SIDES]).astype(np.float32)
-
-
-def smooth_log_error(error: np.ndarray, side: int) -> np.ndarray:
-    """``log1p`` of a squared-error map, box-averaged over half a cell's side.
-
-    Why: the pixel errors are spiky (zero at the mask points), and the tree only needs
-    their sums over cells; the average in the log domain is a low-noise target, and its
-    maps gave trees 0.0-0.2 dB *better* than the raw uniform-tree errors (inpainting PSNR at
-    2-8 % points, kodim03/05/23), themselves within 0.1 dB of error-driven densification.
-    """
-    return uniform_filter(np.log1p(error), size=max(1, side // 2), mode="reflect")
-
-
-def teacher_error_maps(image, *, quad: bool = True) -> list:
-    """What the network learns, for an image of any size: per depth, the uniform tree's
-    squared error averaged in the log domain over half a cell (one inpainting per depth).
-    """
-    f = check_image(image)
-    h, w = f.shape
-    sched = schedule(h, w, quad)
-    return [np.expm1(smooth_log_error(e, int(round(2 ** cell_log2_side(h, w, sched[d])))))
-            for d, e in enumerate(uniform_error_maps(f, quad=quad))]
 
 
 def load_tree_map_network(path: str | Path | None = None) -> TreeMapNet:
