@@ -216,6 +216,85 @@ def error_driven_order(image, max_points: int, *, batch: float = 0.5, quad: bool
                       np.concatenate(cost))
 
 
+def probabilistic_order(image, max_points: int, *, candidates: float = 0.5,
+                        keep: float = 0.5, quad: bool = True, centres: bool = True,
+                        tol: float = 1e-3, seed: int = 0) -> SplitOrder:
+    """Split order of probabilistic tree densification (Peter et al., PSIVT 2015).
+
+    Each iteration splits a random fraction ``candidates`` of the splittable leaves
+    tentatively, inpaints, and keeps the ``keep`` fraction of those splits that lowered
+    the squared error inside their cell most; the others are undone.  Two inpaintings per
+    iteration (with the tentative and with the kept splits).  Measured against
+    error-driven densification in ``benchmarks/bench_tree_densification.py``.
+    """
+    f = _check(image)
+    if not (0.0 < candidates <= 1.0 and 0.0 < keep <= 1.0):
+        raise ValueError("candidates and keep must lie in (0, 1]")
+    rng = np.random.default_rng(seed)
+    h, w = f.shape
+    sched = schedule(h, w, quad)
+    start = 0
+    while start < len(sched) - 1 and (1 << sum(sched[start])) < START_LEAVES:
+        start += 1
+    t = uniform_tree(h, w, start, quad=quad, centres=centres)
+    depth = [np.full(s.size, d, np.int64) for d, s in enumerate(t.splits)]
+    key = list(t.splits)
+    cost = [np.zeros(s.size, np.int64) for s in t.splits]
+    leaf_d = np.full(1 << sum(sched[start]), start, np.int64)
+    leaf_k = np.arange(leaf_d.size, dtype=np.int64)
+    spent = 0
+
+    def order_with(extra_d, extra_k):
+        return SplitOrder(h, w, quad, centres, np.concatenate(depth + [extra_d]),
+                          np.concatenate(key + [extra_k]),
+                          np.zeros(sum(x.size for x in depth) + extra_d.size, np.int64))
+
+    def error_sums(mask, ds, ks):
+        nonlocal spent
+        u = Inpainter(mask, solver="numba").solve(np.where(mask, f, 0.0), tol=tol)
+        spent += 1
+        sat = _sat((u - f) ** 2)
+        out = np.empty(ds.size)
+        for d in np.unique(ds):
+            sel = ds == d
+            out[sel] = _cell_sums(sat, *cell_bounds(h, w, sched[d], ks[sel]))
+        return out
+
+    empty = np.zeros(0, np.int64)
+    mask = tree_mask(tree_from_order(order_with(empty, empty), sum(x.size for x in depth)))
+    while int(mask.sum()) < max_points:
+        idx = np.flatnonzero(leaf_d < len(sched) - 1)
+        if idx.size == 0:
+            break
+        cand = np.sort(rng.choice(idx, max(1, int(np.ceil(candidates * idx.size))),
+                                  replace=False))
+        before = error_sums(mask, leaf_d[cand], leaf_k[cand])
+        trial = order_with(leaf_d[cand], leaf_k[cand])
+        after = error_sums(tree_mask(tree_from_order(trial, len(trial))), leaf_d[cand],
+                           leaf_k[cand])
+        gain = before - after
+        n = max(1, int(np.ceil(keep * cand.size)))
+        pick = cand[np.lexsort((leaf_k[cand], leaf_d[cand], -gain))[:n]]
+        depth.append(leaf_d[pick])
+        key.append(leaf_k[pick])
+        cost.append(np.full(pick.size, spent, np.int64))
+        new_d, new_k = [], []
+        for d in np.unique(leaf_d[pick]):
+            sel = pick[leaf_d[pick] == d]
+            nc = n_children(sched[d], sched[d + 1])
+            for c in range(nc):
+                new_k.append(children(leaf_k[sel], sched[d], sched[d + 1], c))
+                new_d.append(np.full(sel.size, d + 1, np.int64))
+        kept = np.ones(leaf_d.size, bool)
+        kept[pick] = False
+        leaf_d = np.concatenate([leaf_d[kept]] + new_d)
+        leaf_k = np.concatenate([leaf_k[kept]] + new_k)
+        mask = tree_mask(tree_from_order(order_with(empty, empty),
+                                         sum(x.size for x in depth)))
+    return SplitOrder(h, w, quad, centres, np.concatenate(depth), np.concatenate(key),
+                      np.concatenate(cost))
+
+
 def error_driven_tree(image, points: int, *, batch: float = 0.5, quad: bool = True,
                       centres: bool = True) -> TreeResult:
     """Error-driven tree with at least ``points`` mask points (the knob); see the module."""

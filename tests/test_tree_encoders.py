@@ -10,6 +10,7 @@ from inpcodec.baselines.tree import (
     map_driven_order,
     map_driven_tree,
     prefix_for_points,
+    probabilistic_order,
     tree_from_order,
 )
 from inpcodec.bitstreams.tree_coder import tree_mask
@@ -42,6 +43,23 @@ def test_error_driven_refines_where_the_error_is():
     near = np.zeros_like(m)
     near[16:44, 26:54] = True
     assert m[near].mean() > 1.5 * m[~near].mean()  # 2.0x measured (64 uniform leaves first)
+
+
+def test_probabilistic_order_is_seeded_and_refines_where_the_error_is():
+    f = np.full((64, 64), 100.0)
+    f[20:40, 30:50] = 200.0
+    a = probabilistic_order(f, 300, seed=3)
+    b = probabilistic_order(f, 300, seed=3)
+    assert np.array_equal(a.depth, b.depth) and np.array_equal(a.key, b.key)
+    assert not np.array_equal(a.key, probabilistic_order(f, 300, seed=4).key)
+    m = tree_mask(tree_from_order(a, prefix_for_points(a, 300)))
+    assert m.sum() >= 300
+    near = np.zeros_like(m)
+    near[16:44, 26:54] = True
+    assert m[near].mean() > 1.5 * m[~near].mean()
+    assert a.cost.max() >= 2  # two inpaintings per iteration
+    with pytest.raises(ValueError):
+        probabilistic_order(f, 300, candidates=0.0)
 
 
 def test_map_driven_deterministic_and_monotone():
