@@ -88,6 +88,9 @@ class EncodeReport:
     search: list = field(default_factory=list)
     #: True when every pixel is stored exactly (a rate at or above the lossless file's).
     lossless: bool = False
+    #: Points that store chroma (colour files; fewer than ``points`` in a colour tree file,
+    #: whose chroma lives on a coarser tree).
+    chroma_points: int = 0
 
     @property
     def bpp(self) -> float:
@@ -99,7 +102,9 @@ class EncodeReport:
 
     @property
     def value_bits_per_point(self) -> float:
-        return 8.0 * self.bytes_values / (self.points * self.channels)
+        """Bits per stored value (every channel's values together)."""
+        values = self.points + (2 * self.chroma_points if self.channels == 3 else 0)
+        return 8.0 * self.bytes_values / values
 
 
 def _check_levels(levels, name="levels"):
@@ -162,7 +167,8 @@ def encode_report(image, *, encoder: str = DEFAULT_ENCODER, density: float | Non
         tonal=tonal and not lossless, bytes_header=len(data) - sizes["MASK"] - vals,
         bytes_mask=sizes["MASK"], bytes_values=vals, psnr=psnr(decoded, img),
         psnr_luma=psnr(luma_dec, luma), encode_seconds=encode_seconds,
-        decode_seconds=decode_seconds, inpaintings=spent, search=search, lossless=lossless)
+        decode_seconds=decode_seconds, inpaintings=spent, search=search, lossless=lossless,
+        chroma_points=info(data).chroma_points)
 
 
 def encode(image, **kwargs) -> bytes:

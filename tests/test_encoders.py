@@ -182,3 +182,14 @@ def test_fast_effort_leaves_free_masks_to_the_full_search_and_refuses_unknown_ef
     assert not any(e.get("effort") == "fast" for e in r.search)
     with pytest.raises(inpcodec.codec.limits.CodecError, match="unknown effort 'quick'"):
         encode_report(img, bpp=0.5, effort="quick")
+
+
+def test_report_counts_the_chroma_points_of_a_chroma_tree():
+    img = make_image(64, 80, colour=True)
+    r = encode_report(img, density=0.1, levels=16, tonal=False)
+    i = inpcodec.codec.format.info(r.data)
+    assert r.chroma_points == i.chroma_points < r.points
+    assert r.value_bits_per_point == pytest.approx(
+        8 * r.bytes_values / (r.points + 2 * r.chroma_points))
+    grey = encode_report(img[:, :, 0], density=0.1, levels=16, tonal=False)
+    assert grey.value_bits_per_point == pytest.approx(8 * grey.bytes_values / grey.points)
