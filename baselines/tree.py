@@ -144,6 +144,73 @@ def prefix_for_points(order: SplitOrder, points: int) -> int:
 # ----------------------------------------------------------------------------- error-driven
 
 
+class _Densification:
+    """What error-driven and probabilistic densification share: the start (the uniform
+    tree with at least START_LEAVES leaves), the current leaves, the splits made so far
+    (the order) and the leaves' error sums."""
+
+    def __init__(self, f, quad, centres, tol):
+        self.f, self.quad, self.centres, self.tol = f, quad, centres, tol
+        h, w = f.shape
+        self.sched = schedule(h, w, quad)
+        start = 0
+        while start < len(self.sched) - 1 and (1 << sum(self.sched[start])) < START_LEAVES:
+            start += 1
+        t = uniform_tree(h, w, start, quad=quad, centres=centres)
+        self.depth = [np.full(s.size, d, np.int64) for d, s in enumerate(t.splits)]
+        self.key = list(t.splits)
+        self.cost = [np.zeros(s.size, np.int64) for s in t.splits]
+        self.leaf_d = np.full(1 << sum(self.sched[start]), start, np.int64)  # all at start
+        self.leaf_k = np.arange(self.leaf_d.size, dtype=np.int64)
+        self.mask = tree_mask(t)
+        self.spent = 0
+
+    def splittable(self) -> np.ndarray:
+        return self.leaf_d < len(self.sched) - 1
+
+    def order(self, extra_d=None, extra_k=None) -> SplitOrder:
+        """The splits so far (and ``extra`` ones after them, at cost 0)."""
+        h, w = self.f.shape
+        d, k, c = self.depth, self.key, self.cost
+        if extra_d is not None:
+            d, k, c = d + [extra_d], k + [extra_k], c + [np.zeros(extra_d.size, np.int64)]
+        return SplitOrder(h, w, self.quad, self.centres, np.concatenate(d),
+                          np.concatenate(k), np.concatenate(c))
+
+    def error_sums(self, mask, leaves, x0=None):
+        """Squared inpainting error of ``mask`` summed over the cells of the leaves
+        ``leaves`` (indices); returns (sums, the inpainting)."""
+        f = self.f
+        u = Inpainter(mask, solver="numba").solve(np.where(mask, f, 0.0), tol=self.tol, x0=x0)
+        self.spent += 1
+        sat = _sat((u - f) ** 2)
+        out = np.empty(leaves.size)
+        ds, ks = self.leaf_d[leaves], self.leaf_k[leaves]
+        for d in np.unique(ds):
+            sel = ds == d
+            out[sel] = _cell_sums(sat, *cell_bounds(*f.shape, self.sched[d], ks[sel]))
+        return out, u
+
+    def split(self, pick):
+        """Split the leaves ``pick`` (indices, in order), recording them at this cost."""
+        sched, leaf_d, leaf_k = self.sched, self.leaf_d, self.leaf_k
+        self.depth.append(leaf_d[pick])
+        self.key.append(leaf_k[pick])
+        self.cost.append(np.full(pick.size, self.spent, np.int64))
+        new_d, new_k = [], []
+        for d in np.unique(leaf_d[pick]):
+            sel = pick[leaf_d[pick] == d]
+            for c in range(n_children(sched[d], sched[d + 1])):
+                new_k.append(children(leaf_k[sel], sched[d], sched[d + 1], c))
+                new_d.append(np.full(sel.size, d + 1, np.int64))
+        keep = np.ones(leaf_d.size, bool)
+        keep[pick] = False
+        self.leaf_d = np.concatenate([leaf_d[keep]] + new_d)
+        self.leaf_k = np.concatenate([leaf_k[keep]] + new_k)
+        so_far = self.order()
+        self.mask = tree_mask(tree_from_order(so_far, len(so_far)))
+
+
 def error_driven_order(image, max_points: int, *, batch: float = 0.5, quad: bool = True,
                        centres: bool = True, tol: float = 1e-3) -> SplitOrder:
     """Split order of error-driven densification, run until ``max_points`` points.
@@ -162,58 +229,20 @@ def error_driven_order(image, max_points: int, *, batch: float = 0.5, quad: bool
     tol : float
         Relative residual of the inpainting solves (they only rank leaves).
     """
-    f = _check(image)
-    h, w = f.shape
-    sched = schedule(h, w, quad)
-    start = 0
-    while start < len(sched) - 1 and (1 << sum(sched[start])) < START_LEAVES:
-        start += 1
-    t = uniform_tree(h, w, start, quad=quad, centres=centres)
-    depth = [np.full(s.size, d, np.int64) for d, s in enumerate(t.splits)]
-    key = list(t.splits)
-    cost = [np.zeros(s.size, np.int64) for s in t.splits]
-    # current leaves (all at depth `start`)
-    leaf_d = np.full(1 << sum(sched[start]), start, np.int64)
-    leaf_k = np.arange(leaf_d.size, dtype=np.int64)
-    mask = tree_mask(t)
-    spent = 0
+    state = _Densification(_check(image), quad, centres, tol)
     x0 = None
-    while int(mask.sum()) < max_points:
-        can = leaf_d < len(sched) - 1
+    while int(state.mask.sum()) < max_points:
+        can = state.splittable()
         if not can.any():
             break
-        u = Inpainter(mask, solver="numba").solve(np.where(mask, f, 0.0), tol=tol, x0=x0)
-        x0 = u
-        spent += 1
-        sat = _sat((u - f) ** 2)
-        err = np.full(leaf_d.size, -1.0)
-        for d in np.unique(leaf_d[can]):
-            sel = np.flatnonzero(can & (leaf_d == d))
-            err[sel] = _cell_sums(sat, *cell_bounds(h, w, sched[d], leaf_k[sel]))
+        sums, x0 = state.error_sums(state.mask, np.flatnonzero(can), x0)
+        err = np.full(can.size, -1.0)
+        err[can] = sums
         n = max(1, int(np.ceil(batch * int(can.sum()))))
         # largest error first; ties by (depth, key) so the order is reproducible
-        rank = np.lexsort((leaf_k, leaf_d, -err))
-        pick = rank[:n]
-        pick = pick[can[pick]]
-        depth.append(leaf_d[pick])
-        key.append(leaf_k[pick])
-        cost.append(np.full(pick.size, spent, np.int64))
-        new_d, new_k = [], []
-        for d in np.unique(leaf_d[pick]):
-            sel = pick[leaf_d[pick] == d]
-            nc = n_children(sched[d], sched[d + 1])
-            for c in range(nc):
-                new_k.append(children(leaf_k[sel], sched[d], sched[d + 1], c))
-                new_d.append(np.full(sel.size, d + 1, np.int64))
-        keep = np.ones(leaf_d.size, bool)
-        keep[pick] = False
-        leaf_d = np.concatenate([leaf_d[keep]] + new_d)
-        leaf_k = np.concatenate([leaf_k[keep]] + new_k)
-        so_far = SplitOrder(h, w, quad, centres, np.concatenate(depth), np.concatenate(key),
-                            np.concatenate(cost))
-        mask = tree_mask(tree_from_order(so_far, len(so_far)))
-    return SplitOrder(h, w, quad, centres, np.concatenate(depth), np.concatenate(key),
-                      np.concatenate(cost))
+        pick = np.lexsort((state.leaf_k, state.leaf_d, -err))[:n]
+        state.split(pick[can[pick]])
+    return state.order()
 
 
 def probabilistic_order(image, max_points: int, *, candidates: float = 0.5,
@@ -227,72 +256,23 @@ def probabilistic_order(image, max_points: int, *, candidates: float = 0.5,
     iteration (with the tentative and with the kept splits).  Measured against
     error-driven densification in ``benchmarks/bench_tree_densification.py``.
     """
-    f = _check(image)
     if not (0.0 < candidates <= 1.0 and 0.0 < keep <= 1.0):
         raise ValueError("candidates and keep must lie in (0, 1]")
+    state = _Densification(_check(image), quad, centres, tol)
     rng = np.random.default_rng(seed)
-    h, w = f.shape
-    sched = schedule(h, w, quad)
-    start = 0
-    while start < len(sched) - 1 and (1 << sum(sched[start])) < START_LEAVES:
-        start += 1
-    t = uniform_tree(h, w, start, quad=quad, centres=centres)
-    depth = [np.full(s.size, d, np.int64) for d, s in enumerate(t.splits)]
-    key = list(t.splits)
-    cost = [np.zeros(s.size, np.int64) for s in t.splits]
-    leaf_d = np.full(1 << sum(sched[start]), start, np.int64)
-    leaf_k = np.arange(leaf_d.size, dtype=np.int64)
-    spent = 0
-
-    def order_with(extra_d, extra_k):
-        return SplitOrder(h, w, quad, centres, np.concatenate(depth + [extra_d]),
-                          np.concatenate(key + [extra_k]),
-                          np.zeros(sum(x.size for x in depth) + extra_d.size, np.int64))
-
-    def error_sums(mask, ds, ks):
-        nonlocal spent
-        u = Inpainter(mask, solver="numba").solve(np.where(mask, f, 0.0), tol=tol)
-        spent += 1
-        sat = _sat((u - f) ** 2)
-        out = np.empty(ds.size)
-        for d in np.unique(ds):
-            sel = ds == d
-            out[sel] = _cell_sums(sat, *cell_bounds(h, w, sched[d], ks[sel]))
-        return out
-
-    empty = np.zeros(0, np.int64)
-    mask = tree_mask(tree_from_order(order_with(empty, empty), sum(x.size for x in depth)))
-    while int(mask.sum()) < max_points:
-        idx = np.flatnonzero(leaf_d < len(sched) - 1)
+    while int(state.mask.sum()) < max_points:
+        idx = np.flatnonzero(state.splittable())
         if idx.size == 0:
             break
         cand = np.sort(rng.choice(idx, max(1, int(np.ceil(candidates * idx.size))),
                                   replace=False))
-        before = error_sums(mask, leaf_d[cand], leaf_k[cand])
-        trial = order_with(leaf_d[cand], leaf_k[cand])
-        after = error_sums(tree_mask(tree_from_order(trial, len(trial))), leaf_d[cand],
-                           leaf_k[cand])
-        gain = before - after
+        before, _ = state.error_sums(state.mask, cand)
+        trial = state.order(state.leaf_d[cand], state.leaf_k[cand])
+        after, _ = state.error_sums(tree_mask(tree_from_order(trial, len(trial))), cand)
         n = max(1, int(np.ceil(keep * cand.size)))
-        pick = cand[np.lexsort((leaf_k[cand], leaf_d[cand], -gain))[:n]]
-        depth.append(leaf_d[pick])
-        key.append(leaf_k[pick])
-        cost.append(np.full(pick.size, spent, np.int64))
-        new_d, new_k = [], []
-        for d in np.unique(leaf_d[pick]):
-            sel = pick[leaf_d[pick] == d]
-            nc = n_children(sched[d], sched[d + 1])
-            for c in range(nc):
-                new_k.append(children(leaf_k[sel], sched[d], sched[d + 1], c))
-                new_d.append(np.full(sel.size, d + 1, np.int64))
-        kept = np.ones(leaf_d.size, bool)
-        kept[pick] = False
-        leaf_d = np.concatenate([leaf_d[kept]] + new_d)
-        leaf_k = np.concatenate([leaf_k[kept]] + new_k)
-        mask = tree_mask(tree_from_order(order_with(empty, empty),
-                                         sum(x.size for x in depth)))
-    return SplitOrder(h, w, quad, centres, np.concatenate(depth), np.concatenate(key),
-                      np.concatenate(cost))
+        rank = np.lexsort((state.leaf_k[cand], state.leaf_d[cand], -(before - after)))
+        state.split(cand[rank[:n]])
+    return state.order()
 
 
 def error_driven_tree(image, points: int, *, batch: float = 0.5, quad: bool = True,

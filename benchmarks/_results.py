@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -18,3 +19,10 @@ def write_section(mark: str, title: str, text: str) -> None:
     else:
         body = body.rstrip() + f"\n\n{title}\n\n{block}\n"
     RESULTS.write_text(body)
+
+
+def command_line() -> str:
+    """The command that ran this benchmark, as RESULTS.md quotes it (``--write-results``
+    left out): ``python benchmarks/<script> <arguments>``."""
+    args = [a for a in sys.argv[1:] if a != "--write-results"]
+    return " ".join(["python", f"benchmarks/{Path(sys.argv[0]).name}", *args])

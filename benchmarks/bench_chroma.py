@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
-from _results import write_section
+from _results import command_line, write_section
 
 HERE = Path(__file__).resolve().parent
 MARK = "bench_chroma"
@@ -154,8 +153,7 @@ def main():
     text = "\n".join(lines)
     print(text)
     if args.write_results:
-        cmd = "python benchmarks/bench_chroma.py " + " ".join(
-            a for a in sys.argv[1:] if a != "--write-results")
+        cmd = command_line()
         write_section(MARK, "### Chroma on a coarser tree (issue 20)",
                       f"Command: `{cmd}` ({time.strftime('%Y-%m-%d')})\n\n{text}")
 

@@ -17,12 +17,11 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from _results import write_section
+from _results import command_line, write_section
 
 HERE = Path(__file__).resolve().parent
 MARK = "bench_codec"
@@ -67,8 +66,7 @@ def main():
     ap.add_argument("--out", default=str(HERE / "results" / "codec.jsonl"))
     ap.add_argument("--write-results", action="store_true")
     args = ap.parse_args()
-    command = "python benchmarks/bench_codec.py " + " ".join(
-        a for a in sys.argv[1:] if a != "--write-results")
+    command = command_line()
     folder = Path(args.kodak)
     names = args.images.split(",") if args.images else sorted(
         p.stem for p in folder.glob("kodim*.png"))

@@ -28,13 +28,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 import zlib
 from pathlib import Path
 
 import numpy as np
-from _results import write_section
+from _results import command_line, write_section
 
 HERE = Path(__file__).resolve().parent
 MARK = "bench_gan"
@@ -337,8 +336,7 @@ def main():
                       (r["kind"] != "postprocess" or r["image"] in pp_names)], times, args)
     print(text)
     if args.write_results:
-        cmd = "python benchmarks/bench_gan.py " + " ".join(
-            a for a in sys.argv[1:] if a != "--write-results")
+        cmd = command_line()
         sheet = Path(args.sheet).resolve()
         shown = sheet.relative_to(HERE) if HERE in sheet.parents else sheet
         write_section(MARK, "## GAN inpainter: post-processor and holes (issue 7)",

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _results import write_section
+from _results import command_line, write_section
 
 HERE = Path(__file__).resolve().parent
 MARK = "bench_learned"
@@ -233,8 +233,7 @@ def main():
     text = summarise(rows, forward512, args.threads)
     print(text)
     if args.write_results:
-        cmd = "python benchmarks/bench_learned.py " + " ".join(
-            a for a in __import__("sys").argv[1:] if a != "--write-results")
+        cmd = command_line()
         write_section(MARK, "## Learned masks against the classical encoders (issue 5)",
                       f"`{cmd} --write-results`\n\n{text}")
 

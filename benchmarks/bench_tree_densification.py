@@ -17,11 +17,10 @@ does; the inpaintings each order needed to reach 8 % are counted.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 import numpy as np
-from _results import write_section
+from _results import command_line, write_section
 
 from inpcodec.baselines.tree import (
     error_driven_order,
@@ -85,8 +84,7 @@ def main():
     text = "\n".join(lines)
     print(text)
     if args.write_results:
-        cmd = "python benchmarks/bench_tree_densification.py " + " ".join(
-            a for a in sys.argv[1:] if a != "--write-results")
+        cmd = command_line()
         write_section("bench_tree_densification",
                       "### Probabilistic tree densification (issue 20)",
                       f"Command: `{cmd}` ({time.strftime('%Y-%m-%d')})\n\n{text}")

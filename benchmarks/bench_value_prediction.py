@@ -16,12 +16,11 @@ histogram per stage, the same measure for both), beside the real coder's bits pe
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from _results import write_section
+from _results import command_line, write_section
 
 from inpcodec.bitstreams.tree_values import encode_tree_values, plan
 from inpcodec.codec.diffusion import Inpainter
@@ -90,8 +89,7 @@ def main():
     text = "\n".join(lines)
     print(text)
     if args.write_results:
-        cmd = "python benchmarks/bench_value_prediction.py " + " ".join(
-            a for a in sys.argv[1:] if a != "--write-results")
+        cmd = command_line()
         write_section("bench_value_prediction",
                       "### Values predicted by diffusion of the coarser levels (issue 20)",
                       f"Command: `{cmd}` ({time.strftime('%Y-%m-%d')}); luma, "

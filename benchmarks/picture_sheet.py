@@ -14,12 +14,11 @@ bits per stored value.  The sheet goes to ``benchmarks/results/picture_sheet.png
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from _results import write_section
+from _results import command_line, write_section
 
 HERE = Path(__file__).resolve().parent
 MARK = "picture_sheet"
@@ -117,8 +116,7 @@ def main():
     text = "\n".join(lines)
     print(text)
     if args.write_results:
-        cmd = "python benchmarks/picture_sheet.py " + " ".join(
-            a for a in sys.argv[1:] if a != "--write-results")
+        cmd = command_line()
         rel = Path(args.out).resolve().relative_to(HERE)
         write_section(MARK, "### Picture sheet at 0.1 bpp (issue 20)",
                       f"Command: `{cmd}` ({time.strftime('%Y-%m-%d')})\n\n![picture sheet]"

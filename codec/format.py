@@ -62,9 +62,9 @@ TONAL_TOL = 3e-2
 TONAL_SOLVE_TOL = 1e-5
 TONAL_SWEEPS = 3
 #: (CGLS tolerance, inner-solve tolerance, sweeps) per effort of the rate search: the fast
-#: effort runs one or two tonal optimisations and takes them looser still (kodim23 and
-#: kodim05 in colour at a fixed tree mask: 0.05-0.07 dB lower, 1.8x faster; the effort's
-#: cost in the codec: benchmarks/RESULTS.md, "Rate search effort").
+#: effort runs a few tonal optimisations and takes them looser still (kodim23 and kodim05
+#: in colour at one fixed tree mask, a one-off script: 0.04-0.08 dB lower, about 2x
+#: faster; the effort's cost in the codec: benchmarks/RESULTS.md, "Rate search effort").
 TONAL_SETTINGS = {"best": (TONAL_TOL, TONAL_SOLVE_TOL, TONAL_SWEEPS), "fast": (1e-1, 1e-4, 1)}
 _PARM = struct.Struct("<BBHH")  # mask coder, value coder, luma levels, chroma levels
 _PARM_MERGES = struct.Struct("<B")  # value coder 3 only: chroma merges
@@ -156,16 +156,16 @@ def _values(planes, mask, levels, chroma_levels, tonal, progress=False, chroma_m
         groups.append((slice(1, 3), chroma_levels, mask if chroma_mask is None
                        else chroma_mask))
     spent = 0
-    for sl, q, mask in groups:
+    for sl, q, m in groups:
         part = planes[:, :, sl]
         if tonal:
-            res = tonal_optimisation(part, mask, levels=quantiser(q), tol=tol,
+            res = tonal_optimisation(part, m, levels=quantiser(q), tol=tol,
                                      solve_tol=solve_tol, max_sweeps=sweeps,
                                      progress=progress)
-            vals = res.values[mask]
+            vals = res.values[m]
             spent += res.inpaintings
         else:
-            vals = part[mask]
+            vals = part[m]
         for c in range(vals.shape[1]):
             out.append(quantise(vals[:, c], q))
     return out, spent
