@@ -37,6 +37,7 @@ from inpcodec.bitstreams.tree_coder import (
     Tree,
     cell_bounds,
     children,
+    leaves,
     n_children,
     schedule,
     tree_mask,
@@ -284,6 +285,151 @@ def error_driven_tree(image, points: int, *, batch: float = 0.5, quad: bool = Tr
     tree = tree_from_order(order, n)
     spent = int(order.cost[:n].max()) if n else 0
     return TreeResult(tree, tree_mask(tree), spent, time.perf_counter() - t0)
+
+
+# ----------------------------------------------------------------------------- rate-distortion
+
+
+#: Bits of one split flag as the tree coder spends them (0.43 measured on Kodak quadtrees,
+#: bitstreams/tree_coder.py); a merge saves its children's flags.
+FLAG_BITS = 0.43
+#: Luma levels at which :func:`rdo_order` prices the values (the rate search tries 8-23 at
+#: 0.05-0.3 bpp; one order serves them all; pricing at 8 measured 0.03 dB worse with
+#: per-point code lengths).
+RDO_LEVELS = 16
+#: The local re-solve of a merge covers the twig's cell widened by 1/RDO_MARGIN of its
+#: side (at least 2 pixels) each way, to SOR steps below RDO_SOR_TOL grey levels.  On
+#: kodim05/23 at 1.8-4.5 % points, 1/4 and 0.05 gave the inpainting PSNR of 1/2 and 0.01
+#: (within +-0.06 dB) in 40 % of the time; 1/8 lost 0.03 dB on kodim05.
+RDO_MARGIN = 4
+RDO_SOR_TOL = 0.05
+
+
+def _leaf_points(h, w, grid, keys, centres):
+    """Flat indices (n, 4 or 5) of the corners (and centres) of the cells ``keys``."""
+    y0, y1, x0, x1 = cell_bounds(h, w, grid, keys)
+    p = [y0 * w + x0, y0 * w + x1, y1 * w + x0, y1 * w + x1]
+    if centres:
+        p.append(((y0 + y1) >> 1) * w + ((x0 + x1) >> 1))
+    return np.stack(p, axis=1)
+
+
+def _value_bits(f, tree, levels):
+    """Mean bits the value coder spends per point of ``tree``'s mask, its values quantised
+    uniformly to ``levels``."""
+    from inpcodec.bitstreams.tree_values import code_lengths  # noqa: PLC0415
+
+    mask = tree_mask(tree)
+    q = np.rint(np.clip(f[mask], 0, 255) * (levels - 1) / 255.0).astype(np.int64)
+    return float(code_lengths(tree, q, levels).mean())
+
+
+def rdo_order(image, max_points: int, *, min_points: int | None = None, batch: float = 0.2,
+              levels: int = RDO_LEVELS, flag_bits: float = FLAG_BITS,
+              tol: float = 1e-3) -> SplitOrder:
+    """Split order of rate-distortion-optimised pruning of an error-driven tree.
+
+    Error-driven densification (:func:`error_driven_order`) grows a tree to ``max_points``
+    points; it is then pruned back to ``min_points`` (default a quarter of ``max_points``)
+    by the Lagrangian rule (generalised BFOS pruning): each twig (a split whose children
+    are all leaves) is priced by the slope dD / dR of undoing it, where dD is the growth of
+    the squared inpainting error (homogeneous diffusion re-solved in a window of one and a
+    half times the twig's cell, the current reconstruction outside) and dR the bits saved:
+    per point that goes, the value coder's mean bits per value on the grown tree
+    (:func:`bitstreams.tree_values.code_lengths`, values quantised to ``levels``), and
+    ``flag_bits`` per child split flag no longer coded.  Each point's own code length
+    instead of the mean lost 0.07 dB in the codec (Kodak grey, first 6 images; RESULTS.md):
+    one point's residual says little about what the splits near it will cost after tonal
+    optimisation.  A twig is undone where its bits buy least error, so at every
+    rate left on the way the kept splits are those with the steepest slopes, the tree of
+    some Lagrangian D + lambda R.  After each global inpainting the ``batch`` fraction of
+    the twigs with the smallest slopes goes; slopes are recomputed only near what changed.
+    The returned order keeps the surviving splits in densification order and then the
+    pruned ones in the reverse of their pruning, so every prefix is a tree and the
+    prefixes between ``min_points`` and ``max_points`` follow the pruning.
+    """
+    from ._tree_kernels import merge_costs  # noqa: PLC0415
+
+    f = _check(image)
+    h, w = f.shape
+    if not 0.0 < batch <= 1.0:
+        raise ValueError(f"batch must lie in (0, 1], got {batch}")
+    min_points = max_points // 4 if min_points is None else int(min_points)
+    grown = error_driven_order(f, max_points, tol=tol)
+    quad, centres = grown.quad, grown.centres
+    sched = schedule(h, w, quad)
+    full = tree_from_order(grown, len(grown))
+    value_bits = _value_bits(f, full, levels)
+    count = np.zeros(h * w, np.int32)
+    for grid, keys in leaves(full):
+        np.add.at(count, _leaf_points(h, w, grid, keys, centres).ravel(), 1)
+    split = [np.sort(grown.key[grown.depth == d]) for d in range(len(sched))]
+    start = {(int(d), int(k)) for d, k, c in zip(grown.depth, grown.key, grown.cost,
+                                                strict=True) if c == 0}
+    slope = {}  # (depth, key) -> slope, valid until something near it changes
+    pruned = []
+    u = None
+    rounds = 0
+    while int((count > 0).sum()) > min_points:
+        mask = (count > 0).reshape(h, w)
+        u = Inpainter(mask, solver="numba").solve(np.where(mask, f, 0.0), tol=tol * 0.01,
+                                                  x0=u)
+        rounds += 1
+        twigs = []
+        for d in range(len(sched) - 1):
+            if split[d].size == 0:
+                continue
+            nc = n_children(sched[d], sched[d + 1])
+            kids = np.stack([children(split[d], sched[d], sched[d + 1], c)
+                             for c in range(nc)], axis=1)
+            twig = ~np.isin(kids, split[d + 1]).any(axis=1)
+            for k, ch in zip(split[d][twig].tolist(), kids[twig], strict=True):
+                if (d, k) not in start:
+                    twigs.append((d, k, ch))
+        if not twigs:
+            break
+        todo = [t for t in twigs if (t[0], t[1]) not in slope]
+        for d in sorted({t[0] for t in todo}):
+            group = [t for t in todo if t[0] == d]
+            keys = np.array([t[1] for t in group], np.int64)
+            old = _leaf_points(h, w, sched[d + 1], np.concatenate([t[2] for t in group]),
+                               centres).reshape(len(group), -1)
+            new = _leaf_points(h, w, sched[d], keys, centres)
+            y0, y1, x0, x1 = cell_bounds(h, w, sched[d], keys)
+            m = np.maximum(2, np.maximum(y1 - y0, x1 - x0) // RDO_MARGIN)
+            win = np.stack([np.maximum(0, y0 - m), np.minimum(h - 1, y1 + m),
+                            np.maximum(0, x0 - m), np.minimum(w - 1, x1 + m)], axis=1)
+            d_sse, d_points = merge_costs(u, f, count.reshape(h, w), old, new, win,
+                                          RDO_SOR_TOL, 10_000)
+            d_bits = value_bits * d_points + flag_bits * (old.shape[1] // new.shape[1])
+            for k, a, b, wn in zip(keys.tolist(), d_sse, d_bits, win, strict=True):
+                slope[(d, k)] = (max(a, 0.0) / max(b, 1e-3), wn)
+        g = np.array([slope[(t[0], t[1])][0] for t in twigs])
+        rank = np.lexsort(([t[1] for t in twigs], [t[0] for t in twigs], g))
+        n = max(1, int(np.ceil(batch * len(twigs))))
+        dirty = np.zeros((h, w), bool)
+        for i in rank[:n]:
+            d, k, ch = twigs[i]
+            np.add.at(count, _leaf_points(h, w, sched[d + 1], ch, centres).ravel(), -1)
+            np.add.at(count, _leaf_points(h, w, sched[d], np.array([k]), centres).ravel(), 1)
+            split[d] = split[d][split[d] != k]
+            pruned.append((d, k))
+            wy0, wy1, wx0, wx1 = slope.pop((d, k))[1]
+            dirty[wy0:wy1 + 1, wx0:wx1 + 1] = True
+            if int((count > 0).sum()) <= min_points:
+                break
+        sat = _sat(dirty)
+        for key in [k for k, (_, wn) in slope.items() if _cell_sums(sat, *wn) > 0]:
+            del slope[key]
+    gone = set(pruned)
+    keep = np.array([(int(d), int(k)) not in gone for d, k in zip(grown.depth, grown.key,
+                                                                   strict=True)], bool)
+    back = np.array(pruned[::-1], np.int64).reshape(-1, 2)
+    depth = np.concatenate([grown.depth[keep], back[:, 0]])
+    key = np.concatenate([grown.key[keep], back[:, 1]])
+    # every split was judged with all the inpaintings of both passes
+    spent = (int(grown.cost.max()) + 1 if len(grown) else 0) + rounds
+    return SplitOrder(h, w, quad, centres, depth, key, np.full(depth.size, spent, np.int64))
 
 
 # ----------------------------------------------------------------------------- map-driven

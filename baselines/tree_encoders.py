@@ -4,8 +4,9 @@ Both turn the density knob of the rate search into a point count and take the sh
 prefix of their split order that reaches it (:func:`.tree.prefix_for_points`), so the
 rate search treats them like the free-mask encoders.  The split order of an image is
 computed once and kept (for the last few images), so the many knobs a rate search tries
-cost one order: error-driven densification runs its inpaintings once per image, up to
-twice the points asked for, and again only if a later knob asks for more.
+cost one order: error-driven densification (and the pruning of ``tree-rdo``) runs its
+inpaintings once per image, up to twice the points asked for, and again only if a later
+knob asks for more.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .tree import (
     error_driven_order,
     map_driven_order,
     prefix_for_points,
+    rdo_order,
     scale_error_order,
     teacher_error_maps,
     tree_from_order,
@@ -48,9 +50,9 @@ def _order(kind: str, f: np.ndarray, points: int):
         _CACHE.move_to_end(key)
         return hit[0], 0
     t0 = time.perf_counter()
-    if kind == "error":
+    if kind in ("error", "rdo"):
         budget = min(f.size, 2 * points)
-        order = error_driven_order(f, budget)
+        order = (error_driven_order if kind == "error" else rdo_order)(f, budget)
         complete = int(tree_mask(tree_from_order(order, len(order))).sum()) < budget
         spent = int(order.cost.max()) if len(order) else 0
     elif kind == "teacher":
@@ -88,6 +90,18 @@ def _make_map(luma, density, *, levels=None, seed=0, progress=False):
 register(MaskEncoder(
     "tree", _make_error, "quadtree of corners and centres, split where the inpainting "
     "error is largest (a few inpaintings; tree-coded positions)"))
+
+
+def _make_rdo(luma, density, *, levels=None, seed=0, progress=False):
+    return _tree_result("rdo", luma, density)
+
+
+register(MaskEncoder(
+    "tree-rdo", _make_rdo, "the error-driven quadtree grown to twice the points, then "
+    "pruned where a split's bits buy least error (D + lambda R, R in the value coder's "
+    "bits; local re-solves; tree-coded positions)"))
+
+
 def _make_teacher(luma, density, *, levels=None, seed=0, progress=False):
     return _tree_result("teacher", luma, density)
 

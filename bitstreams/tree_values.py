@@ -188,3 +188,30 @@ def decode_tree_values(words: np.ndarray, tree: Tree, levels: int) -> np.ndarray
     """Inverse of :func:`encode_tree_values`."""
 
     return laplace_decode(lambda v, coder: _run(tree, levels, v, coder), levels, words)
+
+
+def code_lengths(tree: Tree, q: np.ndarray, levels: int) -> np.ndarray:
+    """Bits the value coder spends on each value of ``q`` (raster order of the mask points).
+
+    The coder's own adaptive model (contexts, scales, coding order) run without a coder:
+    each residual costs -log2 of its quantised Laplace probability, the continuous
+    Laplace integrated over the residual's unit interval (constriction's fixed-point model
+    differs from it by far less than a bit).  The rate-distortion-optimised tree encoder
+    (:func:`inpcodec.baselines.tree.rdo_order`) prices the values of its splits with it.
+    """
+    q = np.asarray(q, np.int64)
+    _, stages = plan(tree)
+    order = np.concatenate([idx for _, idx, _, _ in stages if idx.size])
+    bits = []
+
+    def coder(res, scales):
+        def cdf(x):  # Laplace(0, scale) distribution function
+            return np.where(x < 0, 0.5 * np.exp(x / scales), 1.0 - 0.5 * np.exp(-x / scales))
+        p = cdf(res + 0.5) - cdf(res - 0.5)
+        bits.append(-np.log2(np.clip(p, 2.0 ** -24, 1.0)))
+        return res
+
+    _run(tree, levels, q.copy(), coder)
+    out = np.empty(order.size)
+    out[order] = np.concatenate(bits) if bits else []
+    return out

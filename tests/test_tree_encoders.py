@@ -94,3 +94,66 @@ def _integrals(f, order):
     return np.array([_cell_sums(sat, *cell_bounds(*f.shape, sched[d], np.array([k])))[0]
                      for d, k in zip(order.depth, order.key, strict=True)])
 
+
+
+def test_merge_costs_match_a_direct_solve():
+    """The local re-solve of a merge, with a window covering the image, against scipy's
+    direct sparse solve of the whole image with and without the merged points."""
+    from inpcodec.baselines._tree_kernels import merge_costs
+    from inpcodec.codec import inpaint
+
+    f = image(24, 32)
+    h, w = f.shape
+    mask = np.zeros((h, w), bool)
+    mask[::6, ::7] = True
+    mask[-1, -1] = mask[12, 16] = mask[13, 9] = True
+    u = inpaint(f, mask, solver="direct")
+    count = mask.astype(np.int32) * 2
+    count[12, 16] = count[13, 9] = 1  # named by one leaf each: they go; (0, 0) stays
+    old = np.array([[12 * w + 16, 13 * w + 9, 0]])
+    new = np.array([[0, 5 * w + 5]])  # (5, 5) comes in
+    win = np.array([[0, h - 1, 0, w - 1]])
+    d_sse, d_points = merge_costs(u, f, count, old, new, win, 1e-9, 100_000)
+    after = mask.copy()
+    after[12, 16] = after[13, 9] = False
+    after[5, 5] = True
+    want = ((inpaint(f, after, solver="direct") - f) ** 2).sum() - ((u - f) ** 2).sum()
+    assert d_sse[0] == pytest.approx(want, rel=1e-6)
+    assert d_points[0] == 2 - 1
+
+
+def test_rdo_order_is_a_reordering_of_grown_splits_with_tree_prefixes():
+    from inpcodec.baselines.tree import rdo_order
+    from inpcodec.bitstreams.tree_coder import depth_nodes
+
+    f = image()
+    grown = error_driven_order(f, 1200)
+    o = rdo_order(f, 1200, min_points=300)
+    a = sorted(zip(grown.depth.tolist(), grown.key.tolist(), strict=True))
+    assert sorted(zip(o.depth.tolist(), o.key.tolist(), strict=True)) == a
+    for n in range(0, len(o) + 1, 7):  # every prefix is a tree (parents split first)
+        list(depth_nodes(tree_from_order(o, n)))
+    again = rdo_order(f, 1200, min_points=300)
+    assert np.array_equal(o.depth, again.depth) and np.array_equal(o.key, again.key)
+    assert o.cost.max() > grown.cost.max()  # the pruning's inpaintings are counted
+
+
+def test_rdo_beats_the_tree_it_prunes():
+    """Pruning by measured error growth per bit, from a tree grown to twice the points,
+    against error-driven densification at the same points (so about the same bits): a
+    better inpainting (+0.34 and +0.30 dB measured) on noise beside a smooth pattern."""
+    from inpcodec.baselines.tree import rdo_order
+    from inpcodec.codec import inpaint
+    from inpcodec.codec.metrics import psnr
+
+    y, x = np.mgrid[0:64, 0:96]
+    rng = np.random.default_rng(0)
+    f = np.where(x < 48, 128 + 25 * rng.standard_normal((64, 96)),
+                 128.0 + 60 * np.sin(x / 3.0) * np.cos(y / 4.0))
+    o = rdo_order(f, 1600, min_points=400)
+    e = error_driven_order(f, 1600)
+    for points in (500, 800):
+        m = tree_mask(tree_from_order(o, prefix_for_points(o, points)))
+        me = tree_mask(tree_from_order(e, prefix_for_points(e, points)))
+        assert abs(int(m.sum()) - int(me.sum())) <= 10
+        assert psnr(f, inpaint(f, m)) > psnr(f, inpaint(f, me)) + 0.15

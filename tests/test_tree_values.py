@@ -75,3 +75,16 @@ def test_smooth_image_costs_less_than_noise():
     q_smooth = np.rint(f[m] / 255 * 15).astype(np.int64)
     q_noise = np.random.default_rng(0).integers(0, 16, q_smooth.size)
     assert encode_tree_values(t, q_smooth, 16).size < encode_tree_values(t, q_noise, 16).size
+
+
+@pytest.mark.parametrize("levels", [8, 32])
+def test_code_lengths_add_up_to_the_coded_size(levels):
+    from inpcodec.bitstreams.tree_values import code_lengths
+
+    t = random_tree(96, 128, True, True, 2)
+    mask = tree_mask(t)
+    q = np.rint(smooth_image(96, 128)[mask] * (levels - 1) / 255).astype(np.int64)
+    bits = code_lengths(t, q, levels)
+    assert bits.shape == q.shape and (bits > 0).all()
+    coded = 32 * encode_tree_values(t, q, levels).size  # whole words: up to 32 bits more
+    assert coded - 40 <= bits.sum() <= coded + 8
