@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 
 @njit(cache=True)
@@ -69,7 +69,7 @@ def _local_sse_change(u, f, known, chg, on, wy0, wy1, wx0, wx1, tol, max_iter):
     return after - before
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def merge_costs(u, f, count, old_pts, new_pts, windows, tol, max_iter):
     """For each twig t (a split cell whose children are all leaves): the change of the
     squared error (local re-solve in the window ``windows[t]``, inclusive y0, y1, x0, x1) and
@@ -84,9 +84,9 @@ def merge_costs(u, f, count, old_pts, new_pts, windows, tol, max_iter):
     known = count > 0
     flat = count.ravel()
     m_old, m_new = old_pts.shape[1], new_pts.shape[1]
-    pix = np.empty(m_old + m_new, np.int64)
-    delta = np.empty(m_old + m_new, np.int64)
-    for t in range(n):
+    for t in prange(n):  # twigs are independent: each writes only its own outputs
+        pix = np.empty(m_old + m_new, np.int64)
+        delta = np.empty(m_old + m_new, np.int64)
         for k in range(m_old):
             pix[k] = old_pts[t, k]
             delta[k] = -1
