@@ -190,28 +190,41 @@ def decode_tree_values(words: np.ndarray, tree: Tree, levels: int) -> np.ndarray
     return laplace_decode(lambda v, coder: _run(tree, levels, v, coder), levels, words)
 
 
-def code_lengths(tree: Tree, q: np.ndarray, levels: int) -> np.ndarray:
-    """Bits the value coder spends on each value of ``q`` (raster order of the mask points).
-
-    The coder's own adaptive model (contexts, scales, coding order) run without a coder:
-    each residual costs -log2 of its quantised Laplace probability, the continuous
-    Laplace integrated over the residual's unit interval (constriction's fixed-point model
-    differs from it by far less than a bit).  The rate-distortion-optimised tree encoder
-    (:func:`inpcodec.baselines.tree.rdo_order`) prices the values of its splits with it.
-    """
+def residual_model(tree: Tree, q: np.ndarray, levels: int):
+    """The value coder's view of ``q`` (raster order of the mask points), without coding:
+    per value its residual from the prediction and the Laplace scale it is coded with."""
     q = np.asarray(q, np.int64)
     _, stages = plan(tree)
     order = np.concatenate([idx for _, idx, _, _ in stages if idx.size])
-    bits = []
+    seen_res, seen_scale = [], []
 
     def coder(res, scales):
-        def cdf(x):  # Laplace(0, scale) distribution function
-            return np.where(x < 0, 0.5 * np.exp(x / scales), 1.0 - 0.5 * np.exp(-x / scales))
-        p = cdf(res + 0.5) - cdf(res - 0.5)
-        bits.append(-np.log2(np.clip(p, 2.0 ** -24, 1.0)))
+        seen_res.append(res)
+        seen_scale.append(scales)
         return res
 
     _run(tree, levels, q.copy(), coder)
-    out = np.empty(order.size)
-    out[order] = np.concatenate(bits) if bits else []
-    return out
+    res, scale = np.zeros(order.size, np.int64), np.ones(order.size)
+    if seen_res:
+        res[order], scale[order] = np.concatenate(seen_res), np.concatenate(seen_scale)
+    return res, scale
+
+
+def laplace_bits(res, scales) -> np.ndarray:
+    """-log2 of the quantised Laplace probability of each residual: the continuous Laplace
+    integrated over the residual's unit interval (constriction's fixed-point model differs
+    from it by far less than a bit)."""
+    res, scales = np.asarray(res, np.float64), np.asarray(scales, np.float64)
+
+    def cdf(x):
+        return np.where(x < 0, 0.5 * np.exp(x / scales), 1.0 - 0.5 * np.exp(-x / scales))
+
+    p = cdf(res + 0.5) - cdf(res - 0.5)
+    return -np.log2(np.clip(p, 2.0 ** -24, 1.0))
+
+
+def code_lengths(tree: Tree, q: np.ndarray, levels: int) -> np.ndarray:
+    """Bits the value coder spends on each value of ``q`` (raster order of the mask points):
+    :func:`laplace_bits` of :func:`residual_model`.  The rate-distortion-optimised tree
+    encoder (:func:`inpcodec.baselines.tree.rdo_order`) prices its splits with them."""
+    return laplace_bits(*residual_model(tree, q, levels))
