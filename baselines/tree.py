@@ -346,7 +346,8 @@ def rdo_order(image, max_points: int, *, min_points: int | None = None, batch: f
     the twigs with the smallest slopes goes; slopes are recomputed only near what changed.
     The returned order keeps the surviving splits in densification order and then the
     pruned ones in the reverse of their pruning, so every prefix is a tree and the
-    prefixes between ``min_points`` and ``max_points`` follow the pruning.
+    prefixes between ``min_points`` and ``max_points`` follow the pruning.  The image is
+    taken on the codec's 0-255 scale (its values are priced on ``levels`` levels of it).
     """
     from ._tree_kernels import merge_costs  # noqa: PLC0415
 
