@@ -36,6 +36,7 @@ from scipy.ndimage import uniform_filter
 from inpcodec.bitstreams.tree_coder import (
     Tree,
     cell_bounds,
+    cell_points,
     children,
     leaves,
     n_children,
@@ -44,6 +45,7 @@ from inpcodec.bitstreams.tree_coder import (
     uniform_tree,
 )
 from inpcodec.codec.diffusion import Inpainter
+from inpcodec.codec.quantiser import quantise
 
 from .belhachmi import belhachmi_density
 
@@ -300,18 +302,9 @@ RDO_LEVELS = 16
 #: The local re-solve of a merge covers the twig's cell widened by 1/RDO_MARGIN of its
 #: side (at least 2 pixels) each way, to SOR steps below RDO_SOR_TOL grey levels.  On
 #: kodim05/23 at 1.8-4.5 % points, 1/4 and 0.05 gave the inpainting PSNR of 1/2 and 0.01
-#: (within +-0.06 dB) in 40 % of the time; 1/8 lost 0.03 dB on kodim05.
+#: (within +-0.06 dB) in 40 % of the time; 1/8 lost 0.02-0.05 dB on kodim05.
 RDO_MARGIN = 4
 RDO_SOR_TOL = 0.05
-
-
-def _leaf_points(h, w, grid, keys, centres):
-    """Flat indices (n, 4 or 5) of the corners (and centres) of the cells ``keys``."""
-    y0, y1, x0, x1 = cell_bounds(h, w, grid, keys)
-    p = [y0 * w + x0, y0 * w + x1, y1 * w + x0, y1 * w + x1]
-    if centres:
-        p.append(((y0 + y1) >> 1) * w + ((x0 + x1) >> 1))
-    return np.stack(p, axis=1)
 
 
 def _value_bits(f, tree, levels):
@@ -320,8 +313,7 @@ def _value_bits(f, tree, levels):
     from inpcodec.bitstreams.tree_values import code_lengths  # noqa: PLC0415
 
     mask = tree_mask(tree)
-    q = np.rint(np.clip(f[mask], 0, 255) * (levels - 1) / 255.0).astype(np.int64)
-    return float(code_lengths(tree, q, levels).mean())
+    return float(code_lengths(tree, quantise(f[mask], levels), levels).mean())
 
 
 def rdo_order(image, max_points: int, *, min_points: int | None = None, batch: float = 0.2,
@@ -363,7 +355,7 @@ def rdo_order(image, max_points: int, *, min_points: int | None = None, batch: f
     value_bits = _value_bits(f, full, levels)
     count = np.zeros(h * w, np.int32)
     for grid, keys in leaves(full):
-        np.add.at(count, _leaf_points(h, w, grid, keys, centres).ravel(), 1)
+        np.add.at(count, cell_points(h, w, grid, keys, centres).ravel(), 1)
     split = [np.sort(grown.key[grown.depth == d]) for d in range(len(sched))]
     start = {(int(d), int(k)) for d, k, c in zip(grown.depth, grown.key, grown.cost,
                                                 strict=True) if c == 0}
@@ -393,9 +385,9 @@ def rdo_order(image, max_points: int, *, min_points: int | None = None, batch: f
         for d in sorted({t[0] for t in todo}):
             group = [t for t in todo if t[0] == d]
             keys = np.array([t[1] for t in group], np.int64)
-            old = _leaf_points(h, w, sched[d + 1], np.concatenate([t[2] for t in group]),
+            old = cell_points(h, w, sched[d + 1], np.concatenate([t[2] for t in group]),
                                centres).reshape(len(group), -1)
-            new = _leaf_points(h, w, sched[d], keys, centres)
+            new = cell_points(h, w, sched[d], keys, centres)
             y0, y1, x0, x1 = cell_bounds(h, w, sched[d], keys)
             m = np.maximum(2, np.maximum(y1 - y0, x1 - x0) // RDO_MARGIN)
             win = np.stack([np.maximum(0, y0 - m), np.minimum(h - 1, y1 + m),
@@ -411,8 +403,8 @@ def rdo_order(image, max_points: int, *, min_points: int | None = None, batch: f
         dirty = np.zeros((h, w), bool)
         for i in rank[:n]:
             d, k, ch = twigs[i]
-            np.add.at(count, _leaf_points(h, w, sched[d + 1], ch, centres).ravel(), -1)
-            np.add.at(count, _leaf_points(h, w, sched[d], np.array([k]), centres).ravel(), 1)
+            np.add.at(count, cell_points(h, w, sched[d + 1], ch, centres).ravel(), -1)
+            np.add.at(count, cell_points(h, w, sched[d], np.array([k]), centres).ravel(), 1)
             split[d] = split[d][split[d] != k]
             pruned.append((d, k))
             wy0, wy1, wx0, wx1 = slope.pop((d, k))[1]

@@ -47,8 +47,8 @@ register_cache(_CACHE.clear)
 #: RDO_PRUNE_TO times them; a later knob outside that range computes a new order.  The
 #: fast rate search's first knob lands within about 20 % of the answer and its next level
 #: counts ask for down to 0.66 times the points (kodim05 grey at 0.1 bpp), so one order
-#: serves a search.  Kodak grey, first 6 images: growth 1.5 gave +0.04 dB over growth 2
-#: (pruning only 0.6-0.7 times the points in both cases) in about half the pruning time.
+#: serves a search.  Kodak grey, first 6 images: growth 1.5 gave +0.05 dB over growth 2
+#: (benchmarks/RESULTS.md); on kodim05/23 its pruning took 1.0-1.4 s against 2.6-2.9 s.
 RDO_GROWTH = 1.5
 RDO_PRUNE_TO = 0.5
 
@@ -61,13 +61,13 @@ def _order(kind: str, f: np.ndarray, points: int):
         return hit[0], 0
     t0 = time.perf_counter()
     low = 0
-    if kind == "error":
-        budget = min(f.size, 2 * points)
-        order = error_driven_order(f, budget)
-    elif kind == "rdo":
-        budget, low = min(f.size, int(RDO_GROWTH * points)), int(RDO_PRUNE_TO * points)
-        order = rdo_order(f, budget, min_points=low)
     if kind in ("error", "rdo"):
+        if kind == "error":
+            budget = min(f.size, 2 * points)
+            order = error_driven_order(f, budget)
+        else:
+            budget, low = min(f.size, int(RDO_GROWTH * points)), int(RDO_PRUNE_TO * points)
+            order = rdo_order(f, budget, min_points=low)
         complete = int(tree_mask(tree_from_order(order, len(order))).sum()) < budget
         spent = int(order.cost.max()) if len(order) else 0
     elif kind == "teacher":
@@ -94,37 +94,21 @@ def _tree_result(kind: str, luma, density: float) -> MaskResult:
                       coder=TREE_MASK_CODER, structure=tree)
 
 
-def _make_error(luma, density, *, levels=None, seed=0, progress=False):
-    return _tree_result("error", luma, density)
+def _maker(kind: str):
+    def make(luma, density, *, levels=None, seed=0, progress=False):
+        return _tree_result(kind, luma, density)
+    return make
 
 
-def _make_map(luma, density, *, levels=None, seed=0, progress=False):
-    return _tree_result("map", luma, density)
-
-
-register(MaskEncoder(
-    "tree", _make_error, "quadtree of corners and centres, split where the inpainting "
-    "error is largest (a few inpaintings; tree-coded positions)"))
-
-
-def _make_rdo(luma, density, *, levels=None, seed=0, progress=False):
-    return _tree_result("rdo", luma, density)
-
-
-register(MaskEncoder(
-    "tree-rdo", _make_rdo, "the error-driven quadtree grown to 1.5 times the points, then "
-    "pruned where a split's bits buy least error (D + lambda R, R in the value coder's "
-    "bits; local re-solves; tree-coded positions)"))
-
-
-def _make_teacher(luma, density, *, levels=None, seed=0, progress=False):
-    return _tree_result("teacher", luma, density)
-
-
-register(MaskEncoder(
-    "tree-teacher", _make_teacher, "quadtree split by the errors that uniform trees of each "
-    "depth leave (one inpainting per depth, none sequential; the tree-map network's "
-    "teacher; tree-coded positions)"))
-register(MaskEncoder(
-    "tree-map", _make_map, "quadtree split by Belhachmi's Laplacian map (no inpainting; "
-    "tree-coded positions)"))
+for _name, _kind, _about in (
+        ("tree", "error", "quadtree of corners and centres, split where the inpainting "
+         "error is largest (a few inpaintings; tree-coded positions)"),
+        ("tree-rdo", "rdo", "the error-driven quadtree grown to 1.5 times the points, then "
+         "pruned where a split's bits buy least error (D + lambda R, R in the value coder's "
+         "bits; local re-solves; tree-coded positions)"),
+        ("tree-teacher", "teacher", "quadtree split by the errors that uniform trees of each "
+         "depth leave (one inpainting per depth, none sequential; the tree-map network's "
+         "teacher; tree-coded positions)"),
+        ("tree-map", "map", "quadtree split by Belhachmi's Laplacian map (no inpainting; "
+         "tree-coded positions)")):
+    register(MaskEncoder(_name, _maker(_kind), _about))

@@ -196,17 +196,23 @@ def leaves(tree: Tree) -> list:
     return [(grid, nodes[~flags]) for _, grid, nodes, flags in depth_nodes(tree)]
 
 
+def cell_points(height: int, width: int, grid: tuple, keys: np.ndarray,
+                centres: bool) -> np.ndarray:
+    """Flat pixel indices, shape (n, 4) or (n, 5), of the mask points the cells ``keys``
+    give as leaves: their corners, and their centres if ``centres``."""
+    y0, y1, x0, x1 = cell_bounds(height, width, grid, keys)
+    p = [y0 * width + x0, y0 * width + x1, y1 * width + x0, y1 * width + x1]
+    if centres:
+        p.append(((y0 + y1) >> 1) * width + ((x0 + x1) >> 1))
+    return np.stack(p, axis=1)
+
+
 def tree_mask(tree: Tree) -> np.ndarray:
     """The boolean mask of the tree: leaf corners (and centres if ``tree.centres``)."""
-    m = np.zeros((tree.height, tree.width), bool)
+    m = np.zeros(tree.height * tree.width, bool)
     for grid, keys in leaves(tree):
-        y0, y1, x0, x1 = cell_bounds(tree.height, tree.width, grid, keys)
-        for y in (y0, y1):
-            for x in (x0, x1):
-                m[y, x] = True
-        if tree.centres:
-            m[(y0 + y1) >> 1, (x0 + x1) >> 1] = True
-    return m
+        m[cell_points(tree.height, tree.width, grid, keys, tree.centres).ravel()] = True
+    return m.reshape(tree.height, tree.width)
 
 
 def merge_bottom_splits(tree: Tree, times: int = 1) -> Tree:
