@@ -336,39 +336,64 @@ def rdo_order(image, max_points: int, *, min_points: int | None = None, batch: f
     rate left on the way the kept splits are those with the steepest slopes, the tree of
     some Lagrangian D + lambda R.  After each global inpainting the ``batch`` fraction of
     the twigs with the smallest slopes goes; slopes are recomputed only near what changed.
+    The pruning stops after the round that brings the points to ``min_points`` or fewer.
     The returned order keeps the surviving splits in densification order and then the
     pruned ones in the reverse of their pruning, so every prefix is a tree and the
-    prefixes between ``min_points`` and ``max_points`` follow the pruning.  The image is
+    prefixes between the points left and ``max_points`` follow the pruning.  The image is
     taken on the codec's 0-255 scale (its values are priced on ``levels`` levels of it).
+    :class:`RdoPruning` is the same pruning, resumable to fewer points.
     """
-    from ._tree_kernels import merge_costs  # noqa: PLC0415
+    max_points = int(max_points)
+    low = max_points // 4 if min_points is None else int(min_points)
+    return RdoPruning(image, max_points, batch=batch, levels=levels, flag_bits=flag_bits,
+                      tol=tol).prune_to(low)
 
-    f = _check(image)
-    h, w = f.shape
-    if not 0.0 < batch <= 1.0:
-        raise ValueError(f"batch must lie in (0, 1], got {batch}")
-    min_points = max_points // 4 if min_points is None else int(min_points)
-    grown = error_driven_order(f, max_points, tol=tol)
-    quad, centres = grown.quad, grown.centres
-    sched = schedule(h, w, quad)
-    full = tree_from_order(grown, len(grown))
-    value_bits = _value_bits(f, full, levels)
-    count = np.zeros(h * w, np.int32)
-    for grid, keys in leaves(full):
-        np.add.at(count, cell_points(h, w, grid, keys, centres).ravel(), 1)
-    split = [np.sort(grown.key[grown.depth == d]) for d in range(len(sched))]
-    start = {(int(d), int(k)) for d, k, c in zip(grown.depth, grown.key, grown.cost,
-                                                strict=True) if c == 0}
-    slope = {}  # (depth, key) -> slope, valid until something near it changes
-    pruned = []
-    u = None
-    rounds = 0
-    while int((count > 0).sum()) > min_points:
-        mask = (count > 0).reshape(h, w)
-        u = Inpainter(mask, solver="numba").solve(np.where(mask, f, 0.0), tol=tol * 0.01,
-                                                  x0=u)
-        rounds += 1
-        twigs = []
+
+class RdoPruning:
+    """The pruning of :func:`rdo_order`, kept so that it can go on to fewer points.
+
+    ``RdoPruning(image, max_points).prune_to(a).prune_to(b)`` returns the order of
+    ``rdo_order(image, max_points, min_points=b)`` for b < a (the rounds are the same: a
+    round is never cut short), so a rate search that asks for fewer points than it first
+    did continues the pruning instead of starting again.
+    """
+
+    def __init__(self, image, max_points: int, *, batch: float = 0.2,
+                 levels: int = RDO_LEVELS, flag_bits: float = FLAG_BITS, tol: float = 1e-3):
+        f = _check(image)
+        if not 0.0 < batch <= 1.0:
+            raise ValueError(f"batch must lie in (0, 1], got {batch}")
+        h, w = f.shape
+        self.f, self.batch, self.flag_bits, self.tol = f, batch, flag_bits, tol
+        self.grown = grown = error_driven_order(f, int(max_points), tol=tol)
+        self.sched = schedule(h, w, grown.quad)
+        full = tree_from_order(grown, len(grown))
+        self.value_bits = _value_bits(f, full, levels)
+        self.count = np.zeros(h * w, np.int32)  # how many leaves hold each pixel as a point
+        for grid, keys in leaves(full):
+            np.add.at(self.count, cell_points(h, w, grid, keys, grown.centres).ravel(), 1)
+        self.split = [np.sort(grown.key[grown.depth == d]) for d in range(len(self.sched))]
+        self.start = {(int(d), int(k)) for d, k, c in zip(grown.depth, grown.key, grown.cost,
+                                                          strict=True) if c == 0}
+        self.slope = {}  # (depth, key) -> (slope, window), valid until something near changes
+        self.pruned = []
+        self.u = None
+        self.rounds = 0
+        self.exhausted = False
+
+    def points(self) -> int:
+        """Mask points of the tree left."""
+        return int((self.count > 0).sum())
+
+    def prune_to(self, min_points: int) -> SplitOrder:
+        """Prune on until at most ``min_points`` points are left (or no twig is); the order."""
+        while not self.exhausted and self.points() > min_points:
+            self._round()
+        return self.order()
+
+    def _twigs(self):
+        sched, split = self.sched, self.split
+        out = []
         for d in range(len(sched) - 1):
             if split[d].size == 0:
                 continue
@@ -377,52 +402,74 @@ def rdo_order(image, max_points: int, *, min_points: int | None = None, batch: f
                              for c in range(nc)], axis=1)
             twig = ~np.isin(kids, split[d + 1]).any(axis=1)
             for k, ch in zip(split[d][twig].tolist(), kids[twig], strict=True):
-                if (d, k) not in start:
-                    twigs.append((d, k, ch))
-        if not twigs:
-            break
-        todo = [t for t in twigs if (t[0], t[1]) not in slope]
+                if (d, k) not in self.start:
+                    out.append((d, k, ch))
+        return out
+
+    def _price(self, todo):
+        """Slopes of the twigs ``todo`` (local re-solves, one kernel call per depth)."""
+        from ._tree_kernels import merge_costs  # noqa: PLC0415
+
+        f, sched, centres = self.f, self.sched, self.grown.centres
+        h, w = f.shape
         for d in sorted({t[0] for t in todo}):
             group = [t for t in todo if t[0] == d]
             keys = np.array([t[1] for t in group], np.int64)
             old = cell_points(h, w, sched[d + 1], np.concatenate([t[2] for t in group]),
-                               centres).reshape(len(group), -1)
+                              centres).reshape(len(group), -1)
             new = cell_points(h, w, sched[d], keys, centres)
             y0, y1, x0, x1 = cell_bounds(h, w, sched[d], keys)
             m = np.maximum(2, np.maximum(y1 - y0, x1 - x0) // RDO_MARGIN)
             win = np.stack([np.maximum(0, y0 - m), np.minimum(h - 1, y1 + m),
                             np.maximum(0, x0 - m), np.minimum(w - 1, x1 + m)], axis=1)
-            d_sse, d_points = merge_costs(u, f, count.reshape(h, w), old, new, win,
+            d_sse, d_points = merge_costs(self.u, f, self.count.reshape(h, w), old, new, win,
                                           RDO_SOR_TOL, 10_000)
-            d_bits = value_bits * d_points + flag_bits * (old.shape[1] // new.shape[1])
+            d_bits = self.value_bits * d_points + self.flag_bits * (old.shape[1]
+                                                                    // new.shape[1])
             for k, a, b, wn in zip(keys.tolist(), d_sse, d_bits, win, strict=True):
-                slope[(d, k)] = (max(a, 0.0) / max(b, 1e-3), wn)
-        g = np.array([slope[(t[0], t[1])][0] for t in twigs])
+                self.slope[(d, k)] = (max(a, 0.0) / max(b, 1e-3), wn)
+
+    def _round(self):
+        """One global inpainting, then the ``batch`` fraction of the cheapest twigs undone."""
+        f, sched, centres, count = self.f, self.sched, self.grown.centres, self.count
+        h, w = f.shape
+        mask = (count > 0).reshape(h, w)
+        self.u = Inpainter(mask, solver="numba").solve(np.where(mask, f, 0.0),
+                                                       tol=self.tol * 0.01, x0=self.u)
+        self.rounds += 1
+        twigs = self._twigs()
+        if not twigs:
+            self.exhausted = True
+            return
+        self._price([t for t in twigs if (t[0], t[1]) not in self.slope])
+        g = np.array([self.slope[(t[0], t[1])][0] for t in twigs])
         rank = np.lexsort(([t[1] for t in twigs], [t[0] for t in twigs], g))
-        n = max(1, int(np.ceil(batch * len(twigs))))
         dirty = np.zeros((h, w), bool)
-        for i in rank[:n]:
+        for i in rank[:max(1, int(np.ceil(self.batch * len(twigs))))]:
             d, k, ch = twigs[i]
             np.add.at(count, cell_points(h, w, sched[d + 1], ch, centres).ravel(), -1)
             np.add.at(count, cell_points(h, w, sched[d], np.array([k]), centres).ravel(), 1)
-            split[d] = split[d][split[d] != k]
-            pruned.append((d, k))
-            wy0, wy1, wx0, wx1 = slope.pop((d, k))[1]
+            self.split[d] = self.split[d][self.split[d] != k]
+            self.pruned.append((d, k))
+            wy0, wy1, wx0, wx1 = self.slope.pop((d, k))[1]
             dirty[wy0:wy1 + 1, wx0:wx1 + 1] = True
-            if int((count > 0).sum()) <= min_points:
-                break
         sat = _sat(dirty)
-        for key in [k for k, (_, wn) in slope.items() if _cell_sums(sat, *wn) > 0]:
-            del slope[key]
-    gone = set(pruned)
-    keep = np.array([(int(d), int(k)) not in gone for d, k in zip(grown.depth, grown.key,
-                                                                   strict=True)], bool)
-    back = np.array(pruned[::-1], np.int64).reshape(-1, 2)
-    depth = np.concatenate([grown.depth[keep], back[:, 0]])
-    key = np.concatenate([grown.key[keep], back[:, 1]])
-    # every split was judged with all the inpaintings of both passes
-    spent = (int(grown.cost.max()) + 1 if len(grown) else 0) + rounds
-    return SplitOrder(h, w, quad, centres, depth, key, np.full(depth.size, spent, np.int64))
+        for key in [k for k, (_, wn) in self.slope.items() if _cell_sums(sat, *wn) > 0]:
+            del self.slope[key]
+
+    def order(self) -> SplitOrder:
+        """The surviving splits in densification order, then the pruned ones in reverse."""
+        grown = self.grown
+        gone = set(self.pruned)
+        keep = np.array([(int(d), int(k)) not in gone
+                         for d, k in zip(grown.depth, grown.key, strict=True)], bool)
+        back = np.array(self.pruned[::-1], np.int64).reshape(-1, 2)
+        depth = np.concatenate([grown.depth[keep], back[:, 0]])
+        key = np.concatenate([grown.key[keep], back[:, 1]])
+        # every split was judged with all the inpaintings of both passes
+        spent = (int(grown.cost.max()) + 1 if len(grown) else 0) + self.rounds
+        return SplitOrder(grown.height, grown.width, grown.quad, grown.centres, depth, key,
+                          np.full(depth.size, spent, np.int64))
 
 
 # ----------------------------------------------------------------------------- map-driven

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,10 +30,10 @@ from inpcodec.codec.encoders import (
 )
 
 from .tree import (
+    RdoPruning,
     error_driven_order,
     map_driven_order,
     prefix_for_points,
-    rdo_order,
     scale_error_order,
     teacher_error_maps,
     tree_from_order,
@@ -44,39 +45,63 @@ register_cache(_CACHE.clear)
 
 
 #: ``tree-rdo`` grows its tree to RDO_GROWTH times the points asked for and prunes it to
-#: RDO_PRUNE_TO times them; a later knob outside that range computes a new order.  The
-#: fast rate search's first knob lands within about 20 % of the answer and its next level
-#: counts ask for down to 0.66 times the points (kodim05 grey at 0.1 bpp), so one order
-#: serves a search.  Kodak grey, first 6 images: growth 1.5 gave +0.05 dB over growth 2
-#: (benchmarks/RESULTS.md); on kodim05/23 its pruning took 1.0-1.4 s against 2.6-2.9 s.
+#: RDO_PRUNE_TO times them; a later knob above that range computes a new order, one below
+#: it prunes on (to RDO_PRUNE_TO times its points).  The fast rate search's first knob
+#: lands within about 20 % of the answer, and in grey its next level counts ask for down
+#: to 0.66 times the points (kodim05 at 0.1 bpp), so one growth serves a search.  Kodak
+#: grey, first 6 images: growth 1.5 gave +0.05 dB over growth 2 (benchmarks/RESULTS.md);
+#: on kodim05/23 its pruning took 1.0-1.4 s against 2.6-2.9 s.  Pruning on when asked,
+#: instead of down to 0.5 times the points at once, saves a third of the pruning in
+#: colour, where the search tries one level count.
 RDO_GROWTH = 1.5
-RDO_PRUNE_TO = 0.5
+RDO_PRUNE_TO = 0.8
+
+
+@dataclass
+class _Entry:
+    """A cached split order: it serves point counts from ``low`` to ``budget`` (any count
+    above ``low`` where ``complete``: the tree could not grow further)."""
+
+    order: object
+    budget: int
+    complete: bool
+    low: int = 0
+    pruning: RdoPruning | None = None
 
 
 def _order(kind: str, f: np.ndarray, points: int):
     key = (kind, f.shape, hashlib.sha1(np.ascontiguousarray(f).tobytes()).hexdigest())
     hit = _CACHE.get(key)
-    if hit is not None and (hit[1] >= points or hit[2]) and points >= hit[4]:
+    if hit is not None and (hit.budget >= points or hit.complete):
         _CACHE.move_to_end(key)
-        return hit[0], 0
-    t0 = time.perf_counter()
-    low = 0
-    if kind in ("error", "rdo"):
-        if kind == "error":
-            budget = min(f.size, 2 * points)
-            order = error_driven_order(f, budget)
-        else:
-            budget, low = min(f.size, int(RDO_GROWTH * points)), int(RDO_PRUNE_TO * points)
-            order = rdo_order(f, budget, min_points=low)
-        complete = int(tree_mask(tree_from_order(order, len(order))).sum()) < budget
-        spent = int(order.cost.max()) if len(order) else 0
+        if points >= hit.low:
+            return hit.order, 0
+        if hit.pruning is not None:  # fewer points than pruned to: prune on
+            rounds = hit.pruning.rounds
+            hit.order = hit.pruning.prune_to(int(RDO_PRUNE_TO * points))
+            hit.low = 0 if hit.pruning.exhausted else hit.pruning.points()
+            return hit.order, hit.pruning.rounds - rounds
+    pruning = None
+    if kind == "error":
+        budget = min(f.size, 2 * points)
+        order = error_driven_order(f, budget)
+    elif kind == "rdo":
+        budget = min(f.size, int(RDO_GROWTH * points))
+        pruning = RdoPruning(f, budget)
+        order = pruning.prune_to(int(RDO_PRUNE_TO * points))
     elif kind == "teacher":
         maps = teacher_error_maps(f)
         order = scale_error_order(f.shape, lambda d: maps[d])
-        budget, complete, spent = f.size, True, len(maps)
+        budget = f.size
     else:
-        order, budget, complete, spent = map_driven_order(f), f.size, True, 0
-    _CACHE[key] = (order, budget, complete, time.perf_counter() - t0, low)
+        order, budget = map_driven_order(f), f.size
+    if kind in ("error", "rdo"):
+        complete = int(tree_mask(tree_from_order(order, len(order))).sum()) < budget
+        spent = int(order.cost.max()) if len(order) else 0
+    else:
+        complete, spent = True, (len(maps) if kind == "teacher" else 0)
+    low = 0 if pruning is None or pruning.exhausted else pruning.points()
+    _CACHE[key] = _Entry(order, budget, complete, low, pruning)
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
     return order, spent

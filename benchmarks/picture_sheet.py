@@ -69,7 +69,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--kodak", required=True, type=Path)
     ap.add_argument("--images", default="kodim05,kodim15,kodim23")
-    ap.add_argument("--codecs", default="jpeg,jpeg2000,webp,avif,jpegxl,tree-fast,belhachmi")
+    ap.add_argument("--codecs", default="jpeg,jpeg2000,webp,avif,jpegxl,tree-rdo-fast,belhachmi")
     ap.add_argument("--bpp", type=float, default=0.1)
     ap.add_argument("--crop", type=int, default=192)
     ap.add_argument("--out", default=str(HERE / "results" / "picture_sheet.png"))

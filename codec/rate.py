@@ -40,6 +40,10 @@ from .limits import CodecError
 from .metrics import psnr as _psnr
 
 RATE_TOLERANCE = 0.03
+#: The lossless file is made (to give it for a target it fits in) only where the target
+#: is at least 1/LOSSLESS_MARGIN of :func:`lossless_estimate`, which the lossless files of
+#: natural images exceed by at most 10 % (synthetic ones lie above it, not below).
+LOSSLESS_MARGIN = 4.0
 LEVEL_CANDIDATES = (8, 16, 32, 64)  # then the midpoint next to the best (11, 23, 45)
 #: Added above this target (bpp): near-lossless rates need fine levels.
 HIGH_RATE = 1.0
@@ -64,15 +68,23 @@ PROXY_MARGIN_DB = 1.5
 #: "Rate search effort".
 EFFORTS = ("fast", "best")
 DEFAULT_EFFORT = "fast"
-#: First guess of the size of a tonally optimised tree file over the plain one (same
-#: mask and levels), per channel count; each fast search corrects it from its own encodes.
-TONAL_RATE_GUESS = {1: 1.08, 3: 1.2}
+#: First guess of the size r of a tonally optimised tree file over the plain one (same
+#: mask and levels), per channel count: r = 1 + a (bpp / 0.1)^b for (a, b) below; each
+#: fast search corrects it from its own encodes.  Fitted to the first tonal encode of the
+#: fast searches of `tree` and `tree-rdo` on Kodak (grey: 36 files of kodim01-07,
+#: colour: 48 of kodim01-06, 0.05-0.3 bpp): r falls with the rate (grey 1.15 at 0.05 bpp
+#: to 1.06 at 0.3, colour 1.19 to 1.13).  Within RATE_TOLERANCE of the measured r on 38
+#: of 48 colour files and 27 of 36 grey ones, where the constants 1.2 and 1.08 were on
+#: 19 and 18: each miss costs a second tonal encode (benchmarks/RESULTS.md, "Rate search
+#: effort").
+TONAL_RATE_GUESS = {1: (0.104, -0.48), 3: (0.162, -0.17)}
 FAST_TONAL_ENCODES = 3  # at most, for the winning level count
 #: Bits per point of plain (not tonally optimised) tree files, per channel count: the
 #: fast search's first density is the plain target over this.  From the fast search's
 #: files on Kodak at 0.05-0.3 bpp (tonal: grey median 3.1, range 2.5-3.8; colour 4.6,
-#: 3.3-5.8), over TONAL_RATE_GUESS.  Starting near the answer saves plain encodes and
-#: lets the first split order an encoder computes cover the rate searched.
+#: 3.3-5.8), over the size ratio guessed then (1.08 grey, 1.2 colour).  Starting near
+#: the answer saves plain encodes and lets the first split order an encoder computes
+#: cover the rate searched.
 FAST_BITS_PER_POINT = {1: 2.9, 3: 3.8}
 #: dB per doubling of the rate of tree files on Kodak at 0.05-0.3 bpp (1.2-2.2, grey and
 #: colour): puts the PSNR of a file that missed the target by a few per cent at the target.
@@ -96,6 +108,29 @@ class RateResult:
 
 def _bpp(data: bytes, n: int) -> float:
     return 8.0 * len(data) / n
+
+
+def lossless_estimate(img) -> float:
+    """Estimate of the lossless file's bpp: per channel, the first-order entropy of the
+    differences of horizontal or vertical neighbours (the lower of the two), summed.
+
+    On 6 Kodak images and 8 classic test images, grey and colour, the lossless file was
+    1.01-1.10 times this; on synthetic images (flat, ramps, stripes, blocks) the estimate
+    is lower, down to 0.  Making the lossless file itself takes 0.5 s for a Kodak image in
+    colour, 10 % of an encode at 0.1 bpp.
+    """
+    f = np.asarray(img, np.int64)
+    f = f.reshape(f.shape[0], f.shape[1], -1)
+    bits = 0.0
+    for c in range(f.shape[2]):
+        p = f[:, :, c]
+        per_axis = []
+        for d in (np.diff(p, axis=1), np.diff(p, axis=0)):
+            counts = np.bincount((d + 255).ravel(), minlength=511)
+            pr = counts[counts > 0] / max(d.size, 1)
+            per_axis.append(float(-(pr * np.log2(pr)).sum()) * p.size)
+        bits += min(per_axis)
+    return bits / (f.shape[0] * f.shape[1])
 
 
 def lowest_bpp(img, planes) -> float:
@@ -129,6 +164,12 @@ def _secant(bpp_fn, target, d0, tol, max_steps, log):
     return best[1], best[2]
 
 
+def tonal_rate_guess(target: float, channels: int) -> float:
+    """First guess of a tonally optimised tree file's size over the plain one's."""
+    a, b = TONAL_RATE_GUESS[channels]
+    return float(np.clip(1.0 + a * (max(target, 1e-3) / 0.1) ** b, 1.0, 1.5))
+
+
 def fast_levels(target: float, channels: int) -> list:
     """Luma level counts a ``fast`` search tries at ``target`` bpp, in order.
 
@@ -157,7 +198,7 @@ def _fast_search(img, planes, target, encoder, levels, chroma_levels, seed, prog
     min_d = 1.0 / n
     log = []
     spent = [0]
-    last_ratio = [TONAL_RATE_GUESS[channels] if tonal else 1.0]
+    last_ratio = [tonal_rate_guess(target, channels) if tonal else 1.0]
     ratios = {}  # per level count: tonal file size / plain file size, as measured
     results = {}
 
@@ -252,11 +293,12 @@ def search_rate(img, planes, target, encoder: MaskEncoder, *, levels=None,
     if target < floor:
         raise CodecError(f"bpp {target:g} is below the lowest this image can reach "
                          f"({floor:.4f} bpp: a single stored point)")
-    data, cont = lossless_file(img)
-    if _bpp(data, n) <= target:  # nothing to search: every pixel fits exactly
-        return RateResult(data, cont, np.ones(img.shape[:2], bool), LOSSLESS_LEVELS,
-                          LOSSLESS_LEVELS, 0, [{"bpp": _bpp(data, n), "lossless": True}],
-                          lossless=True, encoder="lossless")
+    if target * LOSSLESS_MARGIN >= lossless_estimate(img):
+        data, cont = lossless_file(img)
+        if _bpp(data, n) <= target:  # nothing to search: every pixel fits exactly
+            return RateResult(data, cont, np.ones(img.shape[:2], bool), LOSSLESS_LEVELS,
+                              LOSSLESS_LEVELS, 0, [{"bpp": _bpp(data, n), "lossless": True}],
+                              lossless=True, encoder="lossless")
     luma = planes[:, :, 0]
     if effort == "fast" and target < HIGH_RATE and encoder.cheap and not encoder.search_with:
         found = _fast_search(img, planes, target, encoder, levels, chroma_levels, seed,

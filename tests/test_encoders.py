@@ -53,6 +53,31 @@ def test_a_target_above_the_lossless_size_gives_every_pixel_back(colour):
     assert r.psnr == np.inf
 
 
+def test_the_lossless_estimate_never_overstates_the_lossless_file_by_the_margin():
+    """The rate search skips making the lossless file where the target is below
+    1/LOSSLESS_MARGIN of the estimate: sound only while no image's lossless file is that
+    much smaller than the estimate.  Natural-like, noise, and structured images."""
+    from inpcodec.codec.format import lossless_file
+    from inpcodec.codec.rate import LOSSLESS_MARGIN, lossless_estimate
+
+    y, x = np.mgrid[0:48, 0:64]
+    rng = np.random.default_rng(0)
+    images = [make_image(48, 64), make_image(48, 64, colour=True, seed=2),
+              rng.integers(0, 256, (48, 64)).astype(np.uint8),
+              rng.integers(0, 256, (48, 64, 3)).astype(np.uint8),
+              np.full((48, 64), 9, np.uint8), (x * 4 % 256).astype(np.uint8),
+              ((x % 2) * 200).astype(np.uint8), (((x + y) % 2) * 255).astype(np.uint8),
+              np.kron(rng.integers(0, 256, (24, 32)), np.ones((2, 2))).astype(np.uint8)]
+    for img in images:
+        real = 8 * len(lossless_file(img)[0]) / (48 * 64)
+        est = lossless_estimate(img)
+        assert real >= est / LOSSLESS_MARGIN, (real, est)
+    # natural-like content: the estimate is close (within 25 %)
+    for img in images[:2]:
+        real = 8 * len(lossless_file(img)[0]) / (48 * 64)
+        assert 0.75 < lossless_estimate(img) / real < 1.25
+
+
 def test_psnr_rises_with_the_rate_and_levels_stay_at_most_256():
     img = make_image(64, 64, seed=3)
     lossless = encode_report(img, bpp=100.0)

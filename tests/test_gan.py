@@ -563,6 +563,8 @@ def test_postprocess_cache_is_made_once_and_training_uses_it(tmp_path):
 
 
 def test_tree_cache_holds_tree_decodes_at_target_rates(tmp_path):
+    from inpcodec.codec.pipeline import DEFAULT_ENCODER
+
     data = _image_folder(tmp_path / "train", 1, 64, 80)
     val = _image_folder(tmp_path / "val", 1, 64, 64, seed=9)
     # rates for images this small (the header alone is 0.1 bpp here)
@@ -575,12 +577,12 @@ def test_tree_cache_holds_tree_decodes_at_target_rates(tmp_path):
     assert len(items) == 1 + 3
     for it in items:
         meta = it["meta"]
-        assert meta["encoder"] == "tree" and 0.3 <= meta["bpp"] <= 0.8
+        assert meta["encoder"] == DEFAULT_ENCODER and 0.3 <= meta["bpp"] <= 0.8
         assert it["decoded"].ndim == it["original"].ndim == (2 if meta["grey"] else 3)
     assert {it["decoded"].ndim for it in items} == {2, 3}  # val alternates grey and colour
     # an item is the codec's real round trip: re-encoding gives the same decode and mask
     it = items[0]
-    redone, mask = P.decode(P.encode(it["original"], encoder="tree", bpp=it["meta"]["bpp"],
+    redone, mask = P.decode(P.encode(it["original"], encoder=DEFAULT_ENCODER, bpp=it["meta"]["bpp"],
                                      tonal=False), return_info=True)
     np.testing.assert_array_equal(redone, it["decoded"])
     np.testing.assert_array_equal(mask, it["mask"])

@@ -145,6 +145,37 @@ def test_rdo_order_is_a_reordering_of_grown_splits_with_tree_prefixes():
     assert o.cost.max() > grown.cost.max()  # the pruning's inpaintings are counted
 
 
+def test_rdo_pruning_resumed_gives_the_order_of_one_pruning():
+    """The encoder prunes on when the rate search asks for fewer points: the order must be
+    the one pruning straight to the lower count gives, and the cache must serve it."""
+    from inpcodec.baselines import tree_encoders as te
+    from inpcodec.baselines.tree import RdoPruning, rdo_order
+    from inpcodec.codec.encoders import clear_caches
+
+    f = image()
+    p = RdoPruning(f, 1200)
+    first = p.prune_to(800)
+    assert p.points() <= 800 and p.points() > 300
+    resumed = p.prune_to(300)
+    once = rdo_order(f, 1200, min_points=300)
+    assert np.array_equal(resumed.depth, once.depth) and np.array_equal(resumed.key, once.key)
+    assert not np.array_equal(first.key, once.key)  # the second call did prune on
+    # prefixes above the first stop are the same trees in both orders
+    for points in (900, 1100):
+        a = tree_mask(tree_from_order(first, prefix_for_points(first, points)))
+        b = tree_mask(tree_from_order(once, prefix_for_points(once, points)))
+        assert np.array_equal(a, b)
+    clear_caches()
+    o1, spent1 = te._order("rdo", f, 800)  # grows to 1200, prunes to 0.8 x 800
+    o2, spent2 = te._order("rdo", f, 400)  # below: prunes on, no new growth
+    assert spent1 > 0 and spent2 > 0
+    assert sorted(zip(o1.depth.tolist(), o1.key.tolist(), strict=True)) == sorted(
+        zip(o2.depth.tolist(), o2.key.tolist(), strict=True))
+    m = tree_mask(tree_from_order(o2, prefix_for_points(o2, 400)))
+    assert abs(int(m.sum()) - 400) < 40
+    assert te._order("rdo", f, 1000)[1] == 0  # inside the range: served from the cache
+
+
 def test_rdo_beats_the_tree_it_prunes():
     """Pruning by measured error growth per bit, from a tree grown to twice the points,
     against error-driven densification at the same points (so about the same bits): a

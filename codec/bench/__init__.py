@@ -27,7 +27,7 @@ from .refcodecs import REFERENCE_CODECS, encode_at_rate
 from .report import write_rate_results, write_speed_results
 from .runner import load_all, run_jobs
 
-DEFAULT_CODECS = ("jpeg", "jpeg2000", "webp", "avif", "jpegxl", "tree-fast", "belhachmi",
+DEFAULT_CODECS = ("jpeg", "jpeg2000", "webp", "avif", "jpegxl", "tree-rdo-fast", "belhachmi",
                   "learned")
 DEFAULT_BPP = (0.05, 0.1, 0.2, 0.3, 0.5)
 DEFAULT_DENSITIES = (0.02, 0.03, 0.04, 0.05, 0.07, 0.1)
