@@ -23,7 +23,7 @@ import inpcodec.learned_masks  # noqa: F401  (registers the learned one; no torc
 from inpcodec.bitstreams import container as C
 
 from .colour import rgb_to_ycbcr
-from .encoders import check_options, get_encoder, make_mask
+from .encoders import check_options, clear_caches, get_encoder, make_mask
 from .format import (  # noqa: F401 (decode, info: the API)
     decode,
     default_chroma_levels,
@@ -132,6 +132,10 @@ def encode_report(image, *, encoder: str = DEFAULT_ENCODER, density: float | Non
         raise CodecError(str(exc)) from None
     channels = 1 if img.ndim == 2 else 3
     check_memory(img.shape[1], img.shape[0], channels, factor=2.0)
+    # The encoders keep an image's split order for the many knobs of one rate search; an
+    # order kept from an earlier encode (another rate) would make this file depend on what
+    # was encoded before.
+    clear_caches()
     planes = planes_of(img, C.COLOUR_YCBCR)
     luma = planes[:, :, 0]
     search, lossless = [], False

@@ -71,12 +71,12 @@ DEFAULT_EFFORT = "fast"
 #: First guess of the size r of a tonally optimised tree file over the plain one (same
 #: mask and levels), per channel count: r = 1 + a (bpp / 0.1)^b for (a, b) below; each
 #: fast search corrects it from its own encodes.  Fitted to the first tonal encode of the
-#: fast searches of `tree` and `tree-rdo` on Kodak (grey: 36 files of kodim01-07,
-#: colour: 48 of kodim01-06, 0.05-0.3 bpp): r falls with the rate (grey 1.15 at 0.05 bpp
-#: to 1.06 at 0.3, colour 1.19 to 1.13).  Within RATE_TOLERANCE of the measured r on 38
-#: of 48 colour files and 27 of 36 grey ones, where the constants 1.2 and 1.08 were on
-#: 19 and 18: each miss costs a second tonal encode (benchmarks/RESULTS.md, "Rate search
-#: effort").
+#: fast searches on Kodak at 0.05-0.3 bpp (grey: `tree-rdo` on kodim01-06 and `tree` on
+#: kodim07-09, 36 files; colour: both on kodim01-06, 48): r falls with the rate (grey
+#: 1.15 at 0.05 bpp to 1.06 at 0.3, colour 1.19 to 1.13).  Within RATE_TOLERANCE of
+#: the measured r on 38 of 48 colour files and 27 of 36 grey ones, where the constants
+#: 1.2 and 1.08 were on 19 and 18: each miss costs a second tonal encode
+#: (benchmarks/RESULTS.md, "Rate search effort").
 TONAL_RATE_GUESS = {1: (0.104, -0.48), 3: (0.162, -0.17)}
 FAST_TONAL_ENCODES = 3  # at most, for the winning level count
 #: Bits per point of plain (not tonally optimised) tree files, per channel count: the

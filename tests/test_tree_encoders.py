@@ -195,3 +195,14 @@ def test_rdo_beats_the_tree_it_prunes():
         me = tree_mask(tree_from_order(e, prefix_for_points(e, points)))
         assert abs(int(m.sum()) - int(me.sum())) <= 10
         assert psnr(f, inpaint(f, m)) > psnr(f, inpaint(f, me)) + 0.15
+
+
+def test_an_encode_does_not_depend_on_what_was_encoded_before():
+    """The split orders are cached for one rate search; an order left by an encode at
+    another rate (grown for other point counts) must not change the next file."""
+    from inpcodec.codec.pipeline import encode
+
+    f = np.clip(image(), 0, 255).astype(np.uint8)
+    first = encode(f, encoder="tree-rdo", bpp=0.3)
+    encode(f, encoder="tree-rdo", bpp=0.8)  # (without clearing, the next file differed)
+    assert encode(f, encoder="tree-rdo", bpp=0.3) == first
