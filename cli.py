@@ -262,13 +262,16 @@ def demo(image, bpp, density, output, drop_alpha):
               show_default=True, help="With --bpp: fast (tree masks: the luma levels by "
               "rule, one or two tonal optimisations) or best (the levels searched with "
               "tonal optimisation: a little better, several times slower).")
+@click.option("--chroma-guide/--no-chroma-guide", default=True, show_default=True,
+              help="Colour tree files: the decoder reconstructs chroma guided by the "
+              "decoded luma where that pays (format version 4; 2 bytes).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @_encoder_options
 @_DROP_ALPHA
 @_QUIET
 @_clean_errors
 def encode(input_path, output_path, encoder, density, bpp, levels, chroma_levels, tonal,
-           effort, seed, drop_alpha, quiet, **kwargs):
+           effort, chroma_guide, seed, drop_alpha, quiet, **kwargs):
     """Compress image IN into the inpcodec file OUT (- for standard input or output)."""
     options = _pick_options(encoder, kwargs)
     if density is not None and bpp is not None:
@@ -285,7 +288,8 @@ def encode(input_path, output_path, encoder, density, bpp, levels, chroma_levels
         _notice_compile()
     r = encode_report(img, encoder=encoder, density=density, bpp=bpp, levels=levels,
                       chroma_levels=chroma_levels, tonal=tonal, seed=seed,
-                      progress=not quiet, effort=effort, **options)
+                      progress=not quiet, effort=effort, chroma_guide=chroma_guide,
+                      **options)
     out.write(r.data)
     name = "standard input" if input_path == STDIO else input_path
     for line in _report_lines(r, name):
@@ -340,6 +344,9 @@ def info(input_path):
     click.echo(f"mask         {i.points} points = {100 * i.points / px:.2f} % of the pixels")
     if i.channels == 3 and i.chroma_points != i.points:
         click.echo(f"chroma       {i.chroma_points} points, on a coarser tree")
+    if i.chroma_guide is not None:
+        click.echo(f"chroma guide the decoded luma's (guided filter, radius "
+                   f"{i.chroma_guide[0]}, eps {i.chroma_guide[1]})")
     click.echo(f"bytes        {i.bytes_total} = {i.bpp:.4f} bpp")
     click.echo(f"  header      {i.bytes_header} ({8 * i.bytes_header / px:.4f} bpp)")
     click.echo(f"  mask        {i.bytes_mask} ({8 * i.bytes_mask / px:.4f} bpp, "

@@ -26,14 +26,14 @@ bytes that are not an inpcodec file make ``Image.open`` raise
 read (a newer format version, a colour transform it does not know) raises
 :class:`OSError` from ``Image.open``.
 
-Save options are those of :func:`inpcodec.encode`: ``bpp`` or ``density`` (with
-neither, ``density=0.04``, as the command line), ``encoder`` (default ``tree``, the
-command line's), ``levels``,
-``chroma_levels``, ``tonal``, ``seed``, ``solver``, ``progress``, ``effort`` and the chosen
-encoder's own options (e.g. ``sigma`` for ``belhachmi``); ``drop_alpha=True`` saves an
-image with transparent pixels without its alpha channel.  An option given as ``None``
-takes its default.  Any other option raises :class:`ValueError`, as do the values
-:func:`inpcodec.encode` refuses (:class:`inpcodec.codec.limits.CodecError`).
+Save options are those of :func:`inpcodec.encode`: ``bpp`` or ``density`` (with neither,
+``density=0.04``, as the command line), ``encoder`` (default ``tree-rdo``, the command
+line's), ``levels``, ``chroma_levels``, ``tonal``, ``seed``, ``solver``, ``progress``,
+``effort``, ``chroma_guide`` and the chosen encoder's own options (e.g. ``sigma`` for
+``belhachmi``); ``drop_alpha=True`` saves an image with transparent pixels without its
+alpha channel. An option given as ``None`` takes its default. Any other option raises
+:class:`ValueError`, as do the values :func:`inpcodec.encode` refuses
+(:class:`inpcodec.codec.limits.CodecError`).
 
 Modes: ``L`` is stored grey and ``RGB`` colour; ``1`` is saved as ``L``; ``P``,
 ``CMYK``, ``YCbCr``, ``LAB``, ``HSV`` and ``RGBX`` as ``RGB``; ``LA``, ``PA``, ``RGBA``
@@ -61,7 +61,7 @@ EXTENSION = ".inpc"
 DEFAULT_DENSITY = 0.04
 #: Keywords of :func:`inpcodec.encode` accepted as save options (besides the encoder's).
 API_OPTIONS = ("encoder", "density", "bpp", "levels", "chroma_levels", "tonal", "seed",
-               "solver", "progress", "effort")
+               "solver", "progress", "effort", "chroma_guide")
 _ALPHA_MODES = {"LA": "L", "La": "L", "PA": "RGB", "RGBA": "RGB", "RGBa": "RGB"}
 _AS_RGB = {"P", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"}
 

@@ -1,13 +1,17 @@
-"""Does chroma guided by the decoded luma pay?  A measurement, not (yet) in the decoder.
+"""Which luma-guided chroma settings pay?  The measurement behind the chroma guide.
 
-    python benchmarks/bench_chroma_guided.py kodim03,kodim23 0.1 --kodak ../shared/data/kodak
+    python benchmarks/bench_chroma_guided.py kodim01,kodim03,kodim05,kodim13,kodim19,kodim23 \
+        0.05,0.1,0.2,0.3 --kodak ../shared/data/kodak
 
-Encodes each image in colour with the `tree` encoder at each rate, decodes the planes
+Encodes each image in colour with the default encoder at each rate, decodes the planes
 (luma and chroma by homogeneous diffusion, as the decoder), then replaces each chroma
 plane by He et al.'s guided filter of it with the decoded luma as guide (radius r,
-regularisation eps on the 0-255 scale) and prints the RGB PSNR change per setting.
+regularisation eps on the 0-255 scale) and prints the RGB PSNR change per setting, then
+per setting the mean gain over the files, and the mean gain when each file takes the
+best of a candidate set (what an encoder that tries them and stores its choice gets).
 """
 import argparse
+import itertools
 
 import numpy as np
 from PIL import Image
@@ -20,6 +24,9 @@ from inpcodec.codec.diffusion import Inpainter
 from inpcodec.codec.metrics import psnr
 from inpcodec.codec.pipeline import encode
 from inpcodec.codec.quantiser import quantiser
+
+RADII = (1, 2, 3, 4, 6, 8, 12)
+EPS = (4.0, 9.0, 16.0, 25.0, 49.0, 100.0, 225.0)
 
 
 def planes_of_file(data):
@@ -36,6 +43,7 @@ def planes_of_file(data):
     u[:, :, 1:] = Inpainter(masks[1][0]).solve(planes[:, :, 1:])
     return u, masks
 
+
 def guided(I, p, r, eps):
     def mean(x):
         return uniform_filter(x, 2 * r + 1, mode="reflect")
@@ -46,28 +54,45 @@ def guided(I, p, r, eps):
     b = mp - a * mI
     return mean(a) * I + mean(b)
 
+
 ap = argparse.ArgumentParser()
 ap.add_argument("images")
 ap.add_argument("bpps")
 ap.add_argument("--kodak", required=True)
 args = ap.parse_args()
-res = {}
+gains = {}  # (r, eps) -> list of gains, one per file
 for name in args.images.split(","):
     img = np.asarray(Image.open(f"{args.kodak}/{name}.png").convert("RGB"))
     for bpp in [float(b) for b in args.bpps.split(",")]:
-        data = encode(img, encoder="tree", bpp=bpp)
+        data = encode(img, bpp=bpp)
         u, masks = planes_of_file(data)
         base = psnr(np.clip(np.rint(ycbcr_to_rgb(u)), 0, 255), img)
         ref = rgb_to_ycbcr(img)
-        line = f"{name} {bpp} base {base:.3f} chromaPSNR {psnr(u[:,:,1:], ref[:,:,1:]):.2f}"
-        for r in (4, 8, 16):
-            for eps in (25.0, 100.0, 400.0):
-                v = u.copy()
-                for c in (1, 2):
-                    v[:, :, c] = guided(u[:, :, 0], u[:, :, c], r, eps)
-                g = psnr(np.clip(np.rint(ycbcr_to_rgb(v)), 0, 255), img)
-                res.setdefault((r, eps), []).append(g - base)
-                line += f" | r{r} e{eps:g} {g - base:+.3f}"
-        print(line, flush=True)
-for k, v in sorted(res.items()):
+        row = {}
+        for r, eps in itertools.product(RADII, EPS):
+            v = u.copy()
+            for c in (1, 2):
+                v[:, :, c] = guided(u[:, :, 0], u[:, :, c], r, eps)
+            g = psnr(np.clip(np.rint(ycbcr_to_rgb(v)), 0, 255), img) - base
+            gains.setdefault((r, eps), []).append(g)
+            row[(r, eps)] = g
+        best = max(row, key=row.get)
+        print(f"{name} {bpp} base {base:.3f} chroma PSNR "
+              f"{psnr(u[:, :, 1:], ref[:, :, 1:]):.2f} best r{best[0]} eps{best[1]:g} "
+              f"{row[best]:+.3f} (r4 eps25 {row[(4, 25.0)]:+.3f})", flush=True)
+print("setting: mean gain over files, min")
+for k, v in sorted(gains.items(), key=lambda kv: -np.mean(kv[1]))[:12]:
     print(k, f"mean {np.mean(v):+.3f} min {np.min(v):+.3f}")
+files = len(next(iter(gains.values())))
+every = np.array([gains[k] for k in gains])  # settings x files
+print(f"each file its best of all {len(gains)} settings (or none): "
+      f"{np.mean(np.maximum(every.max(0), 0)):+.3f}")
+for size in (1, 2, 3, 4, 6):  # the best candidate set of that size, greedily
+    chosen = []
+    for _ in range(size):
+        keys = [k for k in gains if k not in chosen]
+        score = [np.mean(np.maximum(np.max([gains[c] for c in chosen + [k]], 0), 0))
+                 for k in keys]
+        chosen.append(keys[int(np.argmax(score))])
+    got = np.mean(np.maximum(np.max([gains[c] for c in chosen], 0), 0))
+    print(f"best {size} candidates (greedy) {chosen}: {got:+.3f}")

@@ -35,6 +35,14 @@ def _alarm(signum, frame):
     raise _Hang()
 
 
+def _disc_image(h=24, w=32):
+    """RGB: a saturated disc on a colour ramp (chroma edges where the luma's are)."""
+    i, j = np.mgrid[:h, :w]
+    img = np.stack([60 + i, 70 + j // 2, 80 + (i + j) // 3], axis=-1)
+    img[(i - 20) ** 2 + (j - 24) ** 2 < 150] = (220, 40, 50)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
 def mutate(rng, data: bytes) -> bytes:
     d = bytearray(data)
     kind = rng.integers(4)
@@ -72,15 +80,21 @@ def main():
     rng = np.random.default_rng(args.seed)
     img_rng = np.random.default_rng(1)
     seeds = [
-        encode((img_rng.random((16, 20)) * 255).astype(np.uint8), density=0.15, tonal=False),
-        encode((img_rng.random((12, 9, 3)) * 255).astype(np.uint8), density=0.3, tonal=False),
-        encode(np.full((40, 33), 77, np.uint8), density=0.02, tonal=False),
+        encode((img_rng.random((16, 20)) * 255).astype(np.uint8), encoder="belhachmi",
+               density=0.15, tonal=False),
+        encode((img_rng.random((12, 9, 3)) * 255).astype(np.uint8), encoder="belhachmi",
+               density=0.3, tonal=False),
+        encode(np.full((40, 33), 77, np.uint8), encoder="belhachmi", density=0.02, tonal=False),
         # tree-coded masks (grey: format version 2; colour, chroma on a coarser tree: 3)
         encode((img_rng.random((24, 30)) * 255).astype(np.uint8), encoder="tree",
                density=0.1, tonal=False),
         encode((img_rng.random((20, 17, 3)) * 255).astype(np.uint8), encoder="tree-map",
-               density=0.15, tonal=False),
+               density=0.15, tonal=False, chroma_guide=False),
+        # colour tree file whose chroma is guided by the luma (version 4)
+        encode(_disc_image(), encoder="tree", density=0.1, tonal=False),
     ]
+    if [s[4] for s in seeds] != [1, 1, 1, 2, 3, 4]:
+        raise SystemExit(f"seed versions changed: {[s[4] for s in seeds]}")
     signal.signal(signal.SIGALRM, _alarm)
     counts = {"refused": 0, "decoded": 0, "crash": 0, "hang": 0}
     examples = []
@@ -105,8 +119,8 @@ def main():
             print(i + 1, counts, flush=True)
     seconds = time.perf_counter() - t0
     text = (f"Command: `python benchmarks/fuzz_decoder.py --mutations {args.mutations} "
-            f"--write-results` (seed {args.seed}, {len(seeds)} seed files: 3 free-mask, 2 "
-            f"tree-mask of versions 2 and 3; timeout {args.timeout:g} s): "
+            f"--write-results` (seed {args.seed}, {len(seeds)} seed files: 3 free-mask, 3 "
+            f"tree-mask of versions 2, 3 and 4; timeout {args.timeout:g} s): "
             f"{args.mutations} mutated files decoded in {seconds:.0f} s: "
             f"refused {counts['refused']}, decoded {counts['decoded']}, "
             f"**crashes {counts['crash']}, hangs {counts['hang']}**.")

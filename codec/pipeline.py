@@ -25,6 +25,7 @@ from inpcodec.bitstreams import container as C
 from .colour import rgb_to_ycbcr
 from .encoders import check_options, clear_caches, get_encoder, make_mask
 from .format import (  # noqa: F401 (decode, info: the API)
+    add_chroma_guide,
     decode,
     default_chroma_levels,
     encode_with_mask,
@@ -34,7 +35,7 @@ from .format import (  # noqa: F401 (decode, info: the API)
 from .limits import CodecError, check_memory
 from .metrics import psnr
 from .quantiser import MAX_LEVELS
-from .rate import DEFAULT_EFFORT, search_rate
+from .rate import DEFAULT_EFFORT, RATE_TOLERANCE, search_rate
 
 #: The default mask encoder: tree masks store positions in a fraction of a bit per point
 #: and gain 2-4 dB over the free masks on Kodak; rate-distortion-optimised pruning gains
@@ -93,6 +94,8 @@ class EncodeReport:
     #: Points that store chroma (colour files; fewer than ``points`` in a colour tree file,
     #: whose chroma lives on a coarser tree).
     chroma_points: int = 0
+    #: (radius, eps) of the luma-guided chroma reconstruction the file stores, or None.
+    chroma_guide: tuple | None = None
 
     @property
     def bpp(self) -> float:
@@ -119,7 +122,8 @@ def encode_report(image, *, encoder: str = DEFAULT_ENCODER, density: float | Non
                   bpp: float | None = None, levels: int | None = None,
                   chroma_levels: int | None = None, tonal: bool = True, seed: int = 0,
                   solver: str = "numba", progress: bool = False,
-                  effort: str = DEFAULT_EFFORT, **options) -> EncodeReport:
+                  effort: str = DEFAULT_EFFORT, chroma_guide: bool = True,
+                  **options) -> EncodeReport:
     """Encode an 8-bit grey or RGB image; see :func:`encode`.  Returns the full report."""
     t0 = time.perf_counter()
     img = _as_image(image)
@@ -159,12 +163,18 @@ def encode_report(image, *, encoder: str = DEFAULT_ENCODER, density: float | Non
         data, cont, mask, lv, clv = found.data, found.cont, found.mask, found.lv, found.clv
         spent, search, lossless = found.inpaintings, found.log, found.lossless
         encoder = found.encoder  # "lossless", or a free-mask encoder past a tree's densest
+    if chroma_guide and channels == 3 and not lossless:
+        limit = None if bpp is None else int(bpp * (1 + RATE_TOLERANCE) * mask.size / 8)
+        guided = add_chroma_guide(data, img, max_bytes=limit)
+        if guided is not data:
+            data, cont = guided, C.read(guided)
     encode_seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
     decoded = decode(data, solver=solver)
     decode_seconds = time.perf_counter() - t1
     sizes = {k: len(v) for k, v in cont.sections.items()}
     vals = sum(v for k, v in sizes.items() if k.startswith("VAL"))
+    file_info = info(data)
     luma_dec = decoded if channels == 1 else rgb_to_ycbcr(decoded)[..., 0]
     return EncodeReport(
         data=data, decoded=decoded, width=img.shape[1], height=img.shape[0],
@@ -174,7 +184,7 @@ def encode_report(image, *, encoder: str = DEFAULT_ENCODER, density: float | Non
         bytes_mask=sizes["MASK"], bytes_values=vals, psnr=psnr(decoded, img),
         psnr_luma=psnr(luma_dec, luma), encode_seconds=encode_seconds,
         decode_seconds=decode_seconds, inpaintings=spent, search=search, lossless=lossless,
-        chroma_points=info(data).chroma_points)
+        chroma_points=file_info.chroma_points, chroma_guide=file_info.chroma_guide)
 
 
 def encode(image, **kwargs) -> bytes:
@@ -208,6 +218,10 @@ def encode(image, **kwargs) -> bytes:
         tonal optimisations) or ``"best"`` (level counts searched with tonally optimised
         encodes: a few tenths of a dB better, several times slower; see
         :data:`inpcodec.codec.rate.EFFORTS`).
+    chroma_guide : bool
+        Colour tree files: let the decoder reconstruct chroma guided by the decoded luma
+        where that decodes the image better (the encoder tries a few settings and stores
+        the best, format version 4); False keeps plain chroma (version 3).
     **options
         The encoder's own options (``get_encoder(encoder).options``), e.g. ``weights``
         for ``learned``, ``max_seconds`` and ``runs`` for ``ps``.

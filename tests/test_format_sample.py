@@ -1,7 +1,8 @@
 """Committed format samples: files written by inpcodec must keep decoding the same.
 
 ``tests/data/sample-v*.inpc`` are files of each format version (1: free masks, inpcodec
-0.2.0; 2: a grey tree file; 3: a colour tree file with chroma on a coarser tree) made
+0.2.0; 2: a grey tree file; 3: a colour tree file with chroma on a coarser tree; 4: the
+same with chroma guided by the luma) made
 once by :func:`make_samples` (below) and committed. The tests read the committed bytes,
 never re-encode: they check the header, then decode each file and compare the SHA-256 of
 the decoded pixels (and the shape) with the constants here. A change to the decoder, the
@@ -59,7 +60,10 @@ RECIPES = {
     "sample-v2-grey-tree.inpc": (grey_image, dict(encoder="tree", density=0.1, levels=32)),
     # tree mask, chroma on the tree merged twice (value coder 3) with Qc 32
     "sample-v3-colour-tree.inpc": (colour_image, dict(encoder="tree", density=0.1,
-                                                      levels=16)),
+                                                      levels=16, chroma_guide=False)),
+    # the same, with chroma guided by the decoded luma (the encoder's choice of guide)
+    "sample-v4-colour-tree-guided.inpc": (colour_image, dict(encoder="tree", density=0.1,
+                                                             levels=16)),
 }
 
 #: file name -> what the committed file holds and decodes to.
@@ -84,6 +88,10 @@ SAMPLES = {
         size=(32, 24), channels=3, colour=C.COLOUR_YCBCR, levels=(16, 32), coders=(2, 3),
         file_sha256="b6f13e5ec36cff3fb8e2ad5e69003c1575692e7f59e41f3421cba12cbe7ef110",
         pixels_sha256="6cc6700c11594da10ba269ace75ac4595b5de8fbc0aafc09ae2e2f41a5293ade"),
+    "sample-v4-colour-tree-guided.inpc": dict(
+        size=(32, 24), channels=3, colour=C.COLOUR_YCBCR, levels=(16, 32), coders=(2, 3),
+        file_sha256="f5a5a3b2578d6cef01880ea869d4830dffdae3556890342527f109eb32da3601",
+        pixels_sha256="7ccc49f84f9cdeea8500f90504be5a7b4541f26463d1ef7cfc77dc27f084ef24"),
 }
 
 
