@@ -9,6 +9,8 @@ plane by He et al.'s guided filter of it with the decoded luma as guide (radius 
 regularisation eps on the 0-255 scale) and prints the RGB PSNR change per setting, then
 per setting the mean gain over the files, and the mean gain when each file takes the
 best of a candidate set (what an encoder that tries them and stores its choice gets).
+With ``--codec``: the codec's own choice (format version 4) on each file, against the
+same file with plain chroma.
 """
 import argparse
 import itertools
@@ -59,7 +61,36 @@ ap = argparse.ArgumentParser()
 ap.add_argument("images")
 ap.add_argument("bpps")
 ap.add_argument("--kodak", required=True)
+ap.add_argument("--codec", action="store_true",
+                help="The codec's own choice instead of the grid: each file encoded with "
+                "plain chroma, then given the encoder's guide (add_chroma_guide); prints "
+                "both files' real bpp and RGB PSNR (the decoder's output).")
 args = ap.parse_args()
+if args.codec:
+    from inpcodec.codec.format import add_chroma_guide, decode, info
+    from inpcodec.codec.pipeline import encode_report
+
+    rows = []
+    for name in args.images.split(","):
+        img = np.asarray(Image.open(f"{args.kodak}/{name}.png").convert("RGB"))
+        n = img.shape[0] * img.shape[1]
+        for bpp in [float(b) for b in args.bpps.split(",")]:
+            plain = encode_report(img, bpp=bpp, chroma_guide=False)
+            guided = add_chroma_guide(plain.data, img,
+                                      max_bytes=int(bpp * 1.03 * n / 8))
+            p0, p1 = plain.psnr, psnr(decode(guided), img)
+            rows.append((bpp, 8 * len(plain.data) / n, p0, 8 * len(guided) / n, p1))
+            print(f"{name} {bpp} plain {rows[-1][1]:.4f} bpp {p0:.3f} dB, guided "
+                  f"{rows[-1][3]:.4f} bpp {p1:.3f} dB ({p1 - p0:+.3f}, "
+                  f"{info(guided).chroma_guide})", flush=True)
+    rows = np.array(rows)
+    for bpp in sorted(set(rows[:, 0])):
+        r = rows[rows[:, 0] == bpp]
+        print(f"{bpp}: {len(r)} files, plain {r[:, 1].mean():.4f} bpp {r[:, 2].mean():.3f} "
+              f"dB, guided {r[:, 3].mean():.4f} bpp {r[:, 4].mean():.3f} dB "
+              f"({(r[:, 4] - r[:, 2]).mean():+.3f} dB, {(r[:, 4] > r[:, 2]).sum()} gain)")
+    print(f"all: {(rows[:, 4] - rows[:, 2]).mean():+.3f} dB")
+    raise SystemExit
 gains = {}  # (r, eps) -> list of gains, one per file
 for name in args.images.split(","):
     img = np.asarray(Image.open(f"{args.kodak}/{name}.png").convert("RGB"))
