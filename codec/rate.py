@@ -30,6 +30,7 @@ from inpcodec.bitstreams import container as C
 
 from .encoders import TREE_MASK_CODER, MaskEncoder, get_encoder, refine_mask
 from .format import (
+    CHROMA_MERGES,
     LOSSLESS_LEVELS,
     decode,
     default_chroma_levels,
@@ -89,6 +90,13 @@ FAST_BITS_PER_POINT = {1: 2.9, 3: 3.8}
 #: dB per doubling of the rate of tree files on Kodak at 0.05-0.3 bpp (1.2-2.2, grey and
 #: colour): puts the PSNR of a file that missed the target by a few per cent at the target.
 RD_SLOPE = 1.7
+#: Chroma merges a ``fast`` search of a colour tree file tries after the default
+#: (CHROMA_MERGES): textured images do better with chroma on a coarser tree now that the
+#: decoder guides chroma by the luma, colourful smooth ones worse (6 Kodak images at
+#: 0.05-0.3 bpp, both merges: kodim13 +0.08 to +0.23 dB, kodim19 +0.07 to +0.26, kodim23
+#: -0.6 to -1.2; benchmarks/RESULTS.md, "Chroma merges chosen per file").  The other
+#: file is made only where its plain (untuned) file at the winner's mask scores better.
+ALT_CHROMA_MERGES = 3
 
 
 @dataclass
@@ -202,16 +210,18 @@ def _fast_search(img, planes, target, encoder, levels, chroma_levels, seed, prog
     ratios = {}  # per level count: tonal file size / plain file size, as measured
     results = {}
 
-    def plain_fn(lv):
+    def plain_fn(lv, merges=CHROMA_MERGES):
         cache = {}
 
         def plain(d):
             d = float(np.clip(d, min_d, 1.0))
             if d not in cache:
                 found = encoder.make(luma, d, levels=lv, seed=seed, **options)
-                data, _, _ = encode_with_mask(img, planes, found, lv, chroma_levels, False)
+                data, _, _ = encode_with_mask(img, planes, found, lv, chroma_levels, False,
+                                              chroma_merges=merges)
                 cache[d] = (_bpp(data, n), found, data)
             return cache[d]
+        plain.merges = merges
         return plain
 
     def attempt(lv, plain, d):
@@ -220,7 +230,8 @@ def _fast_search(img, planes, target, encoder, levels, chroma_levels, seed, prog
         d, (b_plain, found, data) = _secant(plain, goal, d, 0.005, 12, log)
         if tonal:
             data, cont, sp = encode_with_mask(img, planes, found, lv, chroma_levels, True,
-                                              progress=progress, effort="fast")
+                                              progress=progress, effort="fast",
+                                              chroma_merges=plain.merges)
             spent[0] += sp
         else:
             cont = C.read(data)
@@ -258,12 +269,25 @@ def _fast_search(img, planes, target, encoder, levels, chroma_levels, seed, prog
             scores.append(evaluate(nxt))
     lv = cands[int(np.argmax(scores))]
     plain, d, out = results[lv]
-    for _ in range(FAST_TONAL_ENCODES - 1):  # the winner must land within tolerance
-        if out[0] <= RATE_TOLERANCE or not tonal:
-            break
-        d2, out2 = attempt(lv, plain, d)
-        if out2[0] < out[0]:
-            d, out = d2, out2
+    out = _land(attempt, lv, plain, d, out, tonal)
+    if channels == 3 and tonal and chroma_levels is None:
+        # chroma on a coarser tree: made only where the plain files at the winner's mask
+        # say it may pay (each at the target by RD_SLOPE), kept where the real one does
+        found = out[5]
+        here = plain.merges
+        scores = {}
+        for m in (here, ALT_CHROMA_MERGES):
+            data_m, _, _ = encode_with_mask(img, planes, found, lv, chroma_levels, False,
+                                            chroma_merges=m)
+            scores[m] = (_psnr(decode(data_m), img)
+                         + RD_SLOPE * math.log2(target / _bpp(data_m, n)))
+        if scores[ALT_CHROMA_MERGES] > scores[here]:
+            alt_plain = plain_fn(lv, ALT_CHROMA_MERGES)
+            d_alt, alt = attempt(lv, alt_plain, d)
+            alt = _land(attempt, lv, alt_plain, d_alt, alt, tonal)
+            if (alt[0] <= RATE_TOLERANCE and alt[1] + RD_SLOPE * math.log2(target / alt[2])
+                    > out[1] + RD_SLOPE * math.log2(target / out[2])):
+                out = alt
     err, psnr, b, data, cont, found = out
     if err > RATE_TOLERANCE:
         return None
@@ -271,6 +295,18 @@ def _fast_search(img, planes, target, encoder, levels, chroma_levels, seed, prog
     log.append({"levels": lv, "psnr": psnr, "bpp": b})
     return RateResult(data, cont, found.mask, lv, clv, spent[0] + found.inpaintings, log,
                       encoder=encoder.name)
+
+
+def _land(attempt, lv, plain, d, out, tonal):
+    """Tonal encodes of this level count until one lands within RATE_TOLERANCE (at most
+    FAST_TONAL_ENCODES in all); the closest."""
+    for _ in range(FAST_TONAL_ENCODES - 1):
+        if out[0] <= RATE_TOLERANCE or not tonal:
+            break
+        d2, out2 = attempt(lv, plain, d)
+        if out2[0] < out[0]:
+            d, out = d2, out2
+    return out
 
 
 def search_rate(img, planes, target, encoder: MaskEncoder, *, levels=None,

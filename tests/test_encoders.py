@@ -279,3 +279,34 @@ def test_chroma_guided_by_the_luma_is_format_version_4(monkeypatch):
         forged.sections["PARM"] = forged.sections["PARM"][:7] + bytes([radius, eps])
         with pytest.raises(container.FormatError, match="chroma guide"):
             inpcodec.decode(container.write(forged))
+
+
+def test_fast_search_chooses_the_chroma_tree_per_file(monkeypatch):
+    """Chroma on a coarser tree (3 merges) where it pays, the default (2) elsewhere; the
+    choice lands on the target and beats the default's file at the target rate."""
+    import math
+
+    from inpcodec.codec import format as F
+    from inpcodec.codec import rate as R
+    from inpcodec.codec.metrics import psnr
+
+    rng = np.random.default_rng(0)
+    g = make_image(96, 128, seed=3).astype(float)
+    tex = np.clip(g + rng.normal(0, 20, g.shape), 0, 255)  # busy luma, faint chroma
+    textured = np.stack([tex, 0.9 * tex + 10, 0.8 * tex + 20], axis=-1).astype(np.uint8)
+    smooth = make_image(96, 128, colour=True)  # chroma as busy as the luma
+
+    def merges(data):
+        return F._parse(data)[1].chroma_merges
+
+    def score(r, bpp):  # PSNR at the target rate, as the search ranks files
+        return psnr(inpcodec.decode(r.data), textured) + R.RD_SLOPE * math.log2(bpp / r.bpp)
+
+    bpp = 0.3
+    chosen = encode_report(textured, bpp=bpp)
+    assert merges(chosen.data) == 3 and abs(chosen.bpp / bpp - 1) <= R.RATE_TOLERANCE
+    assert merges(encode_report(smooth, bpp=bpp).data) == F.CHROMA_MERGES == 2
+    monkeypatch.setattr(R, "ALT_CHROMA_MERGES", F.CHROMA_MERGES)  # the default alone
+    default = encode_report(textured, bpp=bpp)
+    assert merges(default.data) == 2
+    assert score(chosen, bpp) > score(default, bpp)
