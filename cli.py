@@ -264,7 +264,7 @@ def demo(image, bpp, density, output, drop_alpha):
               "tonal optimisation: a little better, several times slower).")
 @click.option("--chroma-guide/--no-chroma-guide", default=True, show_default=True,
               help="Colour tree files: the decoder reconstructs chroma guided by the "
-              "decoded luma where that pays (format version 4; 2 bytes).")
+              "decoded luma where that pays (2 bytes; FORMAT.md, version 4).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @_encoder_options
 @_DROP_ALPHA
@@ -338,7 +338,7 @@ def info(input_path):
     px = i.width * i.height
     click.echo(f"size         {i.width}x{i.height}, {i.channels} channel(s), {i.colour}")
     click.echo(f"format       inpcodec version {i.version}, mask: {i.mask_coder}, values: "
-               "predictive coder")
+               f"{i.value_coder}")
     chroma = f" (chroma {i.chroma_levels})" if i.channels == 3 else ""
     click.echo(f"levels       {i.levels}{chroma}")
     click.echo(f"mask         {i.points} points = {100 * i.points / px:.2f} % of the pixels")

@@ -24,6 +24,7 @@ import numpy as np
 from _results import write_section
 
 HERE = Path(__file__).resolve().parent
+SAMPLES = HERE.parent / "tests" / "data"
 MARK = "fuzz_decoder"
 
 
@@ -85,15 +86,18 @@ def main():
         encode((img_rng.random((12, 9, 3)) * 255).astype(np.uint8), encoder="belhachmi",
                density=0.3, tonal=False),
         encode(np.full((40, 33), 77, np.uint8), encoder="belhachmi", density=0.02, tonal=False),
-        # tree-coded masks (grey: format version 2; colour, chroma on a coarser tree: 3)
+        # tree-coded masks, format version 5 (value model 2): grey; colour with chroma
+        # on a coarser tree; the same with chroma guided by the luma
         encode((img_rng.random((24, 30)) * 255).astype(np.uint8), encoder="tree",
                density=0.1, tonal=False),
         encode((img_rng.random((20, 17, 3)) * 255).astype(np.uint8), encoder="tree-map",
                density=0.15, tonal=False, chroma_guide=False),
-        # colour tree file whose chroma is guided by the luma (version 4)
         encode(_disc_image(), encoder="tree", density=0.1, tonal=False),
     ]
-    if [s[4] for s in seeds] != [1, 1, 1, 2, 3, 4]:
+    # versions the encoder no longer writes (value model 1): the committed samples
+    seeds += [(SAMPLES / f"sample-v{v}-{name}.inpc").read_bytes() for v, name in
+              ((2, "grey-tree"), (3, "colour-tree"), (4, "colour-tree-guided"))]
+    if [s[4] for s in seeds] != [1, 1, 1, 5, 5, 5, 2, 3, 4]:
         raise SystemExit(f"seed versions changed: {[s[4] for s in seeds]}")
     signal.signal(signal.SIGALRM, _alarm)
     counts = {"refused": 0, "decoded": 0, "crash": 0, "hang": 0}
@@ -120,7 +124,8 @@ def main():
     seconds = time.perf_counter() - t0
     text = (f"Command: `python benchmarks/fuzz_decoder.py --mutations {args.mutations} "
             f"--write-results` (seed {args.seed}, {len(seeds)} seed files: 3 free-mask, 3 "
-            f"tree-mask of versions 2, 3 and 4; timeout {args.timeout:g} s): "
+            f"tree-mask of version 5 (grey, chroma tree, guided chroma), the samples of "
+            f"versions 2, 3 and 4; timeout {args.timeout:g} s): "
             f"{args.mutations} mutated files decoded in {seconds:.0f} s: "
             f"refused {counts['refused']}, decoded {counts['decoded']}, "
             f"**crashes {counts['crash']}, hangs {counts['hang']}**.")

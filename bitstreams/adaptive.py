@@ -49,3 +49,35 @@ def laplace_decode(run, levels: int, words):
         return np.asarray(dec.decode(model, np.zeros(scales.size), scales), np.int64)
 
     return run(None, coder)
+
+
+def laplace_encode_values(run, levels: int, q):
+    """Words of the values that ``run(q, coder)`` hands to ``coder(values, means,
+    scales)``, each coded with the quantised Laplace model over [0, levels - 1] of that
+    mean and scale (the edge bins take the tails)."""
+    import constriction  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+
+    enc = constriction.stream.queue.RangeEncoder()
+    model = constriction.stream.model.QuantizedLaplace(0, levels - 1)
+
+    def coder(vals, means, scales):
+        enc.encode(vals.astype(np.int32), model, means, scales)
+        return vals
+
+    run(q, coder)
+    return enc.get_compressed()
+
+
+def laplace_decode_values(run, levels: int, words):
+    """Inverse of :func:`laplace_encode_values`: what ``run(None, coder)`` returns."""
+    import constriction  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+
+    dec = constriction.stream.queue.RangeDecoder(np.asarray(words, np.uint32))
+    model = constriction.stream.model.QuantizedLaplace(0, levels - 1)
+
+    def coder(_, means, scales):
+        return np.asarray(dec.decode(model, means, scales), np.int64)
+
+    return run(None, coder)

@@ -27,13 +27,40 @@ Measured on error-driven quadtrees (with centres) of 6k, 12k and 26k points on k
 this order with centres from the corners 2.648, from the edge midpoints 2.604 (with
 weights 2 midpoints - 1 corners 2.627, 2 midpoints + 1 corners 2.612); at 16 levels
 3.825 / 3.695 / 3.642.  At 0.1 bpp that gave +0.11 dB (kodim05/13/23, bench_tree.py).
+
+Two value models share that order (``model``; the file's value coder names it):
+
+* model 1 (value coders 2 and 3, format versions 2-4): the residual from the rounded
+  prediction, quantised Laplace of mean 0 over [-(L - 1), L - 1], contexts stage x 3
+  activity classes, scale at least 0.3;
+* model 2 (value coders 4 and 5, format version 5): the value itself, quantised Laplace
+  over [0, L - 1] centred on the *unrounded* prediction (fixed point, 1/256 of a level),
+  so the probability of values the prediction cannot reach is not wasted and the model's
+  edge bins take the tails (tonally optimised values pile up at 0 and L - 1); the centres
+  (of cells cut both ways, and of leaves) predicted by the median of their four nearest
+  predictors instead of their mean; 6 activity classes (spread <= Q/32, then doublings up
+  to > Q/4); scale at least 0.5.  On the default encoder's Kodak files at 0.05, 0.1 and
+  0.3 bpp (benchmarks/bench_value_model.py; RESULTS.md, "Value model 2"), cumulative
+  savings in value bits, grey luma, kodim01-06 (where the choices were made) / the 18
+  images held out: tails in the edge bins 2.1 / 2.6 %, median centres 2.9 / 3.4 %,
+  unrounded predictions 4.4 / 4.9 %, 6 activity classes 4.7 / 5.4 %, scale floor
+  5.0 / 5.7 %; colour files 5.0-5.4 % (luma) and 5.0-5.3 % (chroma, where the floor of
+  0.5 costs 1.2 % against 0.3 but is kept for one rule).  Tried and not kept: a Gaussian
+  or logistic shape (-2.5 / -4.6 % against the Laplace's -5.0 %), adaptive symbol counts
+  on top of the Laplace (0.25 % more), leaf-size contexts for the leaf centres (0.02 %).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from inpcodec.bitstreams.adaptive import doubling_chunks, laplace_decode, laplace_encode
+from inpcodec.bitstreams.adaptive import (
+    doubling_chunks,
+    laplace_decode,
+    laplace_decode_values,
+    laplace_encode,
+    laplace_encode_values,
+)
 from inpcodec.bitstreams.tree_coder import (
     Tree,
     cell_bounds,
@@ -50,6 +77,14 @@ N_ACT = 3
 N_CONTEXTS = N_STAGE * N_ACT
 MIN_SCALE = 0.3
 MID_WEIGHT, CORNER_WEIGHT = 1, 0  # centre of a cell cut both ways (measured)
+#: Value models (see the module's docstring); files name theirs by their value coder.
+MODELS = (1, 2)
+#: Model 2: fixed-point unit of the prediction (1/FX of a level), activity classes,
+#: smallest Laplace scale.
+FX = 256
+N_ACT2 = 6
+N_CONTEXTS2 = N_STAGE * N_ACT2
+MIN_SCALE2 = 0.5
 
 
 
@@ -173,58 +208,141 @@ def _run(tree: Tree, levels: int, q, coder):
     return q
 
 
-def encode_tree_values(tree: Tree, q: np.ndarray, levels: int) -> np.ndarray:
+def _activity2(spread, levels):
+    """Model 2's activity class of a spread of predictor values: 0 up to Q/32, then one
+    class per doubling, the last above Q/4."""
+    t = 32 * np.asarray(spread, np.int64)
+    act = np.zeros(t.shape, np.int64)
+    for k in range(N_ACT2 - 1):
+        act += t > (levels << k)
+    return act
+
+
+def _run2(tree: Tree, levels: int, q, coder):
+    """Model 2: ``coder(values, means, scales)`` codes the values of a chunk on
+    [0, levels - 1] with Laplace models of those means (float64, exact multiples of 1/FX)
+    and scales; everything else is integer arithmetic."""
+    mask, stages = plan(tree)
+    n = int(mask.sum())
+    if q is None:
+        q = np.zeros(n, np.int64)
+    abs_sum = np.zeros(N_CONTEXTS2, np.int64)  # sum of |FX q - mean|, per context
+    count = np.zeros(N_CONTEXTS2, np.int64)
+    for stage, idx, cor, wts in stages:
+        if idx.size == 0:
+            continue
+        if cor is None:
+            mean = np.full(idx.size, (levels - 1) * (FX // 2), np.int64)
+            act = np.full(idx.size, N_ACT2 - 1, np.int64)
+        else:
+            v = q[cor]
+            near = v[:, :4]  # the four nearest predictors (a centre's edge midpoints)
+            if stage == N_STAGE - 1 or cor.shape[1] == 8:  # centres: median of the four
+                srt = np.sort(near, axis=1)
+                mean = (srt[:, 1] + srt[:, 2]) * (FX // 2)
+            else:
+                den = wts.sum(axis=1)
+                mean = (2 * FX * (v * wts).sum(axis=1) + den) // (2 * den)
+            act = _activity2(near.max(axis=1) - near.min(axis=1), levels)
+        ctx = stage * N_ACT2 + act
+        for a, b in doubling_chunks(idx.size):
+            sel, c = idx[a:b], ctx[a:b]
+            scales = np.maximum((abs_sum[c] + 2 * FX) / (FX * (count[c] + 2.0)), MIN_SCALE2)
+            q[sel] = np.clip(coder(q[sel], mean[a:b] / FX, scales), 0, levels - 1)
+            np.add.at(abs_sum, c, np.abs(FX * q[sel] - mean[a:b]))
+            np.add.at(count, c, 1)
+    return q
+
+
+def _check_model(model):
+    if model not in MODELS:
+        raise ValueError(f"unknown tree value model {model} (known: {MODELS})")
+
+
+def encode_tree_values(tree: Tree, q: np.ndarray, levels: int, model: int = 2) -> np.ndarray:
     """Compressed words of ``q`` (raster order of the points of ``tree_mask(tree)``)."""
+    _check_model(model)
     q = np.asarray(q, np.int64)
     n = int(tree_mask(tree).sum())
     if q.shape != (n,):
         raise ValueError(f"need one value per mask point: {q.shape} vs {n}")
     if q.min() < 0 or q.max() >= levels:
         raise ValueError(f"quantised values must lie in [0, {levels - 1}]")
-    return laplace_encode(lambda v, coder: _run(tree, levels, v, coder), levels, q.copy())
+    if model == 1:
+        return laplace_encode(lambda v, coder: _run(tree, levels, v, coder), levels,
+                              q.copy())
+    return laplace_encode_values(lambda v, coder: _run2(tree, levels, v, coder), levels,
+                                 q.copy())
 
 
-def decode_tree_values(words: np.ndarray, tree: Tree, levels: int) -> np.ndarray:
-    """Inverse of :func:`encode_tree_values`."""
+def decode_tree_values(words: np.ndarray, tree: Tree, levels: int, model: int = 2
+                       ) -> np.ndarray:
+    """Inverse of :func:`encode_tree_values` (the same ``model``)."""
+    _check_model(model)
+    if model == 1:
+        return laplace_decode(lambda v, coder: _run(tree, levels, v, coder), levels, words)
+    return laplace_decode_values(lambda v, coder: _run2(tree, levels, v, coder), levels,
+                                 words)
 
-    return laplace_decode(lambda v, coder: _run(tree, levels, v, coder), levels, words)
 
-
-def residual_model(tree: Tree, q: np.ndarray, levels: int):
+def residual_model(tree: Tree, q: np.ndarray, levels: int, model: int = 2):
     """The value coder's view of ``q`` (raster order of the mask points), without coding:
-    per value its residual from the prediction and the Laplace scale it is coded with."""
+    per value its prediction (the Laplace model's mean; model 1: 0, the model codes the
+    residual ``q - pred`` then, so ``pred`` is returned as ``q - residual``) and the
+    Laplace scale it is coded with.  Returns ``(means, scales)``."""
+    _check_model(model)
     q = np.asarray(q, np.int64)
     _, stages = plan(tree)
     order = np.concatenate([idx for _, idx, _, _ in stages if idx.size])
-    seen_res, seen_scale = [], []
+    seen_mean, seen_scale = [], []
 
-    def coder(res, scales):
-        seen_res.append(res)
-        seen_scale.append(scales)
-        return res
+    if model == 1:
+        def coder(res, scales):
+            seen_mean.append(res)
+            seen_scale.append(scales)
+            return res
 
-    _run(tree, levels, q.copy(), coder)
-    res, scale = np.zeros(order.size, np.int64), np.ones(order.size)
-    if seen_res:
-        res[order], scale[order] = np.concatenate(seen_res), np.concatenate(seen_scale)
-    return res, scale
+        _run(tree, levels, q.copy(), coder)
+    else:
+        def coder(vals, means, scales):
+            seen_mean.append(means)
+            seen_scale.append(scales)
+            return vals
 
-
-def laplace_bits(res, scales) -> np.ndarray:
-    """-log2 of the quantised Laplace probability of each residual: the continuous Laplace
-    integrated over the residual's unit interval (constriction's fixed-point model differs
-    from it by far less than a bit)."""
-    res, scales = np.asarray(res, np.float64), np.asarray(scales, np.float64)
-
-    def cdf(x):
-        return np.where(x < 0, 0.5 * np.exp(x / scales), 1.0 - 0.5 * np.exp(-x / scales))
-
-    p = cdf(res + 0.5) - cdf(res - 0.5)
-    return -np.log2(np.clip(p, 2.0 ** -24, 1.0))
+        _run2(tree, levels, q.copy(), coder)
+    mean, scale = np.zeros(order.size), np.ones(order.size)
+    if seen_mean:
+        mean[order], scale[order] = np.concatenate(seen_mean), np.concatenate(seen_scale)
+    if model == 1:
+        mean = q - mean  # the prediction that residual came from
+    return mean, scale
 
 
-def code_lengths(tree: Tree, q: np.ndarray, levels: int) -> np.ndarray:
+def laplace_bits(x, means, scales, lo=None, hi=None) -> np.ndarray:
+    """-log2 of the quantised Laplace probability of each integer ``x``: the continuous
+    Laplace of that mean and scale integrated over the unit interval of ``x``, the tails
+    beyond ``lo`` and ``hi`` (where given) taken by those edge bins, as constriction's
+    quantised models do (its fixed-point probabilities differ from these by far less than
+    a bit)."""
+    x, means = np.asarray(x, np.float64), np.asarray(means, np.float64)
+    scales = np.asarray(scales, np.float64)
+
+    def cdf(t):
+        z = (t - means) / scales
+        return np.where(z < 0, 0.5 * np.exp(np.minimum(z, 0.0)),
+                        1.0 - 0.5 * np.exp(-np.maximum(z, 0.0)))
+
+    upper = cdf(x + 0.5) if hi is None else np.where(x >= hi, 1.0, cdf(x + 0.5))
+    lower = cdf(x - 0.5) if lo is None else np.where(x <= lo, 0.0, cdf(x - 0.5))
+    return -np.log2(np.clip(upper - lower, 2.0 ** -24, 1.0))
+
+
+def code_lengths(tree: Tree, q: np.ndarray, levels: int, model: int = 2) -> np.ndarray:
     """Bits the value coder spends on each value of ``q`` (raster order of the mask points):
     :func:`laplace_bits` of :func:`residual_model`.  The rate-distortion-optimised tree
     encoder (:func:`inpcodec.baselines.tree.rdo_order`) prices its splits with them."""
-    return laplace_bits(*residual_model(tree, q, levels))
+    q = np.asarray(q, np.int64)
+    means, scales = residual_model(tree, q, levels, model)
+    if model == 1:
+        return laplace_bits(q - means, 0.0, scales)
+    return laplace_bits(q, means, scales, 0, levels - 1)

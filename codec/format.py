@@ -47,6 +47,27 @@ TREE_VALUE_CODER = 2
 #: luma's tree with its bottom splits merged ``chroma merges`` times (a PARM byte); luma
 #: as value coder 2.
 TREE_CHROMA_VALUE_CODER = 3
+#: 4 and 5: value coders 2 and 3 with the tree values' model 2 (format version 5:
+#: unrounded predictions, median centres, tails in the edge bins; 5.5 % fewer value bits on
+#: Kodak tree files, bitstreams/tree_values.py).  The encoder writes these.
+TREE_VALUE_CODER_2 = 4
+TREE_CHROMA_VALUE_CODER_2 = 5
+#: Value coders whose chroma lives on a coarser tree (a chroma merges PARM byte), and the
+#: tree value model each tree value coder uses.
+CHROMA_TREE_VALUE_CODERS = (TREE_CHROMA_VALUE_CODER, TREE_CHROMA_VALUE_CODER_2)
+TREE_VALUE_MODEL = {TREE_VALUE_CODER: 1, TREE_CHROMA_VALUE_CODER: 1,
+                    TREE_VALUE_CODER_2: 2, TREE_CHROMA_VALUE_CODER_2: 2}
+#: Format version that introduced each value coder.
+VALUE_CODER_VERSION = {FREE_VALUE_CODER: 1, TREE_VALUE_CODER: 2, TREE_CHROMA_VALUE_CODER: 3,
+                       TREE_VALUE_CODER_2: 5, TREE_CHROMA_VALUE_CODER_2: 5}
+#: What each value coder is, for ``info``.
+VALUE_CODER_NAMES = {
+    FREE_VALUE_CODER: "coarse to fine over a quadtree of the points",
+    TREE_VALUE_CODER: "down the tree, model 1",
+    TREE_CHROMA_VALUE_CODER: "down the tree, model 1; chroma on a coarser tree",
+    TREE_VALUE_CODER_2: "down the tree, model 2",
+    TREE_CHROMA_VALUE_CODER_2: "down the tree, model 2; chroma on a coarser tree",
+}
 #: Merges of the luma tree that give the chroma tree of a colour tree file (0: chroma at
 #: every luma point, as format version 2).  Measured: benchmarks/RESULTS.md, "Chroma on a
 #: coarser tree".
@@ -93,7 +114,8 @@ class MaskCoder:
 
 
 #: Value coders each mask coder's files may use.
-VALUE_CODERS = {1: (FREE_VALUE_CODER,), 2: (TREE_VALUE_CODER, TREE_CHROMA_VALUE_CODER)}
+VALUE_CODERS = {1: (FREE_VALUE_CODER,), 2: (TREE_VALUE_CODER, TREE_CHROMA_VALUE_CODER,
+                                             TREE_VALUE_CODER_2, TREE_CHROMA_VALUE_CODER_2)}
 
 
 def _decode_free(words, height, width):
@@ -114,7 +136,7 @@ MASK_CODERS = {
                                FREE_VALUE_CODER),
     TREE_MASK_CODER: MaskCoder("split tree (corners and centres of its leaves)", 2,
                                lambda found: encode_tree(found.structure),
-                               _decode_tree, TREE_VALUE_CODER),
+                               _decode_tree, TREE_VALUE_CODER_2),
 }
 #: Decoder post-processors by name: ``load(mask_coder, weights) -> refine``, where
 #: ``refine(image, mask) -> image`` keeps the stored pixels; registered by the layer above
@@ -203,21 +225,23 @@ def encode_with_mask(img, planes, found, levels, chroma_levels, tonal, *,
     channels = planes.shape[2]
     if colour is None:
         colour = C.COLOUR_GREY if channels == 1 else C.COLOUR_YCBCR
-    value_coder, version, trees = coder.value_coder, coder.version, [found.structure] * 3
-    if value_coder == TREE_VALUE_CODER and channels == 3 and chroma_merges > 0:
-        value_coder, version = TREE_CHROMA_VALUE_CODER, 3
+    value_coder, trees = coder.value_coder, [found.structure] * 3
+    if value_coder == TREE_VALUE_CODER_2 and channels == 3 and chroma_merges > 0:
+        value_coder = TREE_CHROMA_VALUE_CODER_2
         trees[1:] = [merge_bottom_splits(found.structure, chroma_merges)] * 2
-    chroma_mask = tree_mask(trees[1]) if value_coder == TREE_CHROMA_VALUE_CODER else None
+    version = max(coder.version, VALUE_CODER_VERSION[value_coder])
+    chroma_tree = value_coder in CHROMA_TREE_VALUE_CODERS
+    chroma_mask = tree_mask(trees[1]) if chroma_tree else None
     qs, spent = _values(planes, mask, levels, chroma_levels, tonal, progress, chroma_mask,
                         effort)
     cont = C.Container(img.shape[1], img.shape[0], channels, colour, version=version)
     cont.sections["PARM"] = _PARM.pack(found.coder, value_coder, levels, chroma_levels) + (
-        _PARM_MERGES.pack(chroma_merges) if value_coder == TREE_CHROMA_VALUE_CODER else b"")
+        _PARM_MERGES.pack(chroma_merges) if chroma_tree else b"")
     cont.sections["MASK"] = coder.encode(found).astype("<u4").tobytes()
     for c, q in enumerate(qs):
         lv = levels if c == 0 else chroma_levels
         words = (encode_values(mask, q, lv) if value_coder == FREE_VALUE_CODER
-                 else encode_tree_values(trees[c], q, lv))
+                 else encode_tree_values(trees[c], q, lv, TREE_VALUE_MODEL[value_coder]))
         cont.sections[f"VAL{c}"] = words.astype("<u4").tobytes()
     return C.write(cont), cont, spent
 
@@ -259,6 +283,8 @@ class FileInfo:
     chroma_points: int = 0
     #: (radius, eps) of the luma-guided chroma reconstruction (format version 4), or None.
     chroma_guide: tuple | None = None
+    #: How the values are coded (``VALUE_CODER_NAMES``).
+    value_coder: str = ""
 
     @property
     def bpp(self) -> float:
@@ -288,11 +314,14 @@ def _parse(data: bytes):
     if MASK_CODERS[mask_coder].version > cont.version:
         raise C.FormatError(f"mask coder {mask_coder} needs format version "
                             f"{MASK_CODERS[mask_coder].version}, the file says {cont.version}")
+    if VALUE_CODER_VERSION[value_coder] > cont.version:
+        raise C.FormatError(f"value coder {value_coder} needs format version "
+                            f"{VALUE_CODER_VERSION[value_coder]}, the file says {cont.version}")
     merges, guide = 0, None
-    if value_coder == TREE_CHROMA_VALUE_CODER:
-        if cont.version < 3 or cont.channels != 3:
-            raise C.FormatError(f"value coder 3 needs format version 3 and 3 channels "
-                                f"(the file: version {cont.version}, {cont.channels})")
+    if value_coder in CHROMA_TREE_VALUE_CODERS:
+        if cont.channels != 3:
+            raise C.FormatError(f"value coder {value_coder} needs 3 channels (the file has "
+                                f"{cont.channels})")
         if len(parm) == _PARM.size:
             raise C.FormatError("parameter section has the wrong length")
         (merges,) = _PARM_MERGES.unpack(parm[_PARM.size:merged])
@@ -348,7 +377,7 @@ def _decode_mask_checked(cont, params):
     if int(mask.sum()) == 0:
         raise C.FormatError("corrupt mask data: no points")
     out = [(mask, structure)] * cont.channels
-    if params.value_coder == TREE_CHROMA_VALUE_CODER:
+    if params.value_coder in CHROMA_TREE_VALUE_CODERS:
         chroma = merge_bottom_splits(structure, params.chroma_merges)
         out[1:] = [(tree_mask(chroma), chroma)] * 2
     for c, (m, _) in enumerate(out):  # before the value decoder allocates per point
@@ -371,7 +400,7 @@ def info(data: bytes) -> FileInfo:
                     len(cont.section("MASK")), vals, cont.version,
                     MASK_CODERS[params.mask_coder].name,
                     int(masks[-1][0].sum()) if cont.channels == 3 else 0,
-                    params.chroma_guide)
+                    params.chroma_guide, VALUE_CODER_NAMES[params.value_coder])
 
 
 def decode(data: bytes, *, solver: str = "numba", postprocess: str = "none",
@@ -431,7 +460,9 @@ def _reconstruct(cont, params, solver):
         q = params.levels if c == 0 else params.chroma_levels
         try:
             words = _words(cont.section(f"VAL{c}"))
-            vals = (decode_tree_values(words, structure, q) if structure is not None
+            vals = (decode_tree_values(words, structure, q,
+                                       TREE_VALUE_MODEL[params.value_coder])
+                    if structure is not None
                     else decode_values(words, mask, q))
         except _ENTROPY_ERRORS as exc:
             raise C.FormatError(f"corrupt value data in channel {c} ({exc})") from None
@@ -439,7 +470,7 @@ def _reconstruct(cont, params, solver):
     mask = masks[0][0]
     if cont.channels == 1:
         u = Inpainter(mask, solver=solver).solve(planes[:, :, 0])
-    elif params.value_coder == TREE_CHROMA_VALUE_CODER:  # luma and chroma on their masks
+    elif params.value_coder in CHROMA_TREE_VALUE_CODERS:  # luma and chroma on their masks
         u = np.empty_like(planes)
         u[:, :, :1] = Inpainter(mask, solver=solver).solve(planes[:, :, :1])
         u[:, :, 1:] = Inpainter(masks[1][0], solver=solver).solve(planes[:, :, 1:])
@@ -469,7 +500,7 @@ def add_chroma_guide(data: bytes, img, *, max_bytes: int | None = None,
     candidate pays come back unchanged.
     """
     cont, params = _parse(data)
-    if (params.value_coder != TREE_CHROMA_VALUE_CODER or cont.colour != C.COLOUR_YCBCR
+    if (params.value_coder not in CHROMA_TREE_VALUE_CODERS or cont.colour != C.COLOUR_YCBCR
             or params.chroma_guide is not None
             or (max_bytes is not None and len(data) + _PARM_GUIDE.size > max_bytes)):
         return data

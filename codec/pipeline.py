@@ -221,7 +221,8 @@ def encode(image, **kwargs) -> bytes:
     chroma_guide : bool
         Colour tree files: let the decoder reconstruct chroma guided by the decoded luma
         where that decodes the image better (the encoder tries a few settings and stores
-        the best, format version 4); False keeps plain chroma (version 3).
+        the best in two bytes; ``bitstreams/FORMAT.md``, "Chroma guided by the luma");
+        False keeps plain chroma.
     **options
         The encoder's own options (``get_encoder(encoder).options``), e.g. ``weights``
         for ``learned``, ``max_seconds`` and ``runs`` for ``ps``.

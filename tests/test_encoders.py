@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -113,9 +114,11 @@ def test_colour_tree_files_store_chroma_on_a_coarser_tree(monkeypatch):
     img = make_image(40, 48, colour=True)
     planes = planes_of(img, container.COLOUR_YCBCR)
     found = E.get_encoder("tree").make(planes[:, :, 0], 0.15)
+    # chroma at every luma point (value coder 4) and on a coarser tree (value coder 5)
     v2, _, _ = encode_with_mask(img, planes, found, 16, 8, True, chroma_merges=0)
     v3, cont, _ = encode_with_mask(img, planes, found, 16, 8, True, chroma_merges=1)
-    assert v2[4] == 2 and v3[4] == 3
+    assert v2[4] == v3[4] == 5
+    assert [container.read(d).sections["PARM"][1] for d in (v2, v3)] == [4, 5]
     i2, i3 = info(v2), info(v3)
     coarse_tree = merge_bottom_splits(found.structure, 1)
     coarse = tree_mask(coarse_tree)
@@ -134,13 +137,13 @@ def test_colour_tree_files_store_chroma_on_a_coarser_tree(monkeypatch):
     ref = np.clip(np.rint(ycbcr_to_rgb(u)), 0, 255)
     out = inpcodec.decode(v3)
     assert np.abs(out - ref).max() <= 1 and np.mean(out != ref) < 0.01
-    # a version-2 decoder refuses version 3 by name
-    monkeypatch.setattr(container, "VERSION", 2)
-    with pytest.raises(container.FormatError, match="format version 3 is newer"):
+    # a version-4 decoder refuses version 5 by name
+    monkeypatch.setattr(container, "VERSION", 4)
+    with pytest.raises(container.FormatError, match="format version 5 is newer"):
         inpcodec.decode(v3)
     monkeypatch.undo()
-    # forged parameters: chroma merges in a version-2 file, 0 merges, a grey file
-    for version, merges, channels in ((2, 1, 3), (3, 0, 3), (3, 1, 1)):
+    # forged parameters: value coder 5 in a version-4 file, 0 merges, a grey file
+    for version, merges, channels in ((4, 1, 3), (5, 0, 3), (5, 1, 1)):
         forged = container.read(v3)
         forged.version = version
         forged.sections["PARM"] = forged.sections["PARM"][:6] + bytes([merges])
@@ -151,21 +154,29 @@ def test_colour_tree_files_store_chroma_on_a_coarser_tree(monkeypatch):
             inpcodec.decode(container.write(forged))
 
 
-def test_tree_files_are_version_2_and_free_masks_stay_version_1(monkeypatch):
+def test_tree_files_are_version_5_and_free_masks_stay_version_1(monkeypatch):
     from inpcodec.bitstreams import container
 
     img = make_image(40, 48)
     free = inpcodec.encode(img, encoder="belhachmi", density=0.05, tonal=False)
     tree = encode_report(img, encoder="tree", density=0.05, tonal=False)
-    assert free[4] == 1 and tree.data[4] == 2
-    assert container.read(tree.data).version == 2
+    assert free[4] == 1 and tree.data[4] == 5
+    assert container.read(tree.data).version == 5
     # positions cost a fraction of a free mask's
     freer = encode_report(img, encoder="belhachmi", density=tree.density, tonal=False)
     assert tree.mask_bits_per_point < 0.5 * freer.mask_bits_per_point
-    # a decoder of version 1 refuses version 2 by name
-    monkeypatch.setattr(container, "VERSION", 1)
-    with pytest.raises(container.FormatError, match="format version 2 is newer"):
-        inpcodec.decode(tree.data)
+    # a decoder of version 1 (or 4) refuses version 5 by name
+    for version in (1, 4):
+        monkeypatch.setattr(container, "VERSION", version)
+        with pytest.raises(container.FormatError, match="format version 5 is newer"):
+            inpcodec.decode(tree.data)
+    monkeypatch.undo()
+    # the model 2 value coder (4) in a file that claims version 2 or 4: refused
+    for version in (2, 4):
+        forged = container.read(tree.data)
+        forged.version = version
+        with pytest.raises(container.FormatError, match="value coder 4 needs format version 5"):
+            inpcodec.decode(container.write(forged))
 
 
 def test_fast_levels_rule_hand_computed():
@@ -189,7 +200,7 @@ def test_fast_effort_hits_the_target_with_few_tonal_encodes(colour):
         assert abs(r.bpp / bpp - 1) <= 0.03
         cands = fast_levels(bpp, 3 if colour else 1)
         assert r.levels in cands or (not colour and cands[0] < r.levels < 1.5 * cands[1])
-        assert r.data[4] in ((3, 4) if colour else (2,))  # a tree file
+        assert r.data[4] == 5  # a tree file
         tonal_encodes = [e for e in r.search if e.get("effort") == "fast"]
         # one per level count tried (grey 3, colour 1), up to 2 more for the winner
         assert 1 <= len(tonal_encodes) <= (5 if not colour else 3)
@@ -220,7 +231,7 @@ def test_report_counts_the_chroma_points_of_a_chroma_tree():
     assert grey.value_bits_per_point == pytest.approx(8 * grey.bytes_values / grey.points)
 
 
-def test_chroma_guided_by_the_luma_is_format_version_4(monkeypatch):
+def test_chroma_guided_by_the_luma(monkeypatch):
     import numba
     from test_colour import brute_guided
 
@@ -233,8 +244,8 @@ def test_chroma_guided_by_the_luma_is_format_version_4(monkeypatch):
     img = disc_image()
     plain = encode_report(img, encoder="tree", density=0.1, chroma_guide=False)
     guided = encode_report(img, encoder="tree", density=0.1)
-    assert plain.data[4] == 3 and plain.chroma_guide is None
-    assert guided.data[4] == 4 and guided.chroma_guide in F.GUIDE_CANDIDATES
+    assert plain.data[4] == guided.data[4] == 5 and plain.chroma_guide is None
+    assert guided.chroma_guide in F.GUIDE_CANDIDATES
     assert F.info(guided.data).chroma_guide == guided.chroma_guide
     assert len(guided.data) == len(plain.data) + 2  # two PARM bytes, the rest the same
     assert guided.psnr > plain.psnr + 0.1
@@ -266,16 +277,12 @@ def test_chroma_guided_by_the_luma_is_format_version_4(monkeypatch):
     assert F.add_chroma_guide(plain.data, img, max_bytes=len(plain.data) + 1) is plain.data
     free = inpcodec.encode(img, encoder="belhachmi", density=0.1)
     assert F.add_chroma_guide(free, img) is free and free[4] == 1
-    # a version-3 decoder refuses version 4 by name
-    monkeypatch.setattr(container, "VERSION", 3)
-    with pytest.raises(container.FormatError, match="format version 4 is newer"):
-        inpcodec.decode(guided.data)
-    monkeypatch.undo()
-    # forged guides: in a version-3 file, radius 0 or too large, eps 0
-    for version, radius, eps in ((3, 3, 16), (4, 0, 16), (4, F.MAX_GUIDE_RADIUS + 1, 16),
-                                 (4, 3, 0)):
-        forged = container.read(guided.data)
-        forged.version = version
+    # forged guides: radius 0 or too large, eps 0; a guide in a version-3 file (the
+    # committed sample: value coder 3, model 1)
+    v3 = (Path(__file__).parent / "data" / "sample-v3-colour-tree.inpc").read_bytes()
+    for data, radius, eps in ((guided.data, 0, 16), (guided.data, F.MAX_GUIDE_RADIUS + 1, 16),
+                              (guided.data, 3, 0), (v3, 3, 16)):
+        forged = container.read(data)
         forged.sections["PARM"] = forged.sections["PARM"][:7] + bytes([radius, eps])
         with pytest.raises(container.FormatError, match="chroma guide"):
             inpcodec.decode(container.write(forged))
