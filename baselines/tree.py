@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 from scipy.ndimage import uniform_filter
 
 from inpcodec.bitstreams.tree_coder import (
@@ -126,22 +127,63 @@ def _check(image):
     return f
 
 
-def _points_after(order: SplitOrder, n: int) -> int:
-    return int(tree_mask(tree_from_order(order, n)).sum())
+def points_per_prefix(order: SplitOrder) -> np.ndarray:
+    """Mask points of the tree of every prefix of ``order``: entry n is
+    ``tree_mask(tree_from_order(order, n)).sum()``, for n = 0 ... len(order).
+
+    One pass over the order instead of a mask per prefix: a split adds its children's
+    corners (and centres) and takes away its own centre; a pixel stays a mask point while
+    any cell counts it (:func:`_count_points`).
+    """
+    h, w = order.height, order.width
+    sched = schedule(h, w, order.quad)
+    n = len(order)
+    per = 5 if order.centres else 4  # points per child: its corners (and centre)
+    add = np.full((n, 4 * per), -1, np.int64)  # at most 4 children
+    drop = np.full(n, -1, np.int64)
+    for d in np.unique(order.depth):
+        sel = np.flatnonzero(order.depth == d)
+        if d + 1 >= len(sched):
+            raise ValueError(f"depth {d} is the last: its cells cannot be split")
+        grid, child = sched[d], sched[d + 1]
+        keys = order.key[sel]
+        if order.centres:
+            drop[sel] = cell_points(h, w, grid, keys, True)[:, 4]
+        nc = n_children(grid, child)
+        pts = [cell_points(h, w, child, children(keys, grid, child, c), order.centres)
+               for c in range(nc)]
+        add[sel, :nc * per] = np.concatenate(pts, axis=1)
+    root = cell_points(h, w, sched[0], np.zeros(1, np.int64), order.centres).ravel()
+    return _count_points(h * w, root, add, drop)
+
+
+@njit(cache=True)
+def _count_points(size, root, add, drop):
+    count = np.zeros(size, np.int32)  # how many cells give each pixel as a point
+    out = np.empty(add.shape[0] + 1, np.int64)
+    points = 0
+    for p in root:
+        count[p] += 1
+        points += count[p] == 1
+    out[0] = points
+    for i in range(add.shape[0]):
+        for p in add[i]:
+            if p >= 0:
+                count[p] += 1
+                points += count[p] == 1
+        p = drop[i]
+        if p >= 0:
+            count[p] -= 1
+            points -= count[p] == 0
+        out[i + 1] = points
+    return out
 
 
 def prefix_for_points(order: SplitOrder, points: int) -> int:
     """Shortest prefix of ``order`` whose mask has at least ``points`` points (or all)."""
-    lo, hi = 0, len(order)
-    if _points_after(order, hi) < points:
-        return hi
-    while lo < hi:  # points grow with the prefix (every split adds corners)
-        mid = (lo + hi) // 2
-        if _points_after(order, mid) >= points:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
+    counts = points_per_prefix(order)
+    reached = np.flatnonzero(counts >= points)
+    return int(reached[0]) if reached.size else len(order)
 
 
 # ----------------------------------------------------------------------------- error-driven

@@ -206,3 +206,20 @@ def test_an_encode_does_not_depend_on_what_was_encoded_before():
     first = encode(f, encoder="tree-rdo", bpp=0.3)
     encode(f, encoder="tree-rdo", bpp=0.8)  # (without clearing, the next file differed)
     assert encode(f, encoder="tree-rdo", bpp=0.3) == first
+
+
+@pytest.mark.parametrize("shape,quad,centres", [((33, 47), True, True), ((40, 29), False, True),
+                                                ((64, 64), True, False), ((17, 70), False, False)])
+def test_points_per_prefix_matches_the_masks(shape, quad, centres):
+    """Counts in one pass against building the mask of every prefix (brute force)."""
+    from inpcodec.baselines.tree import map_driven_order, points_per_prefix
+
+    rng = np.random.default_rng(3)
+    f = gaussian_filter(rng.uniform(0, 255, shape), 2.0)
+    order = map_driven_order(f, quad=quad, centres=centres, min_integral=0.0)
+    counts = points_per_prefix(order)
+    brute = [int(tree_mask(tree_from_order(order, n)).sum()) for n in range(len(order) + 1)]
+    assert len(order) > 20 and counts.tolist() == brute
+    for p in (brute[0], brute[5] + 1, brute[-1], brute[-1] + 1):
+        n = prefix_for_points(order, p)
+        assert n == next((i for i, b in enumerate(brute) if b >= p), len(order))
