@@ -5,7 +5,8 @@
 Each encoder encodes twice at ``--bpp`` (rate search included, kernels warm, the
 encoders' caches cleared before each encode); the decode is the median of 5.  All run in
 the same process, so their times compare.  ``ENCODER:EFFORT`` picks the rate search's
-effort (default: the codec's).
+effort (default: the codec's).  ``--gan`` also times the decode with the GAN
+post-processor (median of 3, after one warm-up) beside the plain decode of the same file.
 """
 
 import argparse
@@ -27,6 +28,7 @@ def main():
     ap.add_argument("--image", default="kodim23")
     ap.add_argument("--bpp", type=float, default=0.1)
     ap.add_argument("--encoders", default="tree,tree:best,belhachmi")
+    ap.add_argument("--gan", action="store_true", help="also time the GAN decode")
     args = ap.parse_args()
     img = np.asarray(Image.open(args.kodak / f"{args.image}.png").convert("RGB"))
     encode_report(img[:64, :64], bpp=0.5)  # warm the kernels
@@ -43,6 +45,15 @@ def main():
             ts.append(time.perf_counter() - t)
         print(f"{name}: encode {seconds:.1f} s, decode median {np.median(ts):.3f} s, "
               f"{r.bpp:.4f} bpp, PSNR {r.psnr:.2f} dB, levels {r.levels}/{r.chroma_levels}")
+        if args.gan:
+            inpcodec.decode(r.data, postprocess="gan")  # load the weights
+            gs = []
+            for _ in range(3):
+                t = time.perf_counter()
+                inpcodec.decode(r.data, postprocess="gan")
+                gs.append(time.perf_counter() - t)
+            print(f"{name}: decode with the GAN median {np.median(gs):.2f} s "
+                  f"({np.median(gs) / np.median(ts):.1f}x the plain decode)")
 
 
 if __name__ == "__main__":
