@@ -62,9 +62,10 @@ SATURATED_FALLBACK = "belhachmi"
 #: Level counts whose proxy PSNR trails the best proxy's by more than this are skipped.
 PROXY_MARGIN_DB = 1.5
 #: Rate-search efforts.  ``best``: the search above, over level counts with tonally
-#: optimised encodes.  ``fast`` (tree masks below HIGH_RATE): one luma level count from
-#: :func:`fast_levels`, the density from encodes without tonal optimisation (milliseconds
-#: each), and the tonal optimisation run once, or again until the file lands within
+#: optimised encodes.  ``fast`` (tree masks below HIGH_RATE): the luma level counts of
+#: :func:`fast_levels` (grey: 2-3 tried; colour: one, :func:`colour_levels` of a plain
+#: file), the density from encodes without tonal optimisation (milliseconds each), and
+#: the tonal optimisation run once per count, or again until the file lands within
 #: RATE_TOLERANCE; other masks and rates get ``best``.  Measured: benchmarks/RESULTS.md,
 #: "Rate search effort".
 EFFORTS = ("fast", "best")
@@ -80,6 +81,18 @@ DEFAULT_EFFORT = "fast"
 #: (benchmarks/RESULTS.md, "Rate search effort").
 TONAL_RATE_GUESS = {1: (0.104, -0.48), 3: (0.162, -0.17)}
 FAST_TONAL_ENCODES = 3  # at most, for the winning level count
+#: Colour (chroma on its coarser tree at twice the luma's levels): the ``fast`` search
+#: takes the luma level count that balances the quantisation error against the error of
+#: the interpolation, L - 1 = a 10^(b P) with P the RGB PSNR (dB) of the plain file with
+#: 16 levels at the target, rounded to the nearest of COLOUR_LEVELS in log.  Fitted to the
+#: best of 8, 11, 16, 23 (and 32) levels by tonal encodes of kodim01, 05, 13 and 23 at 0.1
+#: and 0.3 bpp (P 19-31 dB): 8 levels on the textured images, 0.17-0.68 dB above the 16
+#: that colour always took before, 11 on kodim23 at 0.1 bpp (+0.24 dB), 16 on kodim23 at
+#: 0.3 (benchmarks/RESULTS.md, "Colour level counts").
+COLOUR_LEVEL_FIT = (1.29, 0.034)
+COLOUR_LEVELS = (8, 11, 16, 23, 32)
+#: The fit is used up to this target (bpp); above it the rule of :func:`fast_levels`.
+COLOUR_FIT_MAX_BPP = 0.3
 #: Bits per point of plain (not tonally optimised) tree files, per channel count: the
 #: fast search's first density is the plain target over this.  From the fast search's
 #: files on Kodak at 0.05-0.3 bpp (tonal: grey median 3.1, range 2.5-3.8; colour 4.6,
@@ -184,8 +197,8 @@ def fast_levels(target: float, channels: int) -> list:
     From the counts the ``best`` search chose for tree masks on the first 6 Kodak images
     at 0.05-0.3 bpp (benchmarks/results/kodak/jobs): in grey they depend on the image, not
     the rate (8 on textured images, 11-23 on smooth ones), so grey tries 8 and 16 and then
-    one step beyond the better (11 or 23); in colour 16 won on 19 of 24 files (32 on the
-    others, at 0.2-0.3 bpp), so colour tries 16 alone.  Above 0.3 bpp, where no fast run
+    one step beyond the better (11 or 23).  Colour starts from 16, and the search then
+    moves to :func:`colour_levels` of its plain file.  Above 0.3 bpp, where no fast run
     was measured, the counts grow as (bpp / 0.3)^0.63: twice the levels per tripled rate,
     a guess (finer levels pay at high rates).
     """
@@ -195,6 +208,15 @@ def fast_levels(target: float, channels: int) -> list:
         return int(np.clip(round(x * scale), 2, LOSSLESS_LEVELS))
 
     return [lv(8), lv(16)] if channels == 1 else [lv(16)]
+
+
+def colour_levels(psnr: float) -> int:
+    """The luma level count of a colour tree file whose plain file with 16 levels decodes
+    to ``psnr`` dB at the target (:data:`COLOUR_LEVEL_FIT`)."""
+    a, b = COLOUR_LEVEL_FIT
+    want = 1.0 + a * 10.0 ** (b * psnr)
+    levels = np.asarray(COLOUR_LEVELS, np.float64)
+    return int(levels[np.argmin(np.abs(np.log(levels / want)))])
 
 
 def _fast_search(img, planes, target, encoder, levels, chroma_levels, seed, progress,
@@ -223,6 +245,21 @@ def _fast_search(img, planes, target, encoder, levels, chroma_levels, seed, prog
             return cache[d]
         plain.merges = merges
         return plain
+
+    def balanced(lv):
+        """:func:`colour_levels` of the plain file with ``lv`` levels at the plain target
+        (the target over the guessed tonal size ratio); None where the mask is no tree."""
+        plain = plain_fn(lv)
+        goal = target / last_ratio[0]
+        d = float(np.clip(goal / FAST_BITS_PER_POINT[channels], min_d, 1.0))
+        if plain(d)[1].coder != TREE_MASK_CODER:
+            return None
+        d, (b, _, data) = _secant(plain, goal, d, 0.005, 12, log)
+        psnr = _psnr(decode(data), img) + RD_SLOPE * math.log2(goal / b)
+        out = colour_levels(psnr)
+        log.append({"density": d, "bpp": b, "levels": lv, "psnr": psnr, "tonal": False,
+                    "effort": "fast-levels", "chosen": out})
+        return out
 
     def attempt(lv, plain, d):
         """One tonal encode at the density whose plain file is ``target / ratio``."""
@@ -256,6 +293,10 @@ def _fast_search(img, planes, target, encoder, levels, chroma_levels, seed, prog
         return psnr + RD_SLOPE * math.log2(target / b)
 
     cands = [int(levels)] if levels is not None else fast_levels(target, channels)
+    if channels == 3 and levels is None and target <= COLOUR_FIT_MAX_BPP:
+        cands = [balanced(cands[0])]
+        if cands[0] is None:
+            return None
     scores = [evaluate(lv) for lv in cands]
     if any(x is None for x in scores):
         return None

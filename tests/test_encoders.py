@@ -190,16 +190,32 @@ def test_fast_levels_rule_hand_computed():
     assert fast_levels(1e6, 1) == [256, 256]
 
 
+def test_colour_levels_rule_hand_computed():
+    from inpcodec.codec.rate import colour_levels
+
+    # L - 1 = 1.29 * 10^(0.034 P), then the nearest of 8, 11, 16, 23, 32 in log
+    assert colour_levels(20.5) == 8  # 7.4
+    assert colour_levels(26.0) == 11  # 10.9
+    assert colour_levels(31.3) == 16  # 16.0
+    assert colour_levels(35.0) == 23  # 21.0
+    assert colour_levels(10.0) == 8 and colour_levels(60.0) == 32
+
+
 @pytest.mark.parametrize("colour", [False, True])
 def test_fast_effort_hits_the_target_with_few_tonal_encodes(colour):
-    from inpcodec.codec.rate import fast_levels
+    from inpcodec.codec.rate import colour_levels, fast_levels
 
     img = make_image(96, 128, colour=colour)
     for bpp in (0.3, 0.6):
         r = encode_report(img, bpp=bpp, effort="fast")
         assert abs(r.bpp / bpp - 1) <= 0.03
         cands = fast_levels(bpp, 3 if colour else 1)
-        assert r.levels in cands or (not colour and cands[0] < r.levels < 1.5 * cands[1])
+        if colour and bpp <= 0.3:  # the level count balanced by the plain file's PSNR
+            (pick,) = [e for e in r.search if e.get("effort") == "fast-levels"]
+            assert pick["levels"] == 16 and r.levels == pick["chosen"] == colour_levels(
+                pick["psnr"])
+        else:
+            assert r.levels in cands or (not colour and cands[0] < r.levels < 1.5 * cands[1])
         assert r.data[4] == 5  # a tree file
         tonal_encodes = [e for e in r.search if e.get("effort") == "fast"]
         # one per level count tried (grey 3, colour 1), up to 2 more for the winner
