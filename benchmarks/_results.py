@@ -1,4 +1,5 @@
-"""Writing a benchmark's section of benchmarks/RESULTS.md (between marker comments)."""
+"""Writing a benchmark's section of benchmarks/RESULTS.md (between marker comments), and
+the default encoder's files that several benchmarks study."""
 
 from __future__ import annotations
 
@@ -26,3 +27,15 @@ def command_line() -> str:
     left out): ``python benchmarks/<script> <arguments>``."""
     args = [a for a in sys.argv[1:] if a != "--write-results"]
     return " ".join(["python", f"benchmarks/{Path(sys.argv[0]).name}", *args])
+
+
+def default_file(folder: Path, stem: str, bpp: float, img) -> bytes:
+    """The default encoder's file of ``img`` at ``bpp``: ``<folder>/<stem>_<bpp>.inpc``,
+    encoded and written there first when missing (the files are slow to make, and the
+    studies that read them run many times)."""
+    from inpcodec.codec.pipeline import encode  # noqa: PLC0415 (heavy; not for write_section)
+
+    f = Path(folder) / f"{stem}_{bpp:g}.inpc"
+    if not f.exists():
+        f.write_bytes(encode(img, bpp=bpp))
+    return f.read_bytes()

@@ -19,13 +19,13 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from _results import command_line, write_section
+from _results import command_line, default_file, write_section
 
 from inpcodec.codec import format as F
 from inpcodec.codec.bench.refcodecs import encode_at_rate, pillow_decode
 from inpcodec.codec.io import load_image
 from inpcodec.codec.metrics import psnr
-from inpcodec.codec.pipeline import decode, encode
+from inpcodec.codec.pipeline import decode
 from inpcodec.codec.tonal import tonal_optimisation
 
 
@@ -55,10 +55,7 @@ def main():
     for path in sorted(Path(args.kodak).glob("kodim*.png"))[: args.limit]:
         img = load_image(path, grey=True)
         for bpp in rates:
-            f = files / f"{path.stem}_{bpp:g}.inpc"
-            if not f.exists():
-                f.write_bytes(encode(img, bpp=bpp))
-            r = budget(img, f.read_bytes())
+            r = budget(img, default_file(files, path.stem, bpp, img))
             j2k, _ = encode_at_rate(img, "jpeg2000", bpp)
             r["j2k_bpp"] = 8 * len(j2k) / img.size
             r["j2k"] = psnr(pillow_decode(j2k, True), img)

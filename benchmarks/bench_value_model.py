@@ -27,7 +27,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from _results import command_line, write_section
+from _results import command_line, default_file, write_section
 
 from inpcodec.bitstreams.adaptive import doubling_chunks
 from inpcodec.bitstreams.tree_values import (
@@ -40,7 +40,6 @@ from inpcodec.bitstreams.tree_values import (
 )
 from inpcodec.codec import format as F
 from inpcodec.codec.io import load_image
-from inpcodec.codec.pipeline import encode
 
 STEPS = ("model 1", "tails", "median", "unrounded", "act6", "floor")
 CHOSEN_ON = tuple(f"kodim{i:02d}" for i in range(1, 7))
@@ -124,11 +123,9 @@ def main():
         img = load_image(path, grey=not args.colour)
         group = "chosen on (kodim01-06)" if path.stem in CHOSEN_ON else "held out"
         for bpp in rates:
-            f = files / f"{path.stem}_{bpp:g}.inpc"
-            if not f.exists():
-                f.write_bytes(encode(img, bpp=bpp))
+            data = default_file(files, path.stem, bpp, img)
             line = f"{path.stem} {bpp:g} bpp, bits per value, model 1 -> 2:"
-            for c, (n, b1, b2, steps) in enumerate(measure(f.read_bytes())):
+            for c, (n, b1, b2, steps) in enumerate(measure(data)):
                 kind = "luma" if c == 0 else "chroma"
                 acc = sums.setdefault(group, {}).setdefault(kind, np.zeros(3 + len(STEPS)))
                 acc += [n, b1, b2, *steps]

@@ -199,8 +199,8 @@ def fast_levels(target: float, channels: int) -> list:
     the rate (8 on textured images, 11-23 on smooth ones), so grey tries 8 and 16 and then
     one step beyond the better (11 or 23), and 6 where 8 is still the best (tonal encodes
     of kodim01/05/13 at 0.1 bpp: 6 levels +0.06 to +0.14 dB over 8; at 0.3 bpp -0.09 to
-    +0.05).  Colour starts from 16, and the search then
-    moves to :func:`colour_levels` of its plain file.  Above 0.3 bpp, where no fast run
+    +0.05).  Colour starts from 16, and up to COLOUR_FIT_MAX_BPP the search then moves to
+    :func:`colour_levels` of its plain file.  Above 0.3 bpp, where no fast run
     was measured, the counts grow as (bpp / 0.3)^0.63: twice the levels per tripled rate,
     a guess (finer levels pay at high rates).
     """
@@ -248,14 +248,24 @@ def _fast_search(img, planes, target, encoder, levels, chroma_levels, seed, prog
         plain.merges = merges
         return plain
 
-    def balanced(lv):
-        """:func:`colour_levels` of the plain file with ``lv`` levels at the plain target
-        (the target over the guessed tonal size ratio); None where the mask is no tree."""
-        plain = plain_fn(lv)
-        goal = target / last_ratio[0]
+    plains = {}  # per level count, at the default chroma merges: its plain files
+
+    def start(lv):
+        """The plain encoder of ``lv`` levels, its plain target (the target over the
+        tonal size ratio, measured or guessed) and first density; None where the mask is
+        no tree (the fast search is measured on tree masks only)."""
+        plain = plains.setdefault(lv, plain_fn(lv))
+        goal = target / ratios.get(lv, last_ratio[0])
         d = float(np.clip(goal / FAST_BITS_PER_POINT[channels], min_d, 1.0))
-        if plain(d)[1].coder != TREE_MASK_CODER:
+        return None if plain(d)[1].coder != TREE_MASK_CODER else (plain, goal, d)
+
+    def balanced(lv):
+        """:func:`colour_levels` of the plain file with ``lv`` levels at the plain
+        target; None where the mask is no tree."""
+        started = start(lv)
+        if started is None:
             return None
+        plain, goal, d = started
         d, (b, _, data) = _secant(plain, goal, d, 0.005, 12, log)
         psnr = _psnr(decode(data), img) + RD_SLOPE * math.log2(goal / b)
         out = colour_levels(psnr)
@@ -285,11 +295,10 @@ def _fast_search(img, planes, target, encoder, levels, chroma_levels, seed, prog
         """This level count's file; its PSNR for ranking, corrected to the target rate
         (by RD_SLOPE) when the file missed it."""
         if lv not in results:
-            plain = plain_fn(lv)
-            goal = target / ratios.get(lv, last_ratio[0])
-            d = float(np.clip(goal / FAST_BITS_PER_POINT[channels], min_d, 1.0))
-            if plain(d)[1].coder != TREE_MASK_CODER:
-                return None  # measured on tree masks only: the others get the full search
+            started = start(lv)
+            if started is None:
+                return None  # the others get the full search
+            plain, _, d = started
             results[lv] = (plain, *attempt(lv, plain, d))
         _, _, (err, psnr, b, *_) = results[lv]
         return psnr + RD_SLOPE * math.log2(target / b)
