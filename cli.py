@@ -119,6 +119,10 @@ ENCODER_OPTIONS = [
     click.option("--weights", type=click.Path(dir_okay=False), default=None,
                  help="learned, tree-learned: network weights (default: the shipped "
                  "ones)."),
+    click.option("--precision", type=click.Choice(["auto", "float32", "bfloat16"]),
+                 default=None, help="learned, tree-learned: the network's arithmetic "
+                 "(auto: bfloat16 where the CPU computes it in hardware, else float32; "
+                 "float32 gives the same masks on every machine type)."),
     click.option("--max-seconds", type=float, default=None,
                  help="ps, ps+nlpe: time budget of each stochastic stage."),
     click.option("--runs", type=int, default=None, help="ps: best of this many runs (5)."),
@@ -131,7 +135,7 @@ ENCODER_OPTIONS = [
                  help="learned: Floyd-Steinberg (default; what the shipped network was "
                  "trained for) or weighted coin flip."),
 ]
-_OPTION_NAMES = ("weights", "max_seconds", "runs", "cycles", "sigma", "samples",
+_OPTION_NAMES = ("weights", "precision", "max_seconds", "runs", "cycles", "sigma", "samples",
                  "binarisation")
 
 

@@ -12,26 +12,28 @@ BINARISATION = "dither"
 
 
 def _make(luma, density, *, levels=None, seed=0, progress=False, weights=None, samples=None,
-          binarisation=None):
+          binarisation=None, precision="auto"):
     from .inference import learned_mask, load_mask_network  # noqa: PLC0415 (imports torch)
 
     return learned_mask(luma, density, samples=1 if samples is None else samples,
                         binarisation=binarisation or BINARISATION, seed=seed,
-                        network=load_mask_network(weights))
+                        network=load_mask_network(weights, precision=precision))
 
 
 register(MaskEncoder(
     "learned", _make, "mask U-net of Alt, Peter and Weickert (2021), one forward pass",
-    options=("weights", "samples", "binarisation")))
+    options=("weights", "precision", "samples", "binarisation")))
 
 
-def _make_tree(luma, density, *, levels=None, seed=0, progress=False, weights=None):
+def _make_tree(luma, density, *, levels=None, seed=0, progress=False, weights=None,
+               precision="auto"):
     from .tree_map import learned_tree, load_tree_map_network  # noqa: PLC0415 (torch)
 
-    return learned_tree(luma, density, network=load_tree_map_network(weights))
+    return learned_tree(luma, density,
+                        network=load_tree_map_network(weights, precision=precision))
 
 
 register(MaskEncoder(
     "tree-learned", _make_tree, "quadtree split by the tree-map U-net's predicted "
     "inpainting errors, one forward pass (no inpainting; tree-coded positions)",
-    options=("weights",)))
+    options=("weights", "precision")))

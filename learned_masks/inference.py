@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 from inpcodec.codec.encoders import MaskResult, check_image, target_count
 
-from .networks import MIN_SIDE, MULTIPLE, MaskNet
+from .networks import MIN_SIDE, MULTIPLE, MaskNet, inference_dtype
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 #: The shipped density-conditioned mask network (see its provenance JSON beside it).
@@ -20,16 +20,20 @@ DEFAULT_WEIGHTS = WEIGHTS_DIR / "mask_net.safetensors"
 BINARISATIONS = ("coin", "dither")
 
 
-def load_mask_network(path: str | Path | None = None) -> MaskNet:
+def load_mask_network(path: str | Path | None = None, *,
+                      precision: str = "auto") -> MaskNet:
     """Load a mask network from a safetensors file (default: the shipped weights).
 
-    Reads only the local file: no network access.
+    Reads only the local file: no network access.  ``precision``: the dtype of the
+    U-net's convolutions, see :func:`.networks.inference_dtype` (bfloat16 where the CPU
+    has it; the mask arithmetic around the U-net stays in float32).
     """
-    return _load(str(Path(path) if path is not None else DEFAULT_WEIGHTS))
+    return _load(str(Path(path) if path is not None else DEFAULT_WEIGHTS),
+                 inference_dtype(precision))
 
 
 @lru_cache(maxsize=4)
-def _load(path: str) -> MaskNet:
+def _load(path: str, dtype: torch.dtype) -> MaskNet:
     from safetensors import safe_open  # noqa: PLC0415
     from safetensors.torch import load_file  # noqa: PLC0415
 
@@ -40,6 +44,7 @@ def _load(path: str) -> MaskNet:
     net = MaskNet(conditioned=meta.get("conditioned", "True") == "True",
                   prior=meta.get("prior", "none") == "belhachmi")
     net.load_state_dict(load_file(path))
+    net.unet.to(dtype)
     net.eval()
     net.density_range = (float(meta.get("density_min", 0.01)),
                          float(meta.get("density_max", 0.1)))

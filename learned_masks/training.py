@@ -287,7 +287,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
     M = MaskNet(conditioned=cfg.conditioned, prior=cfg.prior == "belhachmi").to(device)
     I = InpaintNet().to(device) if cfg.inpainter == "surrogate" else None
     if cfg.init is not None and state is None:
-        start = load_mask_network(cfg.init)
+        start = load_mask_network(cfg.init, precision="float32")
         if (start.conditioned, start.prior) != (M.conditioned, M.prior):
             raise ValueError(f"{cfg.init} holds a mask network of another kind "
                              f"(conditioned {start.conditioned}, prior {start.prior})")

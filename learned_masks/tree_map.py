@@ -49,7 +49,7 @@ from inpcodec.codec.encoders import (
     target_count,
 )
 
-from .networks import MIN_SIDE, MULTIPLE, UNet
+from .networks import MIN_SIDE, MULTIPLE, UNet, inference_dtype
 
 #: log2 of the cell sides the output channels stand for (2 ... 256 pixels).
 LOG2_SIDES = tuple(range(1, 9))
@@ -85,21 +85,25 @@ def training_targets(crop) -> np.ndarray:
                      for s in LOG2_SIDES]).astype(np.float32)
 
 
-def load_tree_map_network(path: str | Path | None = None) -> TreeMapNet:
-    """Load a tree-map network from a safetensors file (default: the shipped weights)."""
-    return _load(str(Path(path) if path is not None else DEFAULT_WEIGHTS))
+def load_tree_map_network(path: str | Path | None = None, *,
+                          precision: str = "auto") -> TreeMapNet:
+    """Load a tree-map network from a safetensors file (default: the shipped weights).
+
+    ``precision``: see :func:`.networks.inference_dtype` (bfloat16 where the CPU has it).
+    """
+    return _load(str(Path(path) if path is not None else DEFAULT_WEIGHTS),
+                 inference_dtype(precision))
 
 
 @lru_cache(maxsize=4)
-def _load(path: str) -> TreeMapNet:
+def _load(path: str, dtype: torch.dtype) -> TreeMapNet:
     from safetensors.torch import load_file  # noqa: PLC0415
 
     if not Path(path).is_file():
         raise FileNotFoundError(f"tree-map network weights not found: {path}")
     net = TreeMapNet()
     net.load_state_dict(load_file(path))
-    net.eval()
-    return net
+    return net.to(dtype).eval()
 
 
 def predicted_error_maps(image, *, network: TreeMapNet | None = None,

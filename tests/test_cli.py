@@ -145,6 +145,11 @@ def test_encoder_options_reach_their_encoder_and_only_theirs(tmp_path, grey_png)
     one_line_error(invoke(["encode", str(grey_png), str(out), "--encoder", "learned",
                            "--weights", str(tmp_path / "none.safetensors")]),
                    "none.safetensors")
+    one_line_error(invoke(["encode", str(grey_png), str(out), "--precision", "float32"]),
+                   "--precision does not apply to --encoder tree")
+    r = invoke(["encode", str(grey_png), str(out), "--encoder", "tree-learned",
+                "--density", "0.05", "--precision", "float32", "-q"])
+    assert r.exit_code == 0, r.output
     one_line_error(invoke(["decode", str(out), str(tmp_path / "d.png"), "--postprocess",
                            "gan", "--weights", str(tmp_path / "none.safetensors")]),
                    "none.safetensors")

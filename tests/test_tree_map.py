@@ -151,3 +151,34 @@ def test_train_tree_map_cli_runs_resumes_and_checks(tmp_path):
     assert json.loads(out.with_suffix(".json").read_text())["steps"] == 3
     r = CliRunner().invoke(main, args + ["--steps", "0"])
     assert r.exit_code != 0 and "--steps must be at least 1" in r.output
+
+
+def test_bfloat16_inference_gives_the_float32_masks_within_noise():
+    """The loaders' precision: bfloat16 (auto where the CPU has it) against float32."""
+    from inpcodec.learned_masks import load_mask_network, mask_probabilities
+    from inpcodec.learned_masks.networks import inference_dtype, native_bfloat16
+    from inpcodec.learned_masks.tree_map import load_tree_map_network
+
+    assert inference_dtype("auto") == (torch.bfloat16 if native_bfloat16() else torch.float32)
+    assert inference_dtype("float32") == torch.float32
+    with pytest.raises(ValueError, match="precision must be one of"):
+        inference_dtype("half")
+    f = natural_like(96, 128, seed=11)
+    t32 = load_tree_map_network(precision="float32")
+    t16 = load_tree_map_network(precision="bfloat16")
+    assert next(t16.parameters()).dtype == torch.bfloat16
+    e32 = predicted_error_maps(f, network=t32)
+    e16 = predicted_error_maps(f, network=t16)
+    assert e16.dtype == np.float64
+    # log1p maps: the network's validation error is about 0.9 (MSE); bfloat16 adds ~0.01
+    assert np.abs(np.log1p(e16) - np.log1p(e32)).mean() < 0.05
+    a = learned_tree(f, 0.05, network=t32).mask
+    b = learned_tree(f, 0.05, network=t16).mask
+    assert np.mean(a == b) > 0.995
+    assert abs(_psnr(f, a) - _psnr(f, b)) < 0.1
+    # free masks: the confidences agree to 2 %; their dithered masks differ more
+    # (dithering carries every change onwards), by -0.002 dB on average over the Kodak
+    # and classic images (benchmarks/RESULTS.md)
+    c32 = mask_probabilities(f, 0.05, network=load_mask_network(precision="float32"))
+    c16 = mask_probabilities(f, 0.05, network=load_mask_network(precision="bfloat16"))
+    assert np.abs(c16 - c32).mean() < 0.04 * c32.mean()
