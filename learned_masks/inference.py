@@ -11,8 +11,9 @@ import torch
 from torch.nn import functional as F
 
 from inpcodec.codec.encoders import MaskResult, check_image, target_count
+from inpcodec.codec.precision import inference_dtype
 
-from .networks import MIN_SIDE, MULTIPLE, MaskNet, inference_dtype
+from .networks import MIN_SIDE, MULTIPLE, MaskNet
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 #: The shipped density-conditioned mask network (see its provenance JSON beside it).
@@ -25,8 +26,8 @@ def load_mask_network(path: str | Path | None = None, *,
     """Load a mask network from a safetensors file (default: the shipped weights).
 
     Reads only the local file: no network access.  ``precision``: the dtype of the
-    U-net's convolutions, see :func:`.networks.inference_dtype` (bfloat16 where the CPU
-    has it; the mask arithmetic around the U-net stays in float32).
+    U-net's convolutions, see :func:`inpcodec.codec.precision.inference_dtype`
+    (bfloat16 where the CPU has it; the mask arithmetic around the U-net stays float32).
     """
     return _load(str(Path(path) if path is not None else DEFAULT_WEIGHTS),
                  inference_dtype(precision))

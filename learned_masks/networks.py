@@ -20,38 +20,6 @@ MULTIPLE = 16
 MIN_SIDE = 32
 
 WIDTHS = (10, 20, 40, 80, 160)
-#: Inference precisions of the loaded networks (:func:`inference_dtype`).
-PRECISIONS = ("auto", "float32", "bfloat16")
-
-
-def native_bfloat16() -> bool:
-    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX tiles)."""
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    try:
-        return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
-    except RuntimeError:  # pragma: no cover - a build without the CPU probes
-        return False
-
-
-def inference_dtype(precision: str = "auto") -> torch.dtype:
-    """The dtype a network loaded for inference on the CPU runs in.
-
-    ``"auto"`` is bfloat16 where the CPU computes it in hardware, float32 elsewhere.
-    There oneDNN runs the U-net's thin convolutions about 2.5x faster, and the masks are
-    the same to within noise: on the 24 Kodak images 99.97 % of the tree masks' pixels
-    are equal, and the mean inpainting PSNR moves by -0.001 dB for the tree masks and
-    +0.002 dB for the free masks (``benchmarks/RESULTS.md``).  Masks made in bfloat16
-    therefore differ slightly from those of a float32 machine; the decoder is not
-    affected (the file stores the mask).
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, "
-                         f"got {precision!r}")
-    if precision == "auto":
-        return torch.bfloat16 if native_bfloat16() else torch.float32
-    return getattr(torch, precision)
-
-
 def _conv(cin: int, cout: int) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, 3, padding=1, padding_mode="reflect")
 

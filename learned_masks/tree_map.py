@@ -48,8 +48,9 @@ from inpcodec.codec.encoders import (
     register_cache,
     target_count,
 )
+from inpcodec.codec.precision import inference_dtype
 
-from .networks import MIN_SIDE, MULTIPLE, UNet, inference_dtype
+from .networks import MIN_SIDE, MULTIPLE, UNet
 
 #: log2 of the cell sides the output channels stand for (2 ... 256 pixels).
 LOG2_SIDES = tuple(range(1, 9))
@@ -89,7 +90,8 @@ def load_tree_map_network(path: str | Path | None = None, *,
                           precision: str = "auto") -> TreeMapNet:
     """Load a tree-map network from a safetensors file (default: the shipped weights).
 
-    ``precision``: see :func:`.networks.inference_dtype` (bfloat16 where the CPU has it).
+    ``precision``: see :func:`inpcodec.codec.precision.inference_dtype` (bfloat16 where
+    the CPU has it).
     """
     return _load(str(Path(path) if path is not None else DEFAULT_WEIGHTS),
                  inference_dtype(precision))

@@ -310,7 +310,9 @@ def test_decoder_picks_the_post_processor_of_the_files_mask_coder(tmp_path, monk
         monkeypatch.setitem(I.POSTPROCESS_WEIGHTS, coder, tmp_path / f"{coder}.safetensors")
     for coder, data in files.items():
         plain, mask = P.decode(data, return_info=True)
-        for net_coder, net in nets.items():
+        for net_coder in nets:
+            # as the decoder loads it (in the precision of this machine)
+            net = I.load_generator(tmp_path / f"{net_coder}.safetensors")
             expect = I.refine(plain, mask, network=net)
             if net_coder == coder:
                 np.testing.assert_array_equal(P.decode(data, postprocess="gan"), expect)
@@ -337,7 +339,7 @@ def test_weights_round_trip_offline_and_task_check(tmp_path, monkeypatch):
     net = small_generator("holes", seed=2, width=6, full_res_layers=2)
     path = tmp_path / "g.safetensors"
     save_weights(net, path)
-    loaded = I.load_generator(path, task="holes")
+    loaded = I.load_generator(path, task="holes", precision="float32")
     assert (loaded.width, loaded.heads, loaded.task) == (6, 2, "holes")
     assert loaded.full_res_layers == 2
     x, m = torch.rand(1, 3, 24, 32) * 2 - 1, (torch.rand(1, 1, 24, 32) > 0.5).float()
@@ -362,7 +364,7 @@ def test_weights_without_skip_metadata_load_as_the_plain_decoders(tmp_path):
     meta = {k: v for k, v in I.metadata(net).items() if k != "skip"}
     path = tmp_path / "old.safetensors"
     save_file(dict(net.state_dict()), str(path), metadata=meta)
-    loaded = I.load_generator(path, task="postprocess")
+    loaded = I.load_generator(path, task="postprocess", precision="float32")
     assert not loaded.skip
     x, m = torch.rand(1, 3, 24, 32) * 2 - 1, (torch.rand(1, 1, 24, 32) > 0.5).float()
     with torch.no_grad():
@@ -380,7 +382,7 @@ def test_weights_without_full_res_layers_metadata_load_with_one_layer(tmp_path):
     meta = {k: v for k, v in I.metadata(net).items() if k != "full_res_layers"}
     path = tmp_path / "skip-only.safetensors"
     save_file(dict(net.state_dict()), str(path), metadata=meta)
-    loaded = I.load_generator(path, task="postprocess")
+    loaded = I.load_generator(path, task="postprocess", precision="float32")
     assert loaded.skip and loaded.full_res_layers == 1
     x, m = torch.rand(1, 3, 24, 32) * 2 - 1, (torch.rand(1, 1, 24, 32) > 0.5).float()
     with torch.no_grad():
@@ -407,6 +409,23 @@ def test_shipped_weights_load_offline_and_run(task, coder, monkeypatch):
     out = I.refine(img, known, network=net) if task == "postprocess" else \
         I.inpaint_holes(img, ~known, network=net)
     np.testing.assert_array_equal(out[known], img[known])
+
+
+def test_bfloat16_post_processor_refines_like_float32():
+    """The loaders' precision: the shipped tree post-processor in both dtypes."""
+    file = I.POSTPROCESS_WEIGHTS[TREE_MASK_CODER]
+    if not file.is_file():
+        pytest.skip(f"{file.name} not trained yet (inpcodec train-gan)")
+    n32 = I.load_generator(mask_coder=TREE_MASK_CODER, precision="float32")
+    n16 = I.load_generator(mask_coder=TREE_MASK_CODER, precision="bfloat16")
+    assert next(n16.parameters()).dtype == torch.bfloat16
+    img = np.rint(natural_like(48, 64, seed=5)).astype(np.uint8)
+    known = np.random.default_rng(1).random(img.shape) < 0.05
+    a = I.refine(img, known, network=n32).astype(int)
+    b = I.refine(img, known, network=n16).astype(int)
+    np.testing.assert_array_equal(b[known], img[known])
+    assert np.abs(a - b).max() <= 4 and np.abs(a - b).mean() < 0.5
+    assert np.abs(a - img).mean() > 1.0  # the network changes something to compare
 
 
 # ----------------------------------------------------------------------------- losses, masks

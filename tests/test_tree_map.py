@@ -155,8 +155,8 @@ def test_train_tree_map_cli_runs_resumes_and_checks(tmp_path):
 
 def test_bfloat16_inference_gives_the_float32_masks_within_noise():
     """The loaders' precision: bfloat16 (auto where the CPU has it) against float32."""
+    from inpcodec.codec.precision import inference_dtype, native_bfloat16
     from inpcodec.learned_masks import load_mask_network, mask_probabilities
-    from inpcodec.learned_masks.networks import inference_dtype, native_bfloat16
     from inpcodec.learned_masks.tree_map import load_tree_map_network
 
     assert inference_dtype("auto") == (torch.bfloat16 if native_bfloat16() else torch.float32)

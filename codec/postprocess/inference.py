@@ -11,6 +11,7 @@ from torch.nn import functional as F
 
 from inpcodec.codec.encoders import FREE_MASK_CODER, TREE_MASK_CODER
 from inpcodec.codec.limits import available_memory
+from inpcodec.codec.precision import inference_dtype
 
 from .data import diffusion_fill
 from .networks import MULTIPLE, TASKS, Generator, composite
@@ -29,13 +30,15 @@ ATTENTION_KEYS = ("patch", "tile", "halo", "key_stride")
 
 
 def load_generator(path: str | Path | None = None, task: str = "postprocess", *,
-                   mask_coder: int | None = None) -> Generator:
+                   mask_coder: int | None = None, precision: str = "auto") -> Generator:
     """A trained generator from a safetensors file (default: the shipped one of ``task``).
 
     Reads only the local file: no network access.  The architecture (width, heads,
     attention window) and the task come from the file's metadata.  ``mask_coder`` (with
     ``task="postprocess"`` and no ``path``) picks the post-processor trained on the
-    decodes of that mask coder (:data:`POSTPROCESS_WEIGHTS`).
+    decodes of that mask coder (:data:`POSTPROCESS_WEIGHTS`).  ``precision``: the dtype
+    of its convolutions and attention (:func:`inpcodec.codec.precision.inference_dtype`:
+    bfloat16 where the CPU has it); the residual sums stay in float32.
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
@@ -51,14 +54,14 @@ def load_generator(path: str | Path | None = None, task: str = "postprocess", *,
         raise FileNotFoundError(f"no trained GAN weights for {task!r} at {file}; train them "
                                 f"with `inpcodec train-gan --task {task}` (see "
                                 f"{WEIGHTS_DIR / 'README.md'})")
-    net = _load(str(file))
+    net = _load(str(file), inference_dtype(precision))
     if net.task != task:
         raise ValueError(f"{file}: these weights were trained for {net.task!r}, not {task!r}")
     return net
 
 
 @lru_cache(maxsize=4)
-def _load(path: str) -> Generator:
+def _load(path: str, dtype: torch.dtype) -> Generator:
     from safetensors import SafetensorError, safe_open  # noqa: PLC0415
     from safetensors.torch import load_file  # noqa: PLC0415
 
@@ -79,7 +82,7 @@ def _load(path: str) -> Generator:
                     skip=meta.get("skip", "0") == "1",
                     full_res_layers=int(meta.get("full_res_layers", 1)), **attention)
     net.load_state_dict(state)
-    return net.eval()
+    return net.to(dtype).eval()
 
 
 def metadata(net: Generator) -> dict:

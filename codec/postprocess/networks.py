@@ -246,10 +246,18 @@ class Generator(nn.Module):
         h, w = x.shape[-2:]
         if h % MULTIPLE or w % MULTIPLE:
             raise ValueError(f"height and width must be multiples of {MULTIPLE}, got {h}x{w}")
-        coarse = torch.clamp(x + self.coarse(x, missing), -1.0, 1.0)
+        coarse = torch.clamp(x + _residual(self.coarse, x, missing), -1.0, 1.0)
         merged = composite(coarse, x, missing)
-        out = torch.clamp(merged + self.refine(merged, missing), -1.0, 1.0)
+        out = torch.clamp(merged + _residual(self.refine, merged, missing), -1.0, 1.0)
         return coarse, out
+
+
+def _residual(stage: nn.Module, x: torch.Tensor, missing: torch.Tensor) -> torch.Tensor:
+    """A stage's residual, computed in the dtype of its weights (bfloat16 where loaded so
+    for inference) and returned in ``x``'s: the residual sums stay in the caller's
+    precision, so the output keeps the input's resolution of grey levels."""
+    dtype = next(stage.parameters()).dtype
+    return stage(x.to(dtype), missing.to(dtype)).to(x.dtype)
 
 
 def composite(generated: torch.Tensor, x: torch.Tensor, missing: torch.Tensor) -> torch.Tensor:

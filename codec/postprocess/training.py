@@ -286,7 +286,7 @@ def _read_init(path: str, cfg: TrainConfig) -> tuple[dict, dict]:
         given = {"skip": False, "full_res_layers": 1, **state.get("config", {})}
         sources = {"generator": state["generator"], "discriminator": state["discriminator"]}
     else:
-        src = load_generator(file, cfg.task)
+        src = load_generator(file, cfg.task, precision="float32")
         given = {"width": src.width, "heads": src.heads, "skip": src.skip,
                  "full_res_layers": src.full_res_layers, "task": src.task}
         sources = {"generator": src.state_dict()}
