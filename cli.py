@@ -27,7 +27,7 @@ from inpcodec.codec.encoders import encoder_names, get_encoder, make_mask
 from inpcodec.codec.format import decode as decode_bytes
 from inpcodec.codec.format import info as file_info
 from inpcodec.codec.metrics import psnr
-from inpcodec.codec.pipeline import DEFAULT_ENCODER, encode_report
+from inpcodec.codec.pipeline import DEFAULT_BPP, DEFAULT_ENCODER, default_bpp, encode_report
 from inpcodec.codec.rate import DEFAULT_EFFORT, EFFORTS
 from inpcodec.codec.tonal import tonal_optimisation
 
@@ -212,9 +212,10 @@ def _report_lines(r, name) -> list[str]:
 @click.option("--image", type=click.Path(dir_okay=False, allow_dash=True), default=None,
               help="Image to use instead of the bundled 512x512 cameraman.")
 @click.option("--bpp", type=float, default=None,
-              help="Target size in bits per pixel (a rate search: tens of seconds).")
+              help=f"Target size in bits per pixel (default {DEFAULT_BPP} unless --density): "
+              "the rate search of `encode --bpp`, a few seconds.")
 @click.option("--density", type=float, default=None,
-              help="Fraction of pixels stored (default 0.05 unless --bpp).")
+              help="Fraction of pixels stored, with 64 levels, instead of a target size.")
 @click.option("--output", type=click.Path(dir_okay=False), default=None,
               help="Write the decoded image here.")
 @_DROP_ALPHA
@@ -227,9 +228,9 @@ def demo(image, bpp, density, output, drop_alpha):
     _notice_compile()
     if density is not None and bpp is not None:
         raise ValueError("give either --density or --bpp, not both")
-    r = encode_report(img, encoder=DEFAULT_ENCODER, bpp=bpp,
-                      density=0.05 if density is None and bpp is None else density,
-                      progress=True)
+    if density is None and bpp is None:
+        bpp = default_bpp(img)
+    r = encode_report(img, encoder=DEFAULT_ENCODER, bpp=bpp, density=density, progress=True)
     for line in _report_lines(r, "bundled cameraman" if image is None else image):
         click.echo(line)
     jp = _jpeg_at_size(img, len(r.data))
@@ -251,10 +252,11 @@ def demo(image, bpp, density, output, drop_alpha):
 @click.option("--encoder", type=click.Choice(list(encoder_names())), default=DEFAULT_ENCODER,
               show_default=True, help="How the mask is chosen: " + _encoder_help() + ".")
 @click.option("--density", type=float, default=None,
-              help="Fraction of pixels stored, in (0, 1] (default 0.04 unless --bpp).")
+              help="Fraction of pixels stored, in (0, 1], instead of a target size (with "
+              "--levels, default 64).")
 @click.option("--bpp", type=float, default=None,
-              help="Target size in bits per pixel (within 3 %); at or above the lossless "
-              "file's size, the lossless file.")
+              help=f"Target size in bits per pixel (within 3 %; default {DEFAULT_BPP} unless "
+              "--density); at or above the lossless file's size, the lossless file.")
 @click.option("--levels", type=int, default=None,
               help="Quantisation levels of the (luma) values (default 64, searched with --bpp).")
 @click.option("--chroma-levels", type=int, default=None,
@@ -280,8 +282,6 @@ def encode(input_path, output_path, encoder, density, bpp, levels, chroma_levels
     options = _pick_options(encoder, kwargs)
     if density is not None and bpp is not None:
         raise ValueError("give either --density or --bpp, not both")
-    if density is None and bpp is None:
-        density = 0.04
     if density is not None and not 0.0 < density <= 1.0:
         raise ValueError(f"--density must lie in (0, 1], got {density}")
     if bpp is not None and not bpp > 0:
@@ -290,6 +290,8 @@ def encode(input_path, output_path, encoder, density, bpp, levels, chroma_levels
     img = load_image(input_path, drop_alpha=drop_alpha)
     if not quiet:
         _notice_compile()
+    if density is None and bpp is None:
+        bpp = default_bpp(img)
     r = encode_report(img, encoder=encoder, density=density, bpp=bpp, levels=levels,
                       chroma_levels=chroma_levels, tonal=tonal, seed=seed,
                       progress=not quiet, effort=effort, chroma_guide=chroma_guide,

@@ -193,6 +193,36 @@ def test_python_m_inpcodec_runs_and_ctrl_c_exits_130(tmp_path, grey_png):
     assert not out.exists() and not list(tmp_path.glob(".inpcodec-*"))
 
 
+def _reported_bpp(output):
+    size = next(ln for ln in output.splitlines() if ln.startswith("size"))
+    return float(size.split("= ")[1].split(" bpp")[0])
+
+
+def test_demo_encodes_the_bundled_image_at_the_default_rate():
+    """The README's first command: the rate search at DEFAULT_BPP, JPEG at the same size."""
+    from inpcodec.codec.pipeline import DEFAULT_BPP
+
+    r = invoke(["demo"])
+    assert r.exit_code == 0, r.output
+    assert abs(_reported_bpp(r.output) / DEFAULT_BPP - 1) <= 0.03
+    assert "tree-rdo" in next(ln for ln in r.output.splitlines() if ln.startswith("mask"))
+    assert any(ln.startswith("JPEG") for ln in r.output.splitlines())
+
+
+def test_encode_without_a_rate_searches_the_default_rate_even_for_tiny_images(tmp_path):
+    from inpcodec.codec.pipeline import DEFAULT_BPP, default_bpp
+
+    for shape, expect_default in (((96, 128), True), ((20, 24), False)):
+        img = make_image(*shape)
+        path = tmp_path / f"{shape[0]}.png"
+        Image.fromarray(img).save(path)
+        target = default_bpp(img)
+        assert (target == DEFAULT_BPP) == expect_default  # tiny: the header alone is more
+        r = invoke(["encode", str(path), str(tmp_path / f"{shape[0]}.inpc")])
+        assert r.exit_code == 0, r.output
+        assert _reported_bpp(r.output) <= target * 1.03
+
+
 def test_demo_reports_the_jpeg_beside_it_at_its_real_rate(tmp_path):
     img = tmp_path / "g.png"
     Image.fromarray(make_image(48, 64)).save(img)
