@@ -28,6 +28,7 @@ from inpcodec.codec.format import decode as decode_bytes
 from inpcodec.codec.format import info as file_info
 from inpcodec.codec.metrics import psnr
 from inpcodec.codec.pipeline import DEFAULT_BPP, DEFAULT_ENCODER, default_bpp, encode_report
+from inpcodec.codec.precision import PRECISIONS
 from inpcodec.codec.rate import DEFAULT_EFFORT, EFFORTS
 from inpcodec.codec.tonal import tonal_optimisation
 
@@ -119,7 +120,7 @@ ENCODER_OPTIONS = [
     click.option("--weights", type=click.Path(dir_okay=False), default=None,
                  help="learned, tree-learned: network weights (default: the shipped "
                  "ones)."),
-    click.option("--precision", type=click.Choice(["auto", "float32", "bfloat16"]),
+    click.option("--precision", type=click.Choice(list(PRECISIONS)),
                  default=None, help="learned, tree-learned: the network's arithmetic "
                  "(auto: bfloat16 where the CPU computes it in hardware, else float32; "
                  "float32 gives the same masks on every machine type)."),

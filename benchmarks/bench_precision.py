@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -109,8 +110,6 @@ def mask_study(folders, limit):
 
 def gan_gains(files: str, originals: str) -> None:
     """The post-processor's gains in both precisions (see the module's docstring)."""
-    from pathlib import Path  # noqa: PLC0415
-
     from inpcodec.codec.postprocess.inference import load_generator, refine  # noqa: PLC0415
 
     torch.set_num_threads(2)

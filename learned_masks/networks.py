@@ -20,6 +20,8 @@ MULTIPLE = 16
 MIN_SIDE = 32
 
 WIDTHS = (10, 20, 40, 80, 160)
+
+
 def _conv(cin: int, cout: int) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, 3, padding=1, padding_mode="reflect")
 
@@ -59,7 +61,7 @@ class UNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # a network cast to bfloat16 for inference takes and returns the caller's dtype
         dtype = x.dtype
-        x = x.to(self.act_dtype()).contiguous(memory_format=torch.channels_last)
+        x = x.to(self.down[0][0].weight.dtype).contiguous(memory_format=torch.channels_last)
         skips = []
         for convs in self.down:
             for conv in convs:
@@ -77,10 +79,6 @@ class UNet(nn.Module):
                 if not (i == len(self.up) - 1 and j == len(convs) - 1):
                     x = self.act(x)
         return x.to(dtype)
-
-    def act_dtype(self) -> torch.dtype:
-        """The dtype of the weights, in which the convolutions run."""
-        return self.down[0][0].weight.dtype
 
 
 def rescale_to_density(c: torch.Tensor, density: torch.Tensor) -> torch.Tensor:
