@@ -223,3 +223,14 @@ def test_points_per_prefix_matches_the_masks(shape, quad, centres):
     for p in (brute[0], brute[5] + 1, brute[-1], brute[-1] + 1):
         n = prefix_for_points(order, p)
         assert n == next((i for i, b in enumerate(brute) if b >= p), len(order))
+
+
+@pytest.mark.parametrize("encoder", ["tree", "tree-rdo", "tree-map", "tree-teacher",
+                                     "tree-learned"])
+def test_tree_encoders_take_a_single_pixel(encoder):
+    """A 1 x 1 image has no split: its tree is the root (an empty split order)."""
+    from inpcodec.codec import pipeline as P
+
+    img = np.array([[100]], np.uint8)
+    out = P.decode(P.encode(img, encoder=encoder, density=0.5))
+    assert out.shape == (1, 1) and abs(int(out[0, 0]) - 100) <= 1
