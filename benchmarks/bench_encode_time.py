@@ -5,7 +5,8 @@
 Each encoder encodes twice at ``--bpp`` (rate search included, kernels warm, the
 encoders' caches cleared before each encode); the decode is the median of 5.  All run in
 the same process, so their times compare.  ``ENCODER:EFFORT`` picks the rate search's
-effort (default: the codec's).  ``--gan`` also times the decode with the GAN
+effort (default: the codec's), ``ENCODER:EFFORT:nofilter`` writes the file without the
+loop filter (format version 6).  ``--gan`` also times the decode with the GAN
 post-processor (median of 3, after one warm-up) beside the plain decode of the same file.
 """
 
@@ -33,10 +34,11 @@ def main():
     img = np.asarray(Image.open(args.kodak / f"{args.image}.png").convert("RGB"))
     encode_report(img[:64, :64], bpp=0.5)  # warm the kernels
     for name in args.encoders.split(",") * 2:
-        enc, _, effort = name.partition(":")
+        enc, effort, *flags = name.split(":") + [""]
         clear_caches()
         t = time.perf_counter()
-        r = encode_report(img, encoder=enc, bpp=args.bpp, effort=effort or DEFAULT_EFFORT)
+        r = encode_report(img, encoder=enc, bpp=args.bpp, effort=effort or DEFAULT_EFFORT,
+                          loop_filter="nofilter" not in flags)
         seconds = time.perf_counter() - t
         ts = []
         for _ in range(5):

@@ -57,10 +57,10 @@ def main():
             if r is None:
                 cells += ["", ""]
                 continue
-            for key, unit in (("bd_rate", " %"), ("bd_psnr", " dB")):
+            for key, unit, digits in (("bd_rate", " %", 1), ("bd_psnr", " dB", 2)):
                 v = r[key]
                 cells.append("-" if math.isnan(v) else
-                             f"{v:+.1f}{unit} ({r[key + '_overlap']:.0%})")
+                             f"{v:+.{digits}f}{unit} ({r[key + '_overlap']:.0%})")
         print(f"| {c} | " + " | ".join(cells) + " |")
 
 

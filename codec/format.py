@@ -3,8 +3,10 @@
 Writing (:func:`encode_with_mask`): the values at the mask pixels (tonally optimised with
 the quantiser in the loop, or the original values) quantised to ``levels`` (luma) and
 ``chroma_levels``; the mask and the values entropy-coded (:mod:`inpcodec.bitstreams`).
-Reading (:func:`decode`, :func:`info`): the values are inpainted by homogeneous diffusion
-(all channels on one mask), YCbCr -> RGB, rounded to 8 bits.  Choosing the mask and the
+Reading (:func:`decode`, :func:`info`): the values are inpainted by homogeneous diffusion,
+the luma loop-filtered if the file carries a filter (version 6, :mod:`.loop_filter`),
+YCbCr -> RGB, rounded to 8 bits.  :func:`add_loop_filter` and :func:`add_chroma_guide`
+add to a written file what its decoder should do after the inpainting.  Choosing the mask and the
 levels for an image is the pipeline's work (:mod:`.pipeline`, :mod:`.rate`).
 
 The decoder's arithmetic is deterministic (integer entropy-model parameters, the Numba
@@ -34,6 +36,7 @@ from .colour import guide_chroma, rgb_to_ycbcr, ycbcr_to_rgb
 from .diffusion import Inpainter
 from .encoders import FREE_MASK_CODER, TREE_MASK_CODER, MaskResult
 from .limits import CodecError, check_memory
+from .loop_filter import LoopFilter, apply_loop_filter, choose_loop_filter
 from .quantiser import MAX_LEVELS, quantise, quantiser
 from .tonal import tonal_optimisation
 
@@ -95,6 +98,10 @@ TONAL_SETTINGS = {"best": (TONAL_TOL, TONAL_SOLVE_TOL, TONAL_SWEEPS), "fast": (1
 GUIDE_CANDIDATES = ((3, 16), (6, 9), (2, 16))
 MAX_GUIDE_RADIUS = 64
 GUIDE_VERSION = 4
+#: The loop filter on the inpainted luma (format version 6, section FILT; codec/loop_filter.py).
+LOOP_FILTER_VERSION = 6
+#: Bytes a section costs beside its payload (tag and length).
+SECTION_OVERHEAD = 8
 _PARM = struct.Struct("<BBHH")  # mask coder, value coder, luma levels, chroma levels
 _PARM_MERGES = struct.Struct("<B")  # value coder 3 only: chroma merges
 _PARM_GUIDE = struct.Struct("<BB")  # version 4, value coder 3: guide radius, eps
@@ -285,6 +292,9 @@ class FileInfo:
     chroma_guide: tuple | None = None
     #: How the values are coded (``VALUE_CODER_NAMES``).
     value_coder: str = ""
+    #: (radius, classes, bytes of its section) of the loop filter (format version 6), or
+    #: None.
+    loop_filter: tuple | None = None
 
     @property
     def bpp(self) -> float:
@@ -300,6 +310,7 @@ class _Params:
     chroma_merges: int = 0
     #: (radius, eps) of the luma-guided chroma reconstruction; None: plain chroma.
     chroma_guide: tuple | None = None
+    loop_filter: LoopFilter | None = None
 
 
 def _parse(data: bytes):
@@ -342,18 +353,25 @@ def _parse(data: bytes):
         if not 2 <= q <= MAX_LEVELS:
             raise C.FormatError(f"quantisation levels {q} outside 2..{MAX_LEVELS}")
     expected = {"PARM", "MASK"} | {f"VAL{c}" for c in range(cont.channels)}
+    filt = None
+    if "FILT" in cont.sections and cont.version >= LOOP_FILTER_VERSION:
+        expected.add("FILT")
+        try:
+            filt = LoopFilter.from_bytes(cont.sections["FILT"])
+        except ValueError as exc:
+            raise C.FormatError(str(exc)) from None
     if set(cont.sections) != expected:
         raise C.FormatError(f"sections {sorted(cont.sections)} do not match a "
-                            f"{cont.channels}-channel file")
+                            f"{cont.channels}-channel file of version {cont.version}")
     for k, v in cont.sections.items():
-        if k != "PARM" and (len(v) % 4 or not v):
+        if k not in ("PARM", "FILT") and (len(v) % 4 or not v):
             raise C.FormatError(f"section {k} is not a whole number of 32-bit words")
     if mask_coder == FREE_MASK_CODER:  # its first word is the point count: check early
         points = int(_words(cont.sections["MASK"][:4])[0])
         if not 1 <= points <= cont.width * cont.height:
             raise C.FormatError(f"point count {points} does not fit a "
                                 f"{cont.width}x{cont.height} image")
-    return cont, _Params(mask_coder, value_coder, lv, clv, merges, guide)
+    return cont, _Params(mask_coder, value_coder, lv, clv, merges, guide, filt)
 
 
 def _words(b: bytes) -> np.ndarray:
@@ -400,7 +418,10 @@ def info(data: bytes) -> FileInfo:
                     len(cont.section("MASK")), vals, cont.version,
                     MASK_CODERS[params.mask_coder].name,
                     int(masks[-1][0].sum()) if cont.channels == 3 else 0,
-                    params.chroma_guide, VALUE_CODER_NAMES[params.value_coder])
+                    params.chroma_guide, VALUE_CODER_NAMES[params.value_coder],
+                    None if params.loop_filter is None else
+                    (params.loop_filter.radius, params.loop_filter.classes,
+                     len(cont.sections["FILT"]) + SECTION_OVERHEAD))
 
 
 def decode(data: bytes, *, solver: str = "numba", postprocess: str = "none",
@@ -451,8 +472,9 @@ def decode(data: bytes, *, solver: str = "numba", postprocess: str = "none",
 
 
 def _reconstruct(cont, params, solver):
-    """The inpainted planes (float64, before any chroma guide) of a parsed file, and its
-    per-channel (mask, structure)."""
+    """The inpainted planes (float64; the luma loop-filtered if the file says so, the
+    chroma before any chroma guide) of a parsed file, and its per-channel (mask,
+    structure)."""
     h, w = cont.height, cont.width
     masks = _decode_mask_checked(cont, params)
     planes = np.zeros((h, w, cont.channels))
@@ -476,6 +498,9 @@ def _reconstruct(cont, params, solver):
         u[:, :, 1:] = Inpainter(masks[1][0], solver=solver).solve(planes[:, :, 1:])
     else:
         u = Inpainter(mask, solver=solver).solve(planes)
+    if params.loop_filter is not None:
+        luma = u if u.ndim == 2 else u[:, :, 0]
+        luma[...] = apply_loop_filter(luma, mask, params.loop_filter)
     return u, masks
 
 
@@ -487,6 +512,32 @@ def _pixels(u, colour, chroma_guide=None):
     if colour == C.COLOUR_YCBCR:
         u = ycbcr_to_rgb(u)
     return np.clip(np.rint(u), 0, 255).astype(np.uint8)
+
+
+def add_loop_filter(data: bytes, img, *, max_bytes: int | None = None,
+                    rd_slope: float = 1.7) -> bytes:
+    """``data`` with the loop filter on its luma that pays most (format version 6).
+
+    Decodes the planes once and fits every filter shape to the image's luma
+    (:func:`.loop_filter.choose_loop_filter`); where one gains more PSNR than its bytes
+    cost at ``rd_slope`` dB per doubling of the file and fits within ``max_bytes``, it is
+    stored.  Files with a filter already, lossless files and files where none pays come
+    back unchanged.
+    """
+    cont, params = _parse(data)
+    if params.loop_filter is not None or cont.colour == C.COLOUR_RGB:
+        return data
+    check_memory(cont.width, cont.height, cont.channels)
+    u, masks = _reconstruct(cont, params, "numba")
+    luma = u if u.ndim == 2 else u[:, :, 0]
+    target = planes_of(np.asarray(img), cont.colour)[:, :, 0]
+    filt = choose_loop_filter(luma, target, masks[0][0], len(data), max_bytes=max_bytes,
+                              section_overhead=SECTION_OVERHEAD, rd_slope=rd_slope)
+    if filt is None:
+        return data
+    cont.version = max(cont.version, LOOP_FILTER_VERSION)
+    cont.sections["FILT"] = filt.to_bytes()
+    return C.write(cont)
 
 
 def add_chroma_guide(data: bytes, img, *, max_bytes: int | None = None,

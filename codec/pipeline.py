@@ -26,6 +26,7 @@ from .colour import rgb_to_ycbcr
 from .encoders import check_options, clear_caches, get_encoder, make_mask
 from .format import (  # noqa: F401 (decode, info: the API)
     add_chroma_guide,
+    add_loop_filter,
     decode,
     default_chroma_levels,
     encode_with_mask,
@@ -35,7 +36,7 @@ from .format import (  # noqa: F401 (decode, info: the API)
 from .limits import CodecError, check_memory
 from .metrics import psnr
 from .quantiser import MAX_LEVELS
-from .rate import DEFAULT_EFFORT, RATE_TOLERANCE, lowest_bpp, search_rate
+from .rate import DEFAULT_EFFORT, RATE_TOLERANCE, RD_SLOPE, lowest_bpp, search_rate
 
 #: The default mask encoder: tree masks store positions in a fraction of a bit per point
 #: and gain 2-4 dB over the free masks on Kodak; rate-distortion-optimised pruning gains
@@ -48,6 +49,13 @@ DEFAULT_LEVELS = 64
 #: the 4 % files the command made before (a fixed density with the 64 default levels gave
 #: files 1.2 dB worse than the rate search at the same size, cameraman 512 x 512).
 DEFAULT_BPP = 0.2
+#: With a target rate, the rate search aims this fraction below it to leave room for the
+#: loop filter (format version 6), which is added after the search within the target's
+#: tolerance; only where that room holds the smallest filter (21 bytes with its section).
+#: The filters chosen on Kodak take 1-2 % of the file (benchmarks/RESULTS.md, "The loop
+#: filter").
+LOOP_FILTER_RESERVE = 0.015
+SMALLEST_FILTER_BYTES = 21
 
 
 def _as_image(image) -> np.ndarray:
@@ -101,6 +109,8 @@ class EncodeReport:
     chroma_points: int = 0
     #: (radius, eps) of the luma-guided chroma reconstruction the file stores, or None.
     chroma_guide: tuple | None = None
+    #: (radius, classes, bytes) of the loop filter the file stores, or None.
+    loop_filter: tuple | None = None
 
     @property
     def bpp(self) -> float:
@@ -128,7 +138,7 @@ def encode_report(image, *, encoder: str = DEFAULT_ENCODER, density: float | Non
                   chroma_levels: int | None = None, tonal: bool = True, seed: int = 0,
                   solver: str = "numba", progress: bool = False,
                   effort: str = DEFAULT_EFFORT, chroma_guide: bool = True,
-                  **options) -> EncodeReport:
+                  loop_filter: bool = True, **options) -> EncodeReport:
     """Encode an 8-bit grey or RGB image; see :func:`encode`.  Returns the full report."""
     t0 = time.perf_counter()
     img = _as_image(image)
@@ -162,14 +172,21 @@ def encode_report(image, *, encoder: str = DEFAULT_ENCODER, density: float | Non
                                              progress=progress)
         spent += res.inpaintings
     else:
-        found = search_rate(img, planes, bpp, enc, levels=levels, chroma_levels=chroma_levels,
+        aim = bpp
+        if loop_filter and LOOP_FILTER_RESERVE * bpp * luma.size / 8 >= SMALLEST_FILTER_BYTES:
+            aim = bpp * (1 - LOOP_FILTER_RESERVE)
+        found = search_rate(img, planes, aim, enc, levels=levels, chroma_levels=chroma_levels,
                             tonal=tonal, seed=seed, progress=progress, options=options,
                             effort=effort)
         data, cont, mask, lv, clv = found.data, found.cont, found.mask, found.lv, found.clv
         spent, search, lossless = found.inpaintings, found.log, found.lossless
         encoder = found.encoder  # "lossless", or a free-mask encoder past a tree's densest
+    limit = None if bpp is None else int(bpp * (1 + RATE_TOLERANCE) * mask.size / 8)
+    if loop_filter and not lossless:
+        filtered = add_loop_filter(data, img, max_bytes=limit, rd_slope=RD_SLOPE)
+        if filtered is not data:
+            data, cont = filtered, C.read(filtered)
     if chroma_guide and channels == 3 and not lossless:
-        limit = None if bpp is None else int(bpp * (1 + RATE_TOLERANCE) * mask.size / 8)
         guided = add_chroma_guide(data, img, max_bytes=limit)
         if guided is not data:
             data, cont = guided, C.read(guided)
@@ -189,7 +206,8 @@ def encode_report(image, *, encoder: str = DEFAULT_ENCODER, density: float | Non
         bytes_mask=sizes["MASK"], bytes_values=vals, psnr=psnr(decoded, img),
         psnr_luma=psnr(luma_dec, luma), encode_seconds=encode_seconds,
         decode_seconds=decode_seconds, inpaintings=spent, search=search, lossless=lossless,
-        chroma_points=file_info.chroma_points, chroma_guide=file_info.chroma_guide)
+        chroma_points=file_info.chroma_points, chroma_guide=file_info.chroma_guide,
+        loop_filter=file_info.loop_filter)
 
 
 def default_bpp(image) -> float:
@@ -235,6 +253,10 @@ def encode(image, **kwargs) -> bytes:
         where that decodes the image better (the encoder tries a few settings and stores
         the best in two bytes; ``bitstreams/FORMAT.md``, "Chroma guided by the luma");
         False keeps plain chroma.
+    loop_filter : bool
+        Let the decoder filter the inpainted luma with a small linear filter fitted to the
+        image (format version 6, ``bitstreams/FORMAT.md``, "Loop filter"), where it gains
+        more than its bytes cost; False writes files without it.
     **options
         The encoder's own options (``get_encoder(encoder).options``), e.g. ``weights``
         for ``learned``, ``max_seconds`` and ``runs`` for ``ps``.

@@ -214,12 +214,14 @@ def test_codec_names_and_the_gan_post_processor_job(tmp_path, monkeypatch):
     from inpcodec.codec.postprocess.networks import Generator
     from inpcodec.codec.postprocess.training import save_weights
 
-    assert parse_codec("jpeg") == ("reference", "jpeg", False, "none", "best")
-    assert parse_codec("ps+nlpe") == ("inpcodec", "ps+nlpe", True, "none", "best")
-    assert parse_codec("learned-notonal-gan") == ("inpcodec", "learned", False, "gan", "best")
-    assert parse_codec("tree-map") == ("inpcodec", "tree-map", True, "none", "best")
-    assert parse_codec("tree-map-gan") == ("inpcodec", "tree-map", True, "gan", "best")
-    assert parse_codec("tree-fast-gan") == ("inpcodec", "tree", True, "gan", "fast")
+    assert parse_codec("jpeg") == ("reference", "jpeg", False, "none", "best", False)
+    assert parse_codec("ps+nlpe") == ("inpcodec", "ps+nlpe", True, "none", "best", True)
+    assert parse_codec("learned-notonal-gan") == ("inpcodec", "learned", False, "gan", "best",
+                                                  True)
+    assert parse_codec("tree-map") == ("inpcodec", "tree-map", True, "none", "best", True)
+    assert parse_codec("tree-map-gan") == ("inpcodec", "tree-map", True, "gan", "best", True)
+    assert parse_codec("tree-fast-gan") == ("inpcodec", "tree", True, "gan", "fast", True)
+    assert parse_codec("tree-rdo-fast-nofilter-gan").loop_filter is False
     assert parse_codec("tree").effort == "best"
     for bad in ("learned-gan-notonal", "jpeg-gan", "tree-gan-fast", "learned-gan-gan"):
         with pytest.raises(ValueError, match="unknown codec"):

@@ -158,10 +158,18 @@ def test_tree_files_are_version_5_and_free_masks_stay_version_1(monkeypatch):
     from inpcodec.bitstreams import container
 
     img = make_image(40, 48)
-    free = inpcodec.encode(img, encoder="belhachmi", density=0.05, tonal=False)
-    tree = encode_report(img, encoder="tree", density=0.05, tonal=False)
+    free = inpcodec.encode(img, encoder="belhachmi", density=0.05, tonal=False,
+                           loop_filter=False)
+    tree = encode_report(img, encoder="tree", density=0.05, tonal=False, loop_filter=False)
     assert free[4] == 1 and tree.data[4] == 5
     assert container.read(tree.data).version == 5
+    # with the loop filter (where it pays): version 6, which a version-5 decoder refuses
+    filtered = encode_report(img, encoder="tree", density=0.05, tonal=False).data
+    assert filtered[4] == 6
+    monkeypatch.setattr(container, "VERSION", 5)
+    with pytest.raises(container.FormatError, match="format version 6 is newer"):
+        inpcodec.decode(filtered)
+    monkeypatch.undo()
     # positions cost a fraction of a free mask's
     freer = encode_report(img, encoder="belhachmi", density=tree.density, tonal=False)
     assert tree.mask_bits_per_point < 0.5 * freer.mask_bits_per_point
@@ -218,7 +226,7 @@ def test_fast_effort_hits_the_target_with_few_tonal_encodes(colour):
             below = round(cands[0] / (cands[1] / cands[0]) ** 0.5) if not colour else None
             assert r.levels in cands or r.levels == below or (
                 not colour and cands[0] < r.levels < 1.5 * cands[1])
-        assert r.data[4] == 5  # a tree file
+        assert r.data[4] in (5, 6)  # a tree file (6: with a loop filter)
         tonal_encodes = [e for e in r.search if e.get("effort") == "fast"]
         # one per level count tried (grey 3 or 4, colour 1), up to 2 more for the winner
         assert 1 <= len(tonal_encodes) <= (6 if not colour else 3)
@@ -274,8 +282,9 @@ def test_chroma_guided_by_the_luma(monkeypatch):
     from inpcodec.codec.quantiser import quantiser
 
     img = disc_image()
-    plain = encode_report(img, encoder="tree", density=0.1, chroma_guide=False)
-    guided = encode_report(img, encoder="tree", density=0.1)
+    plain = encode_report(img, encoder="tree", density=0.1, chroma_guide=False,
+                          loop_filter=False)
+    guided = encode_report(img, encoder="tree", density=0.1, loop_filter=False)
     assert plain.data[4] == guided.data[4] == 5 and plain.chroma_guide is None
     assert guided.chroma_guide in F.GUIDE_CANDIDATES
     assert F.info(guided.data).chroma_guide == guided.chroma_guide
@@ -307,7 +316,7 @@ def test_chroma_guided_by_the_luma(monkeypatch):
         numba.set_num_threads(before)
     # no room for the two bytes, or nothing to gain (grey, free masks): unchanged
     assert F.add_chroma_guide(plain.data, img, max_bytes=len(plain.data) + 1) is plain.data
-    free = inpcodec.encode(img, encoder="belhachmi", density=0.1)
+    free = inpcodec.encode(img, encoder="belhachmi", density=0.1, loop_filter=False)
     assert F.add_chroma_guide(free, img) is free and free[4] == 1
     # forged guides: radius 0 or too large, eps 0; a guide in a version-3 file (the
     # committed sample: value coder 3, model 1)

@@ -2,9 +2,11 @@
 
 ``tests/data/sample-v*.inpc`` are files of each format version (1: free masks, inpcodec
 0.2.0; 2: a grey tree file; 3: a colour tree file with chroma on a coarser tree; 4: the
-same with chroma guided by the luma; 5: tree files with the tree values' model 2) made
-once by :func:`make_samples` (below) and committed.  Today's encoder writes versions 1
-and 5 only; the recipes of the version 2-4 samples are kept in ``LEGACY_RECIPES``. The
+same with chroma guided by the luma; 5: tree files with the tree values' model 2; 6: with
+a loop filter on the luma) made once by :func:`make_samples` (below) and committed.
+Today's encoder writes versions 1, 5 and 6 only (1 and 5 with ``loop_filter=False``, or
+where no filter pays); the recipes of the version 2-4 samples are kept in
+``LEGACY_RECIPES``. The
 tests read the committed bytes, never re-encode: they check the header, then decode each
 file and compare the SHA-256 of the decoded pixels (and the shape) with the constants
 here. A change to the decoder, the entropy coders, the colour transforms or the rounding
@@ -51,18 +53,26 @@ def colour_image(h=24, w=32):
 #: made by inpcodec 0.2.0, whose default encoder was belhachmi.
 RECIPES = {
     # belhachmi, 64 levels, tonal
-    "sample-v1-grey.inpc": (grey_image, dict(encoder="belhachmi", density=0.1)),
+    "sample-v1-grey.inpc": (grey_image, dict(encoder="belhachmi", density=0.1,
+                                             loop_filter=False)),
     # YCbCr, Qc 16
     "sample-v1-colour.inpc": (colour_image, dict(encoder="belhachmi", density=0.1,
-                                                  levels=32)),
+                                                  levels=32, loop_filter=False)),
     # a bpp target above the lossless file's 26.4 bpp: every pixel, RGB planes (transform 2)
     "sample-v1-rgb-lossless.inpc": (lambda: colour_image(12, 16), dict(bpp=32.0)),
     # tree mask (mask coder 2, value coder 4: model 2), 32 levels, tonal
-    "sample-v5-grey-tree.inpc": (grey_image, dict(encoder="tree", density=0.1, levels=32)),
+    "sample-v5-grey-tree.inpc": (grey_image, dict(encoder="tree", density=0.1, levels=32,
+                                                  loop_filter=False)),
     # tree mask, chroma on the tree merged twice (value coder 5: model 2) with Qc 32,
     # guided by the decoded luma (the encoder's choice of guide)
     "sample-v5-colour-tree-guided.inpc": (colour_image, dict(encoder="tree", density=0.1,
-                                                             levels=16)),
+                                                             levels=16, loop_filter=False)),
+    # tree files with the loop filter the encoder chooses (section FILT): on a grey image
+    # of 48 x 64 (on 24 x 32 no filter pays for its bytes) and the colour sample above
+    "sample-v6-grey-tree-filtered.inpc": (lambda: grey_image(48, 64),
+                                          dict(encoder="tree", density=0.1, levels=32)),
+    "sample-v6-colour-tree-filtered.inpc": (colour_image, dict(encoder="tree", density=0.1,
+                                                               levels=16)),
 }
 
 #: The recipes of the samples of versions 2-4, made by inpcodec before format version 5
@@ -113,6 +123,15 @@ SAMPLES = {
         size=(32, 24), channels=3, colour=C.COLOUR_YCBCR, levels=(16, 32), coders=(2, 5),
         file_sha256="6486f1cfab72eb79fbaf78b9cba2b612e491a4cb10e8d0d0f28cbe4c8cde88cc",
         pixels_sha256="7ccc49f84f9cdeea8500f90504be5a7b4541f26463d1ef7cfc77dc27f084ef24"),
+    # loop filters: grey radius 2, one class; colour radius 1, one class
+    "sample-v6-grey-tree-filtered.inpc": dict(
+        size=(64, 48), channels=1, colour=C.COLOUR_GREY, levels=(32, 64), coders=(2, 4),
+        file_sha256="b554d58ccd0d30aacbad275c3dc04a7dab3ac389103f6aed74e3ba9e3cc79672",
+        pixels_sha256="7189e361107711de3d5d30a9e200237aa1d3bb072e62cecc813ab10c903b4583"),
+    "sample-v6-colour-tree-filtered.inpc": dict(
+        size=(32, 24), channels=3, colour=C.COLOUR_YCBCR, levels=(16, 32), coders=(2, 5),
+        file_sha256="acd3b6823b98dec18621fc0fa13b2f97b41137eec8fa7d19600b7d7575e6c72d",
+        pixels_sha256="003903d28c63eb4df97eac7023a72c876b65437cb991e060e39232545553a119"),
 }
 
 
@@ -146,7 +165,8 @@ def test_sample_file(name):
     assert cont.channels == want["channels"]
     assert cont.colour == want["colour"]
     assert list(cont.sections) == ["PARM", "MASK"] + [f"VAL{c}"
-                                                      for c in range(want["channels"])]
+                                                      for c in range(want["channels"])] + (
+        ["FILT"] if version >= 6 else [])
     parm = cont.sections["PARM"]
     assert (parm[0], parm[1]) == want.get("coders", (1, 1))  # mask coder, value coder
     assert (int.from_bytes(parm[2:4], "little"),

@@ -28,12 +28,14 @@ class CodecSpec(NamedTuple):
     tonal: bool  # inpcodec: tonal optimisation of the stored values
     postprocess: str  # inpcodec: the decoder's post-processor, "none" or "gan"
     effort: str = "best"  # inpcodec: the rate search's effort (codec.rate.EFFORTS)
+    loop_filter: bool = True  # inpcodec: files may carry a loop filter (format version 6)
 
 
-#: Suffixes of the inpcodec encoders, in this order: ``tree-fast-notonal-gan``.  Without
-#: ``-fast`` the rate search runs with effort ``best`` (as every row recorded before the
-#: fast effort existed).
-INPCODEC_SUFFIXES = ("fast", "notonal", "gan")
+#: Suffixes of the inpcodec encoders, in this order: ``tree-fast-notonal-nofilter-gan``.
+#: Without ``-fast`` the rate search runs with effort ``best`` (as every row recorded
+#: before the fast effort existed); ``-nofilter`` writes files without the loop filter
+#: (as every row recorded before format version 6).
+INPCODEC_SUFFIXES = ("fast", "notonal", "nofilter", "gan")
 
 
 def parse_codec(name: str) -> CodecSpec:
@@ -41,7 +43,7 @@ def parse_codec(name: str) -> CodecSpec:
     ``belhachmi-gan`` (decoded with the GAN post-processor), ``tree-fast`` (the rate
     search's fast effort)."""
     if name in REFERENCE_CODECS:
-        return CodecSpec("reference", name, False, "none")
+        return CodecSpec("reference", name, False, "none", "best", False)
     # encoder names may hold dashes themselves (tree-map): peel known suffixes off the end
     enc, suffixes = name, []
     while enc.rsplit("-", 1)[-1] in INPCODEC_SUFFIXES and "-" in enc:
@@ -51,11 +53,12 @@ def parse_codec(name: str) -> CodecSpec:
     if enc not in encoder_names() or suffixes != ordered:
         raise ValueError(f"unknown codec {name!r}; choose from {', '.join(REFERENCE_CODECS)}, "
                          f"{', '.join(encoder_names())} (inpcodec encoders take -fast for "
-                         "the fast rate search, -notonal for no tonal optimisation and -gan "
+                         "the fast rate search, -notonal for no tonal optimisation, -nofilter "
+                         "for no loop filter and -gan "
                          "for the GAN post-processor, in that order)")
     return CodecSpec("inpcodec", enc, "notonal" not in suffixes,
                      "gan" if "gan" in suffixes else "none",
-                     "fast" if "fast" in suffixes else "best")
+                     "fast" if "fast" in suffixes else "best", "nofilter" not in suffixes)
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,7 @@ def _single_thread():
 def run_rate_job(job: RateJob, img: np.ndarray, seed: int = 0) -> dict:
     """Encode ``img`` at ``job.target`` bpp with ``job.codec``, decode, measure."""
     _single_thread()
-    kind, enc, tonal, postprocess, effort = parse_codec(job.codec)
+    kind, enc, tonal, postprocess, effort, loop_filter = parse_codec(job.codec)
     n = img.shape[0] * img.shape[1]
     row = {"image": job.image, "mode": job.mode, "codec": job.codec,
            "target_bpp": job.target, "width": img.shape[1], "height": img.shape[0]}
@@ -110,7 +113,7 @@ def run_rate_job(job: RateJob, img: np.ndarray, seed: int = 0) -> dict:
         else:
             t0 = time.perf_counter()
             rep = encode_report(img, encoder=enc, bpp=job.target, tonal=tonal, seed=seed,
-                                effort=effort)
+                                effort=effort, loop_filter=loop_filter)
             t1 = time.perf_counter()
             data = rep.data
             dec = decode(data, postprocess=postprocess)
