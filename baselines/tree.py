@@ -108,6 +108,12 @@ def tree_from_order(order: SplitOrder, n: int) -> Tree:
     return Tree(order.height, order.width, order.quad, order.centres, splits)
 
 
+def _joined(parts: list, dtype=np.int64) -> np.ndarray:
+    """The per-depth arrays of an order joined; empty for a 1 x 1 image (no depth to
+    split)."""
+    return np.concatenate(parts) if parts else np.zeros(0, dtype)
+
+
 def _sat(a: np.ndarray) -> np.ndarray:
     """Summed-area table with a zero first row and column."""
     s = np.zeros((a.shape[0] + 1, a.shape[1] + 1))
@@ -219,9 +225,7 @@ class _Densification:
         d, k, c = self.depth, self.key, self.cost
         if extra_d is not None:
             d, k, c = d + [extra_d], k + [extra_k], c + [np.zeros(extra_d.size, np.int64)]
-        empty = [np.zeros(0, np.int64)]  # a 1 x 1 image has no split
-        return SplitOrder(h, w, self.quad, self.centres, np.concatenate(d + empty),
-                          np.concatenate(k + empty), np.concatenate(c + empty))
+        return SplitOrder(h, w, self.quad, self.centres, _joined(d), _joined(k), _joined(c))
 
     def error_sums(self, mask, leaves, x0=None):
         """Squared inpainting error of ``mask`` summed over the cells of the leaves
@@ -550,8 +554,7 @@ def map_driven_order(image, *, density_map=None, quad: bool = True, centres: boo
                                 for c in range(nc)])
         if nodes.size == 0:
             break
-    depth, key, val = (np.concatenate(a + [np.zeros(0, a0)])  # a 1 x 1 image: no split
-                       for a, a0 in ((depth, np.int64), (key, np.int64), (val, np.float64)))
+    depth, key, val = _joined(depth), _joined(key), _joined(val, np.float64)
     # a child's integral never exceeds its parent's; ties go parent first (smaller depth)
     o = np.lexsort((key, depth, -val))
     return SplitOrder(h, w, quad, centres, depth[o], key[o], np.zeros(o.size, np.int64))
@@ -626,8 +629,7 @@ def scale_error_order(shape, error_at_depth, *, quad: bool = True,
         nc = n_children(sched[d], sched[d + 1])
         nodes = np.concatenate([children(nodes, sched[d], sched[d + 1], c) for c in range(nc)])
         cap = np.concatenate([v] * nc)
-    depth, key, val = (np.concatenate(a + [np.zeros(0, a0)])  # a 1 x 1 image: no split
-                       for a, a0 in ((depth, np.int64), (key, np.int64), (val, np.float64)))
+    depth, key, val = _joined(depth), _joined(key), _joined(val, np.float64)
     o = np.lexsort((key, depth, -val))  # ties: parent first, then by key (reproducible)
     return SplitOrder(h, w, quad, centres, depth[o], key[o], np.zeros(o.size, np.int64))
 

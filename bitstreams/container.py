@@ -29,6 +29,8 @@ COLOUR_NAMES = {COLOUR_GREY: "grey", COLOUR_YCBCR: "YCbCr (BT.601 full range)",
 
 _HEAD = struct.Struct("<4sBIIBB")  # magic, version, width, height, channels, colour
 _SECTION = struct.Struct("<4sI")  # tag, length
+#: Bytes a section costs beside its payload (its tag and length).
+SECTION_HEADER_SIZE = _SECTION.size
 
 
 class FormatError(ValueError):

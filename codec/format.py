@@ -100,8 +100,6 @@ MAX_GUIDE_RADIUS = 64
 GUIDE_VERSION = 4
 #: The loop filter on the inpainted luma (format version 6, section FILT; codec/loop_filter.py).
 LOOP_FILTER_VERSION = 6
-#: Bytes a section costs beside its payload (tag and length).
-SECTION_OVERHEAD = 8
 _PARM = struct.Struct("<BBHH")  # mask coder, value coder, luma levels, chroma levels
 _PARM_MERGES = struct.Struct("<B")  # value coder 3 only: chroma merges
 _PARM_GUIDE = struct.Struct("<BB")  # version 4, value coder 3: guide radius, eps
@@ -421,7 +419,7 @@ def info(data: bytes) -> FileInfo:
                     params.chroma_guide, VALUE_CODER_NAMES[params.value_coder],
                     None if params.loop_filter is None else
                     (params.loop_filter.radius, params.loop_filter.classes,
-                     len(cont.sections["FILT"]) + SECTION_OVERHEAD))
+                     len(cont.sections["FILT"]) + C.SECTION_HEADER_SIZE))
 
 
 def decode(data: bytes, *, solver: str = "numba", postprocess: str = "none",
@@ -514,13 +512,14 @@ def _pixels(u, colour, chroma_guide=None):
     return np.clip(np.rint(u), 0, 255).astype(np.uint8)
 
 
-def add_loop_filter(data: bytes, img, *, max_bytes: int | None = None,
-                    rd_slope: float = 1.7) -> bytes:
+def add_loop_filter(data: bytes, img, *, rd_slope: float,
+                    max_bytes: int | None = None) -> bytes:
     """``data`` with the loop filter on its luma that pays most (format version 6).
 
     Decodes the planes once and fits every filter shape to the image's luma
     (:func:`.loop_filter.choose_loop_filter`); where one gains more PSNR than its bytes
-    cost at ``rd_slope`` dB per doubling of the file and fits within ``max_bytes``, it is
+    cost at ``rd_slope`` dB per doubling of the file (the rate search's
+    ``codec.rate.RD_SLOPE``) and fits within ``max_bytes``, it is
     stored.  Files with a filter already, lossless files and files where none pays come
     back unchanged.
     """
@@ -532,7 +531,7 @@ def add_loop_filter(data: bytes, img, *, max_bytes: int | None = None,
     luma = u if u.ndim == 2 else u[:, :, 0]
     target = planes_of(np.asarray(img), cont.colour)[:, :, 0]
     filt = choose_loop_filter(luma, target, masks[0][0], len(data), max_bytes=max_bytes,
-                              section_overhead=SECTION_OVERHEAD, rd_slope=rd_slope)
+                              section_overhead=C.SECTION_HEADER_SIZE, rd_slope=rd_slope)
     if filt is None:
         return data
     cont.version = max(cont.version, LOOP_FILTER_VERSION)

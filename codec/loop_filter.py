@@ -85,6 +85,11 @@ class LoopFilter:
         return _HEAD.size + 2 * self.coeffs.size
 
 
+def smallest_nbytes() -> int:
+    """Payload bytes of the smallest filter (radius 1, one class)."""
+    return _HEAD.size + 2 * (len(offsets(1)) + 1)
+
+
 def offsets(radius: int) -> list:
     """One half of the (2R+1)^2 window without its centre: (dy, dx), dy > 0 or dx > 0."""
     return [(dy, dx) for dy in range(radius + 1) for dx in range(-radius, radius + 1)
@@ -224,15 +229,16 @@ def fit_loop_filter(u: np.ndarray, target: np.ndarray, mask: np.ndarray, radius:
 
 
 def choose_loop_filter(u: np.ndarray, target: np.ndarray, mask: np.ndarray,
-                       file_bytes: int, *, max_bytes: int | None = None,
-                       section_overhead: int = 8, rd_slope: float = 1.7):
+                       file_bytes: int, *, rd_slope: float, section_overhead: int,
+                       max_bytes: int | None = None):
     """The filter shape that pays most, or None where none pays.
 
     Every radius 1..MAX_RADIUS and class count 1..MAX_CLASSES is fitted from one pass of
     normal equations, and judged by its squared error against ``target`` (exact for the
     quantised coefficients, before rounding to 8 bits).  A filter pays where its PSNR
     gain exceeds the cost of its bytes at ``rd_slope`` dB per doubling of the file
-    (codec.rate.RD_SLOPE), and it must keep the file within ``max_bytes``.
+    (codec.rate.RD_SLOPE), and the file with it and its section's ``section_overhead``
+    bytes must stay within ``max_bytes``.
     """
     u, target = np.asarray(u, np.float64), np.asarray(target, np.float64)
     eqs = _normal_equations(u, target, mask)

@@ -34,6 +34,7 @@ from .format import (  # noqa: F401 (decode, info: the API)
     planes_of,
 )
 from .limits import CodecError, check_memory
+from .loop_filter import smallest_nbytes
 from .metrics import psnr
 from .quantiser import MAX_LEVELS
 from .rate import DEFAULT_EFFORT, RATE_TOLERANCE, RD_SLOPE, lowest_bpp, search_rate
@@ -55,7 +56,6 @@ DEFAULT_BPP = 0.2
 #: The filters chosen on Kodak take 1-2 % of the file (benchmarks/RESULTS.md, "The loop
 #: filter").
 LOOP_FILTER_RESERVE = 0.015
-SMALLEST_FILTER_BYTES = 21
 
 
 def _as_image(image) -> np.ndarray:
@@ -173,7 +173,8 @@ def encode_report(image, *, encoder: str = DEFAULT_ENCODER, density: float | Non
         spent += res.inpaintings
     else:
         aim = bpp
-        if loop_filter and LOOP_FILTER_RESERVE * bpp * luma.size / 8 >= SMALLEST_FILTER_BYTES:
+        smallest = smallest_nbytes() + C.SECTION_HEADER_SIZE
+        if loop_filter and LOOP_FILTER_RESERVE * bpp * luma.size / 8 >= smallest:
             aim = bpp * (1 - LOOP_FILTER_RESERVE)
         found = search_rate(img, planes, aim, enc, levels=levels, chroma_levels=chroma_levels,
                             tonal=tonal, seed=seed, progress=progress, options=options,

@@ -22,6 +22,7 @@ from inpcodec.codec.loop_filter import (
     fit_loop_filter,
     offsets,
     pixel_classes,
+    smallest_nbytes,
 )
 from inpcodec.codec.metrics import psnr
 
@@ -164,16 +165,18 @@ def test_fit_recovers_an_exact_filter():
 def test_choice_pays_for_its_bytes():
     u, mask = _plane(80, 96), _mask(80, 96)
     target = gaussian_filter(u, 1.0)  # a blur a filter models well
-    filt = choose_loop_filter(u, target, mask, file_bytes=400)
+    kw = dict(rd_slope=1.7, section_overhead=8)
+    filt = choose_loop_filter(u, target, mask, file_bytes=400, **kw)
     assert filt is not None
     assert psnr(target, apply_loop_filter(u, mask, filt), peak=255) > psnr(target, u, peak=255)
-    assert choose_loop_filter(u, u, mask, file_bytes=400) is None  # nothing to gain
-    assert choose_loop_filter(u, target, mask, file_bytes=400, max_bytes=410) is None
-    small = choose_loop_filter(u, target, mask, file_bytes=400, max_bytes=400 + 40)
+    assert choose_loop_filter(u, u, mask, file_bytes=400, **kw) is None  # nothing to gain
+    assert choose_loop_filter(u, target, mask, file_bytes=400, max_bytes=410, **kw) is None
+    small = choose_loop_filter(u, target, mask, file_bytes=400, max_bytes=400 + 40, **kw)
     assert small is None or small.nbytes + 8 <= 40
 
 
 def test_section_round_trip_and_bad_sections():
+    assert smallest_nbytes() == len(LoopFilter(1, 1, 10, np.zeros((1, 5), int)).to_bytes())
     n = len(offsets(3)) + 1
     filt = LoopFilter(3, MAX_CLASSES, 12, np.arange(MAX_CLASSES * n).reshape(-1, n) - 40)
     back = LoopFilter.from_bytes(filt.to_bytes())
