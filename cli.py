@@ -360,8 +360,9 @@ def info(input_path):
         click.echo(f"chroma guide the decoded luma's (guided filter, radius "
                    f"{i.chroma_guide[0]}, eps {i.chroma_guide[1]})")
     if i.loop_filter is not None:
-        click.echo(f"loop filter  radius {i.loop_filter[0]}, {i.loop_filter[1]} class(es), "
-                   f"{i.loop_filter[2]} bytes")
+        edges = ("", ", oriented", ", oriented with edge classes")[i.loop_filter[3]]
+        click.echo(f"loop filter  radius {i.loop_filter[0]}, {i.loop_filter[1]} distance "
+                   f"class(es){edges}, {i.loop_filter[2]} bytes")
     click.echo(f"bytes        {i.bytes_total} = {i.bpp:.4f} bpp")
     click.echo(f"  header      {i.bytes_header} ({8 * i.bytes_header / px:.4f} bpp)")
     click.echo(f"  mask        {i.bytes_mask} ({8 * i.bytes_mask / px:.4f} bpp, "

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 MAGIC = b"INPC"
 #: Newest format version this code reads and writes: 1 (free masks), 2 (tree masks), 3
 #: (colour tree masks with chroma on a coarser tree), 4 (3 with chroma guided by luma),
-#: 5 (tree files with the tree values' model 2), 6 (a loop filter on the luma).
-VERSION = 6
+#: 5 (tree files with the tree values' model 2), 6 (a loop filter on the luma), 7 (its
+#: coefficients Rice-coded, oriented filters).
+VERSION = 7
 MAX_SIDE = 32768  # pixels per side
 MAX_PIXELS = 1 << 26  # 67 M pixels (an 8192 x 8192 image; 8 x a 4K frame)
 MAX_SECTIONS = 16

@@ -98,8 +98,11 @@ TONAL_SETTINGS = {"best": (TONAL_TOL, TONAL_SOLVE_TOL, TONAL_SWEEPS), "fast": (1
 GUIDE_CANDIDATES = ((3, 16), (6, 9), (2, 16))
 MAX_GUIDE_RADIUS = 64
 GUIDE_VERSION = 4
-#: The loop filter on the inpainted luma (format version 6, section FILT; codec/loop_filter.py).
+#: The loop filter on the inpainted luma (section FILT; codec/loop_filter.py): version 6
+#: introduced it with int16 coefficients, version 7 codes them and adds the edge modes;
+#: the encoder writes version 7.
 LOOP_FILTER_VERSION = 6
+CODED_FILTER_VERSION = 7
 _PARM = struct.Struct("<BBHH")  # mask coder, value coder, luma levels, chroma levels
 _PARM_MERGES = struct.Struct("<B")  # value coder 3 only: chroma merges
 _PARM_GUIDE = struct.Struct("<BB")  # version 4, value coder 3: guide radius, eps
@@ -290,8 +293,8 @@ class FileInfo:
     chroma_guide: tuple | None = None
     #: How the values are coded (``VALUE_CODER_NAMES``).
     value_coder: str = ""
-    #: (radius, classes, bytes of its section) of the loop filter (format version 6), or
-    #: None.
+    #: (radius, distance classes, bytes of its section, edge mode) of the loop filter
+    #: (format version 6 and later), or None.
     loop_filter: tuple | None = None
 
     @property
@@ -355,7 +358,7 @@ def _parse(data: bytes):
     if "FILT" in cont.sections and cont.version >= LOOP_FILTER_VERSION:
         expected.add("FILT")
         try:
-            filt = LoopFilter.from_bytes(cont.sections["FILT"])
+            filt = LoopFilter.from_bytes(cont.sections["FILT"], cont.version)
         except ValueError as exc:
             raise C.FormatError(str(exc)) from None
     if set(cont.sections) != expected:
@@ -419,7 +422,8 @@ def info(data: bytes) -> FileInfo:
                     params.chroma_guide, VALUE_CODER_NAMES[params.value_coder],
                     None if params.loop_filter is None else
                     (params.loop_filter.radius, params.loop_filter.classes,
-                     len(cont.sections["FILT"]) + C.SECTION_HEADER_SIZE))
+                     len(cont.sections["FILT"]) + C.SECTION_HEADER_SIZE,
+                     params.loop_filter.edges))
 
 
 def decode(data: bytes, *, solver: str = "numba", postprocess: str = "none",
@@ -534,7 +538,7 @@ def add_loop_filter(data: bytes, img, *, rd_slope: float,
                               section_overhead=C.SECTION_HEADER_SIZE, rd_slope=rd_slope)
     if filt is None:
         return data
-    cont.version = max(cont.version, LOOP_FILTER_VERSION)
+    cont.version = max(cont.version, CODED_FILTER_VERSION)
     cont.sections["FILT"] = filt.to_bytes()
     return C.write(cont)
 

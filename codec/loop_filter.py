@@ -2,24 +2,32 @@
 
 Homogeneous diffusion with tonally optimised values leaves a characteristic error: the
 stored values over- and undershoot so that the smooth interpolant between them fits the
-image on average, and the reconstruction has a cusp at every stored pixel.  A linear
-filter of the inpainted luma, fitted by least squares to the original image by the
-encoder and stored in the file (format version 6, section ``FILT``), removes much of that
-error: on all 24 Kodak images at 0.05-0.3 bpp, at the same rate, +0.20 to +0.57 dB in grey
-(every file gains) and +0.15 to +0.39 dB in colour (benchmarks/RESULTS.md, "The loop
-filter").  Adaptive loop filters
-of video codecs (the ALF of H.266/VVC) are the same idea for block transforms.
+image on average, and the reconstruction has a cusp at every stored pixel; across an edge
+it blurs.  A linear filter of the inpainted luma, fitted by least squares to the original
+image by the encoder and stored in the file (section ``FILT``), removes much of that
+error (benchmarks/RESULTS.md, "The loop filter").  Adaptive loop filters of video codecs
+(the ALF of H.266/VVC) are the same idea for block transforms; the orientation classes
+and the transposed and flipped filters below are ALF's.
 
-The filter (radius R, K classes, coefficient shift S) changes pixel p of class k to
+The filter (radius R, K distance classes, edge mode E, coefficient shift S) changes pixel
+p of class k to
 
-    u'(p) = u(p) + b_k + sum_i c_{k,i} (u(p + o_i) + u(p - o_i) - 2 u(p))
+    u'(p) = u(p) + b_k + sum_i c_{k,i} (u(p + T o_i) + u(p - T o_i) - 2 u(p))
 
 over the ``(2R+1)^2 // 2`` offsets ``o_i`` of one half of the square window
 (:func:`offsets`), with the image extended by reflection; ``c`` and ``b`` are integers
 divided by ``2^S``.  The second differences keep the filter's response to a constant at
-one whatever its quantised coefficients.  Class 0 holds the stored pixels, class j (1 <=
-j < K) the pixels at chessboard distance j from the nearest stored pixel, the last class
-also every pixel further away; with K = 1 one filter serves all pixels.
+one whatever its quantised coefficients.  The distance class of a pixel is 0 for a stored
+pixel, else its chessboard distance to the nearest stored pixel, capped at K - 1.  Each
+pixel also has an orientation (:func:`orientations`, from the structure tensor of the
+rounded luma, in exact integer arithmetic): flat, or an edge whose gradient lies nearest
+the x axis, the y axis, the diagonal or the antidiagonal.  With E = 0 it is ignored (T is
+the identity, k the distance class).  With E >= 1 the offsets of a pixel whose gradient
+lies along y are transposed and those of an antidiagonal edge mirrored (T), so that one
+set of coefficients serves both edges of a pair; E = 2 also gives flat pixels, edges near
+an axis and diagonal edges coefficients of their own (k = 3 x distance class + that
+group).  Format version 6 knows only E = 0 and stores the coefficients as int16; version
+7 codes them with a Rice code (:meth:`LoopFilter.to_bytes`).
 
 Decoding is float64 arithmetic in a fixed order per pixel (:func:`apply_loop_filter`), so
 it gives the same values on every machine and thread count, like the solver.
@@ -35,59 +43,153 @@ import numpy as np
 from numba import njit, prange
 from scipy.ndimage import distance_transform_cdt
 
-#: Largest radius and class count a file may hold (the encoder tries all of them).
+#: Largest radius, distance-class count and edge mode a file may hold (the encoder tries
+#: all of them).
 MAX_RADIUS = 3
 MAX_CLASSES = 4
-#: The encoder's coefficient shift: steps of 2^-10 cost 0.00-0.01 dB against the
-#: unquantised least-squares filter (every fourth default grey file of kodim01-24 at
-#: 0.05/0.1/0.3 bpp, a one-off script).
-SHIFT = 10
+MAX_EDGES = 2
+#: The coefficient shifts the encoder tries, finest last: at 2^-10 the quantisation costs
+#: 0.00-0.01 dB against the unquantised least-squares filter (every fourth default grey
+#: file of kodim01-24 at 0.05/0.1/0.3 bpp, a one-off script), coarser steps save bytes.
+SHIFTS = (5, 6, 7, 8, 9, 10)
 MAX_SHIFT = 15
-_HEAD = struct.Struct("<BBB")  # radius, classes, shift
+#: The version whose FILT section holds int16 coefficients and no edge mode.
+INT16_VERSION = 6
+_HEAD_INT16 = struct.Struct("<BBB")  # radius, classes, shift
+_HEAD = struct.Struct("<BBBBB")  # radius, classes, edges, shift, Rice parameter
+_MAX_RICE = 15
+#: The largest coded payload (bytes) a decoder accepts: MAX_RADIUS, MAX_CLASSES and
+#: MAX_EDGES with every coefficient at the int16 limit take less.
+MAX_PAYLOAD = 4096
+#: Coherence above which a pixel is an edge: |lambda1 - lambda2| / (lambda1 + lambda2)
+#: of the 5 x 5 structure tensor > 2/5, tested as 25 (X^2 + Y^2) > 4 S^2.
+_EDGE_NUM, _EDGE_DEN = 2, 5
+#: Orientation codes (:func:`orientations`) and what each means for the filter: the
+#: transform of its offsets (0 identity, 1 transpose, 2 mirror in x) and its group
+#: (0 flat, 1 near an axis, 2 diagonal) when the edges have classes of their own.
+FLAT, EDGE_X, EDGE_Y, EDGE_DIAG, EDGE_ANTI = range(5)
+_TRANSFORM = np.array([0, 0, 1, 0, 2], np.uint8)
+_GROUP = np.array([0, 1, 1, 2, 2], np.uint8)
 #: Rows of the image per block when the encoder sums the normal equations: the features
 #: of 64 rows are in memory at a time, whatever the image's height.
 _BLOCK_ROWS = 64
 
 
+def _groups(edges: int) -> int:
+    return 3 if edges == 2 else 1
+
+
 @dataclass(frozen=True)
 class LoopFilter:
-    """A fitted filter: ``coeffs`` int64 of shape (classes, len(offsets(radius)) + 1), the
-    last column the bias, all in units of 2^-shift."""
+    """A fitted filter: ``coeffs`` int64 of shape (classes x groups, len(offsets(radius))
+    + 1), the last column the bias, all in units of 2^-shift; ``classes`` is the number
+    of distance classes, ``edges`` the edge mode (0, 1 or 2), groups 3 for edge mode 2,
+    else 1; row k = 3 x distance class + group for edge mode 2, else the distance class."""
 
     radius: int
     classes: int
     shift: int
     coeffs: np.ndarray
+    edges: int = 0
 
     def to_bytes(self) -> bytes:
-        return _HEAD.pack(self.radius, self.classes, self.shift) + np.asarray(
-            self.coeffs, "<i2").tobytes()
+        """The ``FILT`` payload of format version 7: the header, then the coefficients
+        row by row, each zigzag-mapped (c >= 0: 2c, c < 0: -2c - 1) and Rice-coded with
+        the header's parameter k (the quotient z >> k in unary as ones ended by a zero,
+        then the k low bits, most significant first), packed from the most significant
+        bit of each byte, the last byte padded with zeros."""
+        z = _zigzag(np.asarray(self.coeffs, np.int64).ravel())
+        k = _best_rice(z)
+        bits = []
+        for v in z.tolist():
+            bits += [1] * (v >> k) + [0] + [(v >> j) & 1 for j in range(k - 1, -1, -1)]
+        return (_HEAD.pack(self.radius, self.classes, self.edges, self.shift, k)
+                + np.packbits(np.array(bits, np.uint8)).tobytes())
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> LoopFilter:
-        """Parse a ``FILT`` section; ValueError (one line) for anything malformed."""
+    def from_bytes(cls, data: bytes, version: int) -> LoopFilter:
+        """Parse a ``FILT`` section of a file of this format version; ValueError (one
+        line) for anything malformed."""
+        if version <= INT16_VERSION:
+            return cls._from_int16(data)
         if len(data) < _HEAD.size:
             raise ValueError("loop filter section is too short")
-        radius, classes, shift = _HEAD.unpack(data[:_HEAD.size])
-        if not (1 <= radius <= MAX_RADIUS and 1 <= classes <= MAX_CLASSES
-                and shift <= MAX_SHIFT):
-            raise ValueError(f"loop filter radius {radius}, classes {classes} or shift "
-                             f"{shift} outside 1..{MAX_RADIUS}, 1..{MAX_CLASSES}, "
-                             f"0..{MAX_SHIFT}")
-        n = len(offsets(radius)) + 1
-        if len(data) != _HEAD.size + 2 * classes * n:
+        if len(data) > MAX_PAYLOAD:
+            raise ValueError(f"loop filter section is longer than {MAX_PAYLOAD} bytes")
+        radius, classes, edges, shift, k = _HEAD.unpack(data[:_HEAD.size])
+        _check(radius, classes, shift, edges)
+        if k > _MAX_RICE:
+            raise ValueError(f"loop filter Rice parameter {k} outside 0..{_MAX_RICE}")
+        count = classes * _groups(edges) * (len(offsets(radius)) + 1)
+        bits = np.unpackbits(np.frombuffer(data[_HEAD.size:], np.uint8))
+        zeros = np.flatnonzero(bits == 0)  # each code's unary part ends at a zero
+        z = np.empty(count, np.int64)
+        pos = 0
+        for i in range(count):
+            j = np.searchsorted(zeros, pos)
+            if j == zeros.size or zeros[j] + 1 + k > bits.size:
+                raise ValueError("loop filter coefficients run past their section")
+            q, pos = int(zeros[j] - pos), int(zeros[j] + 1)
+            low = 0
+            for b in bits[pos:pos + k]:
+                low = 2 * low + int(b)
+            z[i], pos = (q << k) + low, pos + k
+            if z[i] > 2 * 32767:
+                raise ValueError("loop filter coefficient outside int16")
+        if bits.size - pos >= 8 or bits[pos:].any():
             raise ValueError("loop filter section has the wrong length")
-        coeffs = np.frombuffer(data[_HEAD.size:], "<i2").astype(np.int64)
+        coeffs = _unzigzag(z).reshape(classes * _groups(edges), -1)
+        return cls(radius, classes, shift, coeffs, edges)
+
+    @classmethod
+    def _from_int16(cls, data: bytes) -> LoopFilter:
+        """A version-6 section: radius, classes, shift, then int16 coefficients."""
+        if len(data) < _HEAD_INT16.size:
+            raise ValueError("loop filter section is too short")
+        radius, classes, shift = _HEAD_INT16.unpack(data[:_HEAD_INT16.size])
+        _check(radius, classes, shift, 0)
+        n = len(offsets(radius)) + 1
+        if len(data) != _HEAD_INT16.size + 2 * classes * n:
+            raise ValueError("loop filter section has the wrong length")
+        coeffs = np.frombuffer(data[_HEAD_INT16.size:], "<i2").astype(np.int64)
         return cls(radius, classes, shift, coeffs.reshape(classes, n))
 
     @property
     def nbytes(self) -> int:
-        return _HEAD.size + 2 * self.coeffs.size
+        return _HEAD.size + _rice_bytes(_zigzag(np.asarray(self.coeffs, np.int64).ravel()))
+
+
+def _check(radius, classes, shift, edges):
+    if not (1 <= radius <= MAX_RADIUS and 1 <= classes <= MAX_CLASSES
+            and shift <= MAX_SHIFT and edges <= MAX_EDGES):
+        raise ValueError(f"loop filter radius {radius}, classes {classes}, edge mode "
+                         f"{edges} or shift {shift} outside 1..{MAX_RADIUS}, "
+                         f"1..{MAX_CLASSES}, 0..{MAX_EDGES}, 0..{MAX_SHIFT}")
+
+
+def _zigzag(c):
+    return np.where(c >= 0, 2 * c, -2 * c - 1)
+
+
+def _unzigzag(z):
+    return np.where(z % 2 == 0, z // 2, -(z + 1) // 2)
+
+
+def _rice_bits(z, k):
+    return int(np.sum((z >> k) + 1 + k))
+
+
+def _best_rice(z) -> int:
+    return min(range(_MAX_RICE + 1), key=lambda k: _rice_bits(z, k))
+
+
+def _rice_bytes(z) -> int:
+    return -(-_rice_bits(z, _best_rice(z)) // 8)
 
 
 def smallest_nbytes() -> int:
-    """Payload bytes of the smallest filter (radius 1, one class)."""
-    return _HEAD.size + 2 * (len(offsets(1)) + 1)
+    """Payload bytes of the smallest filter (radius 1, one class, all coefficients 0)."""
+    return LoopFilter(1, 1, 0, np.zeros((1, len(offsets(1)) + 1), np.int64)).nbytes
 
 
 def offsets(radius: int) -> list:
@@ -96,14 +198,71 @@ def offsets(radius: int) -> list:
             if dy > 0 or dx > 0]
 
 
+def _transformed(radius: int, transform: int) -> list:
+    """The offsets of :func:`offsets` under a transform (0 identity, 1 transpose, 2
+    mirror in x), each turned into the half window (a second difference is the same for
+    o and -o)."""
+    out = []
+    for dy, dx in offsets(radius):
+        ty, tx = ((dy, dx), (dx, dy), (dy, -dx))[transform]
+        out.append((ty, tx) if ty > 0 or (ty == 0 and tx > 0) else (-ty, -tx))
+    return out
+
+
 def pixel_classes(mask: np.ndarray, classes: int) -> np.ndarray:
-    """Class of each pixel (uint8): 0 stored, j at chessboard distance j, capped at K-1."""
+    """Distance class of each pixel (uint8): 0 stored, j at chessboard distance j, capped
+    at K-1."""
     mask = np.asarray(mask, bool)
     if classes == 1:
         return np.zeros(mask.shape, np.uint8)
     dist = distance_transform_cdt(~mask, metric="chessboard") if mask.any() else \
         np.full(mask.shape, classes - 1)
     return np.minimum(dist, classes - 1).astype(np.uint8)
+
+
+def _box_sum(a, r):
+    """Sums over the (2r+1)^2 window, the image extended by reflection (exact: int64)."""
+    p = np.pad(a, r, mode="reflect")
+    c = np.zeros((p.shape[0] + 1, p.shape[1] + 1), np.int64)
+    c[1:, 1:] = p.cumsum(0).cumsum(1)
+    n = 2 * r + 1
+    return c[n:, n:] - c[:-n, n:] - c[n:, :-n] + c[:-n, :-n]
+
+
+def orientations(u: np.ndarray) -> np.ndarray:
+    """Orientation code of each pixel (uint8; FLAT, EDGE_X, EDGE_Y, EDGE_DIAG, EDGE_ANTI).
+
+    From the luma rounded half to even and clipped to 0..255, in int64 (so the same on
+    every machine): Sobel gradients gx, gy (the image extended by reflection), their
+    products summed over the 5 x 5 window (a, b, c for gx^2, gy^2, gx gy), X = a - b,
+    Y = 2c, S = a + b.  A pixel is an edge where 25 (X^2 + Y^2) > 4 S^2; an edge is
+    EDGE_X where |X| >= |Y| and X > 0, EDGE_Y where |X| >= |Y| and X <= 0, EDGE_DIAG
+    where |Y| > |X| and Y > 0, else EDGE_ANTI.
+    """
+    v = np.clip(np.rint(np.asarray(u, np.float64)), 0, 255).astype(np.int64)
+    p = np.pad(v, 1, mode="reflect")
+    sy = p[:-2] + 2 * p[1:-1] + p[2:]  # smoothing across rows
+    sx = p[:, :-2] + 2 * p[:, 1:-1] + p[:, 2:]
+    gx = sy[:, 2:] - sy[:, :-2]
+    gy = sx[2:] - sx[:-2]
+    a, b, c = _box_sum(gx * gx, 2), _box_sum(gy * gy, 2), _box_sum(gx * gy, 2)
+    x, y, s = a - b, 2 * c, a + b
+    edge = _EDGE_DEN ** 2 * (x * x + y * y) > _EDGE_NUM ** 2 * s * s
+    axis = np.abs(x) >= np.abs(y)
+    code = np.where(axis, np.where(x > 0, EDGE_X, EDGE_Y),
+                    np.where(y > 0, EDGE_DIAG, EDGE_ANTI))
+    return np.where(edge, code, FLAT).astype(np.uint8)
+
+
+def _layout(u, mask, classes, edges):
+    """Each pixel's coefficient row and offset transform (both uint8)."""
+    cls = pixel_classes(mask, classes)
+    if edges == 0:
+        return cls, np.zeros(cls.shape, np.uint8)
+    orient = orientations(u)
+    if edges == 2:
+        cls = (3 * cls + _GROUP[orient]).astype(np.uint8)
+    return cls, _TRANSFORM[orient]
 
 
 def _second_differences(padded, radius, rows, width):
@@ -116,18 +275,19 @@ def _second_differences(padded, radius, rows, width):
 
 
 @njit(parallel=True, cache=True)
-def _filter_kernel(padded, cls, coef, dy, dx, radius, out):  # pragma: no cover (JIT)
+def _filter_kernel(padded, cls, tr, coef, dy, dx, radius, out):  # pragma: no cover (JIT)
     h, w = out.shape
-    n = dy.size
+    n = dy.shape[1]
     for y in prange(h):
         for x in range(w):
             k = cls[y, x]
+            t = tr[y, x]
             centre = padded[y + radius, x + radius]
             twice = 2.0 * centre
             acc = coef[k, n]
             for i in range(n):
-                a = padded[y + radius + dy[i], x + radius + dx[i]]
-                b = padded[y + radius - dy[i], x + radius - dx[i]]
+                a = padded[y + radius + dy[t, i], x + radius + dx[t, i]]
+                b = padded[y + radius - dy[t, i], x + radius - dx[t, i]]
                 acc += coef[k, i] * ((a + b) - twice)
             out[y, x] = centre + acc
 
@@ -142,24 +302,31 @@ def apply_loop_filter(u: np.ndarray, mask: np.ndarray, filt: LoopFilter) -> np.n
     """
     u = np.asarray(u, np.float64)
     coef = filt.coeffs.astype(np.float64) * 2.0 ** -filt.shift  # exact: |c| < 2^15
-    cls = pixel_classes(mask, filt.classes)
+    cls, tr = _layout(u, mask, filt.classes, filt.edges)
     padded = np.pad(u, filt.radius, mode="reflect")
-    off = np.array(offsets(filt.radius), np.int64)
+    off = np.array([_transformed(filt.radius, t) for t in range(3)], np.int64)
     out = np.empty_like(u)
-    _filter_kernel(padded, cls, coef, off[:, 0].copy(), off[:, 1].copy(), filt.radius, out)
+    _filter_kernel(padded, cls, tr, coef, off[..., 0].copy(), off[..., 1].copy(),
+                   filt.radius, out)
     return out
 
 
+#: Groups of pixels whose normal equations the encoder sums apart: distance class
+#: (MAX_CLASSES) x orientation code (5).
+_CELLS = MAX_CLASSES * 5
+
+
 def _normal_equations(u, target, mask):
-    """Per class of the largest shape (MAX_RADIUS, MAX_CLASSES): X^T X, X^T y and y^T y of
-    the least-squares problem, with y = target - u; summed over blocks of rows, so the
-    features take memory O(width x block) whatever the image size."""
+    """Per cell (distance class of the largest count x orientation code): X^T X, X^T y
+    and y^T y of the least-squares problem with the untransformed offsets of the largest
+    radius, y = target - u; summed over blocks of rows, so the features take memory
+    O(width x block) whatever the image size."""
     h, w = u.shape
     n = len(offsets(MAX_RADIUS)) + 1
-    cls = pixel_classes(mask, MAX_CLASSES)
-    gram = np.zeros((MAX_CLASSES, n, n))
-    rhs = np.zeros((MAX_CLASSES, n))
-    yy = np.zeros(MAX_CLASSES)
+    cell = (5 * pixel_classes(mask, MAX_CLASSES) + orientations(u)).astype(np.int64)
+    gram = np.zeros((_CELLS, n, n))
+    rhs = np.zeros((_CELLS, n))
+    yy = np.zeros(_CELLS)
     padded = np.pad(u, MAX_RADIUS, mode="reflect")
     for start in range(0, h, _BLOCK_ROWS):
         rows = slice(start, min(h, start + _BLOCK_ROWS))
@@ -167,13 +334,13 @@ def _normal_equations(u, target, mask):
         for i, d in enumerate(_second_differences(padded, MAX_RADIUS, rows, w)):
             x[..., i] = d
         x[..., -1] = 1.0
-        # the block's pixels grouped by class: one gather, then contiguous slices
-        k = cls[rows].ravel()
+        # the block's pixels grouped by cell: one gather, then contiguous slices
+        k = cell[rows].ravel()
         order = np.argsort(k, kind="stable")
         xs = x.reshape(-1, n)[order]
         ys = (target[rows] - u[rows]).ravel()[order]
-        ends = np.searchsorted(k[order], np.arange(MAX_CLASSES + 1))
-        for c in range(MAX_CLASSES):
+        ends = np.searchsorted(k[order], np.arange(_CELLS + 1))
+        for c in range(_CELLS):
             a, b = ends[c], ends[c + 1]
             if b > a:
                 gram[c] += xs[a:b].T @ xs[a:b]
@@ -182,59 +349,77 @@ def _normal_equations(u, target, mask):
     return gram, rhs, yy
 
 
-def _shape_of(gram, rhs, yy, radius, classes):
-    """The normal equations of a smaller shape, from those of the largest: its offsets
-    are a subset of the largest radius's, its classes unions of the largest's."""
-    inner = [i for i, (dy, dx) in enumerate(offsets(MAX_RADIUS))
-             if abs(dy) <= radius and abs(dx) <= radius] + [gram.shape[1] - 1]
-    groups = [[c] for c in range(classes - 1)] + [list(range(classes - 1, MAX_CLASSES))]
-    if classes == 1:
-        groups = [list(range(MAX_CLASSES))]
-    idx = np.ix_(inner, inner)
-    return ([gram[g].sum(0)[idx] for g in groups], [rhs[g].sum(0)[inner] for g in groups],
-            [yy[g].sum() for g in groups])
-
-
-def _solve(gram, rhs, radius, classes, shift):
-    """Quantised least-squares coefficients per class (identity where a class has fewer
-    pixels than coefficients or no finite solution), in steps of 2^-shift, or coarser
-    steps where the largest coefficient would not fit in int16."""
+def _shape_of(gram, rhs, yy, radius, classes, edges):
+    """The normal equations of one shape, from those of the cells: a row's equations are
+    the sums over its cells of each cell's, with the features of the cell's transform
+    (a subset of the largest radius's offsets, reordered)."""
+    index = {o: i for i, o in enumerate(offsets(MAX_RADIUS))}
+    bias = gram.shape[1] - 1
+    rows = classes * _groups(edges)
     n = len(offsets(radius)) + 1
-    sols = np.zeros((classes, n))
-    for c in range(classes):
+    g, r, e = np.zeros((rows, n, n)), np.zeros((rows, n)), np.zeros(rows)
+    for cell in range(_CELLS):
+        dist, orient = divmod(cell, 5)
+        row = min(dist, classes - 1)
+        t = 0
+        if edges:
+            t = int(_TRANSFORM[orient])
+            if edges == 2:
+                row = 3 * row + int(_GROUP[orient])
+        sel = [index[o] for o in _transformed(radius, t)] + [bias]
+        g[row] += gram[cell][np.ix_(sel, sel)]
+        r[row] += rhs[cell][sel]
+        e[row] += yy[cell]
+    return g, r, e
+
+
+def _solve(gram, rhs):
+    """Least-squares coefficients per row (zero where a row has fewer pixels than
+    coefficients or no finite solution)."""
+    rows, n = rhs.shape
+    sols = np.zeros((rows, n))
+    for c in range(rows):
         if gram[c][-1, -1] < n:
             continue
         sol, *_ = np.linalg.lstsq(gram[c], rhs[c], rcond=1e-12)
         if np.all(np.isfinite(sol)):
             sols[c] = sol
+    return sols
+
+
+def _quantised(sols, radius, classes, edges, shift):
+    """The filter of these coefficients in steps of 2^-shift, or coarser steps where the
+    largest would not fit in int16."""
     limit = 2 ** 15 - 1
     biggest = float(np.abs(sols).max())
     while shift > 0 and biggest * 2.0 ** shift > limit:
         shift -= 1
     coeffs = np.clip(np.rint(sols * 2.0 ** shift), -limit, limit).astype(np.int64)
-    return LoopFilter(radius, classes, shift, coeffs)
+    return LoopFilter(radius, classes, shift, coeffs, edges)
 
 
 def fit_loop_filter(u: np.ndarray, target: np.ndarray, mask: np.ndarray, radius: int,
-                    classes: int, shift: int = SHIFT) -> LoopFilter:
+                    classes: int, edges: int = 0, shift: int = SHIFTS[-1]) -> LoopFilter:
     """The least-squares filter of this shape that maps ``u`` nearest to ``target``
     (coefficients rounded to steps of 2^-shift, coarser where they would not fit in
     int16)."""
-    if not (1 <= radius <= MAX_RADIUS and 1 <= classes <= MAX_CLASSES):
-        raise ValueError(f"radius and classes must lie in 1..{MAX_RADIUS}, "
-                         f"1..{MAX_CLASSES}")
+    if not (1 <= radius <= MAX_RADIUS and 1 <= classes <= MAX_CLASSES
+            and 0 <= edges <= MAX_EDGES):
+        raise ValueError(f"radius, classes and edges must lie in 1..{MAX_RADIUS}, "
+                         f"1..{MAX_CLASSES}, 0..{MAX_EDGES}")
     u, target = np.asarray(u, np.float64), np.asarray(target, np.float64)
-    g, r, _ = _shape_of(*_normal_equations(u, target, mask), radius, classes)
-    return _solve(g, r, radius, classes, shift)
+    g, r, _ = _shape_of(*_normal_equations(u, target, mask), radius, classes, edges)
+    return _quantised(_solve(g, r), radius, classes, edges, shift)
 
 
 def choose_loop_filter(u: np.ndarray, target: np.ndarray, mask: np.ndarray,
                        file_bytes: int, *, rd_slope: float, section_overhead: int,
                        max_bytes: int | None = None):
-    """The filter shape that pays most, or None where none pays.
+    """The filter that pays most, or None where none pays.
 
-    Every radius 1..MAX_RADIUS and class count 1..MAX_CLASSES is fitted from one pass of
-    normal equations, and judged by its squared error against ``target`` (exact for the
+    Every radius 1..MAX_RADIUS, distance-class count 1..MAX_CLASSES and edge mode
+    0..MAX_EDGES is fitted from one pass of normal equations and quantised at every
+    shift of SHIFTS, and judged by its squared error against ``target`` (exact for the
     quantised coefficients, before rounding to 8 bits).  A filter pays where its PSNR
     gain exceeds the cost of its bytes at ``rd_slope`` dB per doubling of the file
     (codec.rate.RD_SLOPE), and the file with it and its section's ``section_overhead``
@@ -245,17 +430,20 @@ def choose_loop_filter(u: np.ndarray, target: np.ndarray, mask: np.ndarray,
     best, best_score = None, 10 * math.log10(max(float(eqs[2].sum()), 1e-12))
     for radius in range(1, MAX_RADIUS + 1):
         for classes in range(1, MAX_CLASSES + 1):
-            gram, rhs, yy = _shape_of(*eqs, radius, classes)
-            filt = _solve(gram, rhs, radius, classes, SHIFT)
-            size = file_bytes + filt.nbytes + section_overhead
-            if max_bytes is not None and size > max_bytes:
-                continue
-            q = filt.coeffs * 2.0 ** -filt.shift
-            err = sum(yy[c] - 2 * q[c] @ rhs[c] + q[c] @ gram[c] @ q[c]
-                      for c in range(classes))
-            # squared error in dB plus the rate's price: lower is better
-            score = (10 * math.log10(max(float(err), 1e-12))
-                     + rd_slope * math.log2(size / file_bytes))
-            if score < best_score:
-                best, best_score = filt, score
+            for edges in range(MAX_EDGES + 1):
+                gram, rhs, yy = _shape_of(*eqs, radius, classes, edges)
+                sols = _solve(gram, rhs)
+                for shift in SHIFTS:
+                    filt = _quantised(sols, radius, classes, edges, shift)
+                    size = file_bytes + filt.nbytes + section_overhead
+                    if max_bytes is not None and size > max_bytes:
+                        continue
+                    q = filt.coeffs * 2.0 ** -filt.shift
+                    err = sum(yy[c] - 2 * q[c] @ rhs[c] + q[c] @ gram[c] @ q[c]
+                              for c in range(len(q)))
+                    # squared error in dB plus the rate's price: lower is better
+                    score = (10 * math.log10(max(float(err), 1e-12))
+                             + rd_slope * math.log2(size / file_bytes))
+                    if score < best_score:
+                        best, best_score = filt, score
     return best

@@ -109,7 +109,8 @@ class EncodeReport:
     chroma_points: int = 0
     #: (radius, eps) of the luma-guided chroma reconstruction the file stores, or None.
     chroma_guide: tuple | None = None
-    #: (radius, classes, bytes) of the loop filter the file stores, or None.
+    #: (radius, distance classes, bytes, edge mode) of the loop filter the file stores,
+    #: or None.
     loop_filter: tuple | None = None
 
     @property

@@ -247,10 +247,11 @@ def test_every_single_bit_flip_is_detected(small_file):
 
 def test_fuzz_mutations_never_crash(small_file):
     """Seeded mutations, also with the CRC repaired so the parser and decoders see garbage;
-    free-mask files without (version 1) and with a loop filter (version 6), tree files of
+    free-mask files without (version 1) and with a loop filter (version 7), tree files of
     the value model 2 (version 5: grey, colour with chroma on a coarser tree, guided by the
-    luma; version 6: with a loop filter) and the committed samples of the versions the
-    encoder no longer writes (2: grey tree, 3: chroma tree, 4: guided)."""
+    luma; version 7: with a loop filter) and the committed samples of the versions the
+    encoder no longer writes (2: grey tree, 3: chroma tree, 4: guided, 6: an int16 loop
+    filter)."""
     rng = np.random.default_rng(12345)
     outcomes = {"refused": 0, "decoded": 0}
     data_dir = Path(__file__).parent / "data"
@@ -265,11 +266,12 @@ def test_fuzz_mutations_never_crash(small_file):
                       loop_filter=False),
              P.encode(make_image(40, 33), encoder="tree-map", density=0.05, tonal=False)]
     files += [(data_dir / f"sample-v{v}-{name}.inpc").read_bytes() for v, name in
-              ((2, "grey-tree"), (3, "colour-tree"), (4, "colour-tree-guided"))]
-    assert [f[4] for f in files] == [6, 1, 5, 5, 5, 6, 2, 3, 4]
+              ((2, "grey-tree"), (3, "colour-tree"), (4, "colour-tree-guided"),
+               (6, "grey-tree-filtered"))]
+    assert [f[4] for f in files] == [7, 1, 5, 5, 5, 7, 2, 3, 4, 6]
     assert P.info(files[4]).chroma_guide is not None  # the guided version-5 file
     assert P.info(files[0]).loop_filter is not None and P.info(files[5]).loop_filter
-    for i in range(7200):  # 800 per file
+    for i in range(8000):  # 800 per file
         data = bytearray(files[i % len(files)])
         kind = rng.integers(4)
         if kind == 0:  # random byte changes

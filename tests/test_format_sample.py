@@ -3,10 +3,10 @@
 ``tests/data/sample-v*.inpc`` are files of each format version (1: free masks, inpcodec
 0.2.0; 2: a grey tree file; 3: a colour tree file with chroma on a coarser tree; 4: the
 same with chroma guided by the luma; 5: tree files with the tree values' model 2; 6: with
-a loop filter on the luma) made once by :func:`make_samples` (below) and committed.
-Today's encoder writes versions 1, 5 and 6 only (1 and 5 with ``loop_filter=False``, or
-where no filter pays); the recipes of the version 2-4 samples are kept in
-``LEGACY_RECIPES``. The
+a loop filter on the luma; 7: its coefficients Rice-coded, oriented filters) made once by
+:func:`make_samples` (below) and committed. Today's encoder writes versions 1, 5 and 7
+only (1 and 5 with ``loop_filter=False``, or where no filter pays); the recipes of the
+version 2-4 and 6 samples are kept in ``LEGACY_RECIPES``. The
 tests read the committed bytes, never re-encode: they check the header, then decode each
 file and compare the SHA-256 of the decoded pixels (and the shape) with the constants
 here. A change to the decoder, the entropy coders, the colour transforms or the rounding
@@ -67,16 +67,18 @@ RECIPES = {
     # guided by the decoded luma (the encoder's choice of guide)
     "sample-v5-colour-tree-guided.inpc": (colour_image, dict(encoder="tree", density=0.1,
                                                              levels=16, loop_filter=False)),
-    # tree files with the loop filter the encoder chooses (section FILT): on a grey image
-    # of 48 x 64 (on 24 x 32 no filter pays for its bytes) and the colour sample above
-    "sample-v6-grey-tree-filtered.inpc": (lambda: grey_image(48, 64),
+    # tree files with the loop filter the encoder chooses (section FILT, Rice-coded): on a
+    # grey image of 48 x 64 (oriented, edge mode 1) and a colour one of 48 x 64 (edge
+    # classes, edge mode 2)
+    "sample-v7-grey-tree-filtered.inpc": (lambda: grey_image(48, 64),
                                           dict(encoder="tree", density=0.1, levels=32)),
-    "sample-v6-colour-tree-filtered.inpc": (colour_image, dict(encoder="tree", density=0.1,
-                                                               levels=16)),
+    "sample-v7-colour-tree-filtered.inpc": (lambda: colour_image(48, 64),
+                                            dict(encoder="tree", density=0.1, levels=16)),
 }
 
 #: The recipes of the samples of versions 2-4, made by inpcodec before format version 5
-#: (commit 35dd1c4, value model 1); today's encoder writes version 5 from them.
+#: (commit 35dd1c4, value model 1), and of version 6, made before version 7; today's
+#: encoder writes version 5 or 7 from them.
 LEGACY_RECIPES = {
     # tree mask (mask coder 2, value coder 2), 32 levels, tonal
     "sample-v2-grey-tree.inpc": (grey_image, dict(encoder="tree", density=0.1, levels=32)),
@@ -86,6 +88,13 @@ LEGACY_RECIPES = {
     # the same, with chroma guided by the decoded luma (the encoder's choice of guide)
     "sample-v4-colour-tree-guided.inpc": (colour_image, dict(encoder="tree", density=0.1,
                                                              levels=16)),
+    # made by commit 6ab4643 (format version 6: int16 filter coefficients, no edge mode):
+    # tree files with the loop filter the encoder chose, on a grey image of 48 x 64 (on 24
+    # x 32 no filter paid for its bytes) and the colour recipe
+    "sample-v6-grey-tree-filtered.inpc": (lambda: grey_image(48, 64),
+                                          dict(encoder="tree", density=0.1, levels=32)),
+    "sample-v6-colour-tree-filtered.inpc": (colour_image, dict(encoder="tree", density=0.1,
+                                                               levels=16)),
 }
 
 #: file name -> what the committed file holds and decodes to.
@@ -132,6 +141,18 @@ SAMPLES = {
         size=(32, 24), channels=3, colour=C.COLOUR_YCBCR, levels=(16, 32), coders=(2, 5),
         file_sha256="acd3b6823b98dec18621fc0fa13b2f97b41137eec8fa7d19600b7d7575e6c72d",
         pixels_sha256="003903d28c63eb4df97eac7023a72c876b65437cb991e060e39232545553a119"),
+    # Rice-coded loop filters: grey radius 3, one distance class, oriented (edge mode 1);
+    # colour radius 3, one distance class, edge classes (edge mode 2)
+    "sample-v7-grey-tree-filtered.inpc": dict(
+        size=(64, 48), channels=1, colour=C.COLOUR_GREY, levels=(32, 64), coders=(2, 4),
+        loop_filter=(3, 1, 1),
+        file_sha256="0ab1a55f0766f59126da9f218101b209cebab7e5a9693bde1e6c0b8d9e4ca50b",
+        pixels_sha256="087a37e0b0ea51632f18073ae3055d5f715f792beaa6571fe5a2e7e58b587c40"),
+    "sample-v7-colour-tree-filtered.inpc": dict(
+        size=(64, 48), channels=3, colour=C.COLOUR_YCBCR, levels=(16, 32), coders=(2, 5),
+        loop_filter=(3, 1, 2),
+        file_sha256="b6d8b8008d78e92a83bf45c1be834b72263cfed1f90f288965de5ceaebe16e1b",
+        pixels_sha256="3d44ddff3ea91da92c6acd34012fe3d800b17ee8cc1c341ea3a2aee23d74fe4d"),
 }
 
 
@@ -171,6 +192,9 @@ def test_sample_file(name):
     assert (parm[0], parm[1]) == want.get("coders", (1, 1))  # mask coder, value coder
     assert (int.from_bytes(parm[2:4], "little"),
             int.from_bytes(parm[4:6], "little")) == want["levels"]
+    if "loop_filter" in want:  # radius, distance classes, edge mode
+        f = inpcodec.codec.pipeline.info(data).loop_filter
+        assert (f[0], f[1], f[3]) == want["loop_filter"]
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLES))

@@ -59,7 +59,7 @@ def test_open_reads_the_header_only(files, mode, tmp_path, monkeypatch):
         assert im.size == (W, H)
         assert im.mode == mode
         # the default encoder writes tree files (version 5, or 6 with a loop filter)
-        assert im.info["version"] in (5, 6)
+        assert im.info["version"] in (5, 7)
         with pytest.raises(RuntimeError, match="decoded"):
             im.load()  # the pixels are decoded here, and only here
 
@@ -97,7 +97,7 @@ def test_foreign_or_short_bytes_are_unidentified(data):
 
 
 @pytest.mark.parametrize("offset, value, message", [
-    (4, 7, "version 7 is newer"),
+    (4, 8, "version 8 is newer"),
     (4, 0, "version 0 is not valid"),
     (14, 7, "unknown colour transform 7"),
     (14, 0, "does not fit 3 channel"),
