@@ -220,13 +220,58 @@ def pixel_classes(mask: np.ndarray, classes: int) -> np.ndarray:
     return np.minimum(dist, classes - 1).astype(np.uint8)
 
 
-def _box_sum(a, r):
-    """Sums over the (2r+1)^2 window, the image extended by reflection (exact: int64)."""
-    p = np.pad(a, r, mode="reflect")
-    c = np.zeros((p.shape[0] + 1, p.shape[1] + 1), np.int64)
-    c[1:, 1:] = p.cumsum(0).cumsum(1)
-    n = 2 * r + 1
-    return c[n:, n:] - c[:-n, n:] - c[n:, :-n] + c[:-n, :-n]
+@njit(cache=True)
+def _reflect(i, n):  # pragma: no cover (JIT)
+    """Index i of an axis of length n extended by reflection without repeating the edge
+    (numpy's "reflect", any distance from the axis)."""
+    if n == 1:
+        return 0
+    period = 2 * (n - 1)
+    i %= period
+    return period - i if i >= n else i
+
+
+@njit(parallel=True, cache=True)
+def _orientation_kernel(v, out):  # pragma: no cover (JIT)
+    h, w = v.shape
+    gx = np.empty((h, w), np.int64)
+    gy = np.empty((h, w), np.int64)
+    for y in prange(h):
+        ym, yp = _reflect(y - 1, h), _reflect(y + 1, h)
+        for x in range(w):
+            xm, xp = _reflect(x - 1, w), _reflect(x + 1, w)
+            gx[y, x] = ((v[ym, xp] + 2 * v[y, xp] + v[yp, xp])
+                        - (v[ym, xm] + 2 * v[y, xm] + v[yp, xm]))
+            gy[y, x] = ((v[yp, xm] + 2 * v[yp, x] + v[yp, xp])
+                        - (v[ym, xm] + 2 * v[ym, x] + v[ym, xp]))
+    # the 5 x 5 sums of the products, rows first (integers: any order is exact)
+    ra = np.empty((h, w), np.int64)
+    rb = np.empty((h, w), np.int64)
+    rc = np.empty((h, w), np.int64)
+    for y in prange(h):
+        for x in range(w):
+            sa = sb = sc = 0
+            for d in range(-2, 3):
+                xx = _reflect(x + d, w)
+                sa += gx[y, xx] * gx[y, xx]
+                sb += gy[y, xx] * gy[y, xx]
+                sc += gx[y, xx] * gy[y, xx]
+            ra[y, x], rb[y, x], rc[y, x] = sa, sb, sc
+    for y in prange(h):
+        for x in range(w):
+            a = b = c = 0
+            for d in range(-2, 3):
+                yy = _reflect(y + d, h)
+                a += ra[yy, x]
+                b += rb[yy, x]
+                c += rc[yy, x]
+            big_x, big_y, s = a - b, 2 * c, a + b
+            if _EDGE_DEN ** 2 * (big_x * big_x + big_y * big_y) <= _EDGE_NUM ** 2 * s * s:
+                out[y, x] = FLAT
+            elif abs(big_x) >= abs(big_y):
+                out[y, x] = EDGE_X if big_x > 0 else EDGE_Y
+            else:
+                out[y, x] = EDGE_DIAG if big_y > 0 else EDGE_ANTI
 
 
 def orientations(u: np.ndarray) -> np.ndarray:
@@ -234,24 +279,15 @@ def orientations(u: np.ndarray) -> np.ndarray:
 
     From the luma rounded half to even and clipped to 0..255, in int64 (so the same on
     every machine): Sobel gradients gx, gy (the image extended by reflection), their
-    products summed over the 5 x 5 window (a, b, c for gx^2, gy^2, gx gy), X = a - b,
-    Y = 2c, S = a + b.  A pixel is an edge where 25 (X^2 + Y^2) > 4 S^2; an edge is
-    EDGE_X where |X| >= |Y| and X > 0, EDGE_Y where |X| >= |Y| and X <= 0, EDGE_DIAG
-    where |Y| > |X| and Y > 0, else EDGE_ANTI.
+    products summed over the 5 x 5 window (a, b, c for gx^2, gy^2, gx gy; the products
+    extended by reflection), X = a - b, Y = 2c, S = a + b.  A pixel is an edge where
+    25 (X^2 + Y^2) > 4 S^2; an edge is EDGE_X where |X| >= |Y| and X > 0, EDGE_Y where
+    |X| >= |Y| and X <= 0, EDGE_DIAG where |Y| > |X| and Y > 0, else EDGE_ANTI.
     """
     v = np.clip(np.rint(np.asarray(u, np.float64)), 0, 255).astype(np.int64)
-    p = np.pad(v, 1, mode="reflect")
-    sy = p[:-2] + 2 * p[1:-1] + p[2:]  # smoothing across rows
-    sx = p[:, :-2] + 2 * p[:, 1:-1] + p[:, 2:]
-    gx = sy[:, 2:] - sy[:, :-2]
-    gy = sx[2:] - sx[:-2]
-    a, b, c = _box_sum(gx * gx, 2), _box_sum(gy * gy, 2), _box_sum(gx * gy, 2)
-    x, y, s = a - b, 2 * c, a + b
-    edge = _EDGE_DEN ** 2 * (x * x + y * y) > _EDGE_NUM ** 2 * s * s
-    axis = np.abs(x) >= np.abs(y)
-    code = np.where(axis, np.where(x > 0, EDGE_X, EDGE_Y),
-                    np.where(y > 0, EDGE_DIAG, EDGE_ANTI))
-    return np.where(edge, code, FLAT).astype(np.uint8)
+    out = np.empty(v.shape, np.uint8)
+    _orientation_kernel(v, out)
+    return out
 
 
 def _layout(u, mask, classes, edges):

@@ -117,6 +117,35 @@ def test_orientations_of_simple_images():
     assert (orientations(100 + 0.01 * j) == FLAT).all()
 
 
+def _orientations_numpy(u):
+    """FORMAT.md's orientation in whole-array numpy (np.pad's reflection, any size)."""
+    v = np.clip(np.rint(u), 0, 255).astype(np.int64)
+    p = np.pad(v, 1, mode="reflect")
+    sy = p[:-2] + 2 * p[1:-1] + p[2:]
+    sx = p[:, :-2] + 2 * p[:, 1:-1] + p[:, 2:]
+    gx, gy = sy[:, 2:] - sy[:, :-2], sx[2:] - sx[:-2]
+
+    def box(a):
+        q = np.pad(a, 2, mode="reflect")
+        return sum(q[dy:dy + a.shape[0], dx:dx + a.shape[1]]
+                   for dy in range(5) for dx in range(5))
+
+    a, b, c = box(gx * gx), box(gy * gy), box(gx * gy)
+    x, y, s = a - b, 2 * c, a + b
+    code = np.where(np.abs(x) >= np.abs(y), np.where(x > 0, EDGE_X, EDGE_Y),
+                    np.where(y > 0, EDGE_DIAG, EDGE_ANTI))
+    return np.where(25 * (x * x + y * y) > 4 * s * s, code, FLAT)
+
+
+def test_orientations_of_any_size_match_whole_array_numpy():
+    """The kernel's reflection of indices is np.pad's, down to images of 1 x 1."""
+    rng = np.random.default_rng(11)
+    for h, w in [(1, 1), (1, 7), (2, 2), (3, 1), (2, 9), (5, 4), (33, 47)]:
+        u = gaussian_filter(rng.normal(128, 80, (h, w)), 0.7) if min(h, w) > 1 else \
+            rng.normal(128, 80, (h, w))
+        np.testing.assert_array_equal(orientations(u), _orientations_numpy(u))
+
+
 def test_orientations_match_scipy_structure_tensor():
     """Against the same definitions in scipy's float arithmetic (exact here: integer data
     far below 2^53), on a smooth random image with every orientation."""
