@@ -276,7 +276,7 @@ def demo(image, bpp, density, output, drop_alpha):
 @click.option("--loop-filter/--no-loop-filter", default=True, show_default=True,
               help="The decoder filters the inpainted luma with a small linear filter "
               "fitted to the image, where it gains more than its bytes cost (FORMAT.md, "
-              "version 6).")
+              "version 7).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @_encoder_options
 @_DROP_ALPHA

@@ -4,7 +4,7 @@ Writing (:func:`encode_with_mask`): the values at the mask pixels (tonally optim
 the quantiser in the loop, or the original values) quantised to ``levels`` (luma) and
 ``chroma_levels``; the mask and the values entropy-coded (:mod:`inpcodec.bitstreams`).
 Reading (:func:`decode`, :func:`info`): the values are inpainted by homogeneous diffusion,
-the luma loop-filtered if the file carries a filter (version 6, :mod:`.loop_filter`),
+the luma loop-filtered if the file carries a filter (versions 6 and 7, :mod:`.loop_filter`),
 YCbCr -> RGB, rounded to 8 bits.  :func:`add_loop_filter` and :func:`add_chroma_guide`
 add to a written file what its decoder should do after the inpainting.  Choosing the mask and the
 levels for an image is the pipeline's work (:mod:`.pipeline`, :mod:`.rate`).
@@ -518,7 +518,7 @@ def _pixels(u, colour, chroma_guide=None):
 
 def add_loop_filter(data: bytes, img, *, rd_slope: float,
                     max_bytes: int | None = None) -> bytes:
-    """``data`` with the loop filter on its luma that pays most (format version 6).
+    """``data`` with the loop filter on its luma that pays most (format version 7).
 
     Decodes the planes once and fits every filter shape to the image's luma
     (:func:`.loop_filter.choose_loop_filter`); where one gains more PSNR than its bytes

@@ -51,7 +51,7 @@ DEFAULT_LEVELS = 64
 #: files 1.2 dB worse than the rate search at the same size, cameraman 512 x 512).
 DEFAULT_BPP = 0.2
 #: With a target rate, the rate search aims this fraction below it to leave room for the
-#: loop filter (format version 6), which is added after the search within the target's
+#: loop filter (format version 7), which is added after the search within the target's
 #: tolerance; only where that room holds the smallest filter (21 bytes with its section).
 #: The filters chosen on Kodak take 1-2 % of the file (benchmarks/RESULTS.md, "The loop
 #: filter").
@@ -257,7 +257,7 @@ def encode(image, **kwargs) -> bytes:
         False keeps plain chroma.
     loop_filter : bool
         Let the decoder filter the inpainted luma with a small linear filter fitted to the
-        image (format version 6, ``bitstreams/FORMAT.md``, "Loop filter"), where it gains
+        image (format version 7, ``bitstreams/FORMAT.md``, "Loop filter"), where it gains
         more than its bytes cost; False writes files without it.
     **options
         The encoder's own options (``get_encoder(encoder).options``), e.g. ``weights``
