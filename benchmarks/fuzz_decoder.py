@@ -82,22 +82,29 @@ def main():
     img_rng = np.random.default_rng(1)
     seeds = [
         encode((img_rng.random((16, 20)) * 255).astype(np.uint8), encoder="belhachmi",
-               density=0.15, tonal=False),
+               density=0.15, tonal=False, loop_filter=False),
         encode((img_rng.random((12, 9, 3)) * 255).astype(np.uint8), encoder="belhachmi",
-               density=0.3, tonal=False),
-        encode(np.full((40, 33), 77, np.uint8), encoder="belhachmi", density=0.02, tonal=False),
+               density=0.3, tonal=False, loop_filter=False),
+        encode(np.full((40, 33), 77, np.uint8), encoder="belhachmi", density=0.02, tonal=False,
+               loop_filter=False),
         # tree-coded masks, format version 5 (value model 2): grey; colour with chroma
         # on a coarser tree; the same with chroma guided by the luma
         encode((img_rng.random((24, 30)) * 255).astype(np.uint8), encoder="tree",
-               density=0.1, tonal=False),
+               density=0.1, tonal=False, loop_filter=False),
         encode((img_rng.random((20, 17, 3)) * 255).astype(np.uint8), encoder="tree-map",
-               density=0.15, tonal=False, chroma_guide=False),
-        encode(_disc_image(), encoder="tree", density=0.1, tonal=False),
+               density=0.15, tonal=False, chroma_guide=False, loop_filter=False),
+        encode(_disc_image(), encoder="tree", density=0.1, tonal=False, loop_filter=False),
+        # a free mask with a loop filter (version 7)
+        encode(_disc_image(), encoder="belhachmi", density=0.1, tonal=False),
     ]
-    # versions the encoder no longer writes (value model 1): the committed samples
+    # versions the encoder no longer writes (value model 1; the int16 loop filter of
+    # version 6), and files with the loop filter of version 7 (grey: edge mode 1, colour:
+    # edge mode 2): the committed samples
     seeds += [(SAMPLES / f"sample-v{v}-{name}.inpc").read_bytes() for v, name in
-              ((2, "grey-tree"), (3, "colour-tree"), (4, "colour-tree-guided"))]
-    if [s[4] for s in seeds] != [1, 1, 1, 5, 5, 5, 2, 3, 4]:
+              ((2, "grey-tree"), (3, "colour-tree"), (4, "colour-tree-guided"),
+               (6, "grey-tree-filtered"), (7, "grey-tree-filtered"),
+               (7, "colour-tree-filtered"))]
+    if [s[4] for s in seeds] != [1, 1, 1, 5, 5, 5, 7, 2, 3, 4, 6, 7, 7]:
         raise SystemExit(f"seed versions changed: {[s[4] for s in seeds]}")
     signal.signal(signal.SIGALRM, _alarm)
     counts = {"refused": 0, "decoded": 0, "crash": 0, "hang": 0}
@@ -124,8 +131,10 @@ def main():
     seconds = time.perf_counter() - t0
     text = (f"Command: `python benchmarks/fuzz_decoder.py --mutations {args.mutations} "
             f"--write-results` (seed {args.seed}, {len(seeds)} seed files: 3 free-mask, 3 "
-            f"tree-mask of version 5 (grey, chroma tree, guided chroma), the samples of "
-            f"versions 2, 3 and 4; timeout {args.timeout:g} s): "
+            f"tree-mask of version 5 (grey, chroma tree, guided chroma), a free-mask file "
+            f"with a loop filter (version 7), the samples of "
+            f"versions 2, 3, 4 and 6 and the two of version 7 (loop filters); timeout "
+            f"{args.timeout:g} s): "
             f"{args.mutations} mutated files decoded in {seconds:.0f} s: "
             f"refused {counts['refused']}, decoded {counts['decoded']}, "
             f"**crashes {counts['crash']}, hangs {counts['hang']}**.")
