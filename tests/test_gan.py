@@ -251,6 +251,41 @@ def test_post_processor_keeps_known_pixels_exactly_and_changes_the_others():
         I.refine(img.astype(float), known, network=net)
 
 
+def test_post_processor_strength_blends_with_the_input():
+    """strength s gives image + s (output - image): 0 the image, 1 the whole output."""
+    net = small_generator("postprocess")
+    img = rgb_image(37, 53, 1)
+    known = np.random.default_rng(4).random(img.shape[:2]) < 0.05
+    whole = I.refine(img, known, network=net)
+    np.testing.assert_array_equal(I.refine(img, known, network=net, strength=1.0), whole)
+    np.testing.assert_array_equal(I.refine(img, known, network=net, strength=0.0), img)
+    half = I.refine(img, known, network=net, strength=0.5).astype(float)
+    assert np.abs(half - (img.astype(float) + whole) / 2).max() <= 1.0  # two roundings
+    assert (half != whole).any()
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="strength"):
+            I.refine(img, known, network=net, strength=bad)
+
+
+def test_strength_calibration_beside_the_weights(tmp_path):
+    weights = tmp_path / "pp.safetensors"
+    assert I.strength_file(weights) == tmp_path / "pp_strength.json"
+    assert I.strength(weights, 0.05, False) == 1.0  # no calibration: the whole correction
+    I.strength_file(weights).write_text(json.dumps(
+        {"fit": {"grey": {"a": 0.2, "b": -0.1}, "colour": {"a": 3.0, "b": 1.0}}}))
+    assert I.strength(weights, 1 / 16, False) == pytest.approx(0.6)  # 0.2 + 0.4, by hand
+    assert I.strength(weights, 1 / 4, False) == pytest.approx(0.4)
+    assert I.strength(weights, 1 / 4096, False) == 1.0  # clipped
+    assert I.strength(weights, 1 / 16, True) == 0.0  # 3 - 4 < 0: clipped
+    bad = tmp_path / "bad.safetensors"
+    I.strength_file(bad).write_text("{}")
+    with pytest.raises(ValueError, match="not a strength calibration"):
+        I.strength(bad, 0.1, False)
+    # the shipped tree post-processor's: less of its correction where points are dense
+    tree = I.POSTPROCESS_WEIGHTS[TREE_MASK_CODER]
+    assert 1.0 > I.strength(tree, 0.02, False) > I.strength(tree, 0.1, False) > 0.0
+
+
 def test_hole_inpainting_keeps_the_rest_exactly():
     net = small_generator("holes")
     img = rgb_image(40, 48, 3)
@@ -291,6 +326,13 @@ def test_decode_with_gan_post_processor(tmp_path, monkeypatch):
     refined = P.decode(data, postprocess="gan")
     np.testing.assert_array_equal(refined[mask], plain[mask])
     assert (refined[~mask] != plain[~mask]).mean() > 0.5
+    # a strength calibration beside the weights: the decoder applies that share
+    I.strength_file(path).write_text(json.dumps(
+        {"fit": {"grey": {"a": 0.0, "b": 0.0}, "colour": {"a": 0.5, "b": 0.0}}}))
+    net = I.load_generator(path)
+    np.testing.assert_array_equal(P.decode(data, postprocess="gan"),
+                                  I.refine(plain, mask, network=net, strength=0.5))
+    I.strength_file(path).unlink()
     r = CliRunner().invoke(cli.main, ["decode", str(_write(tmp_path / "f.inpc", data)),
                                       str(tmp_path / "o.png"), "--postprocess", "gan"])
     assert r.exit_code == 0, r.output

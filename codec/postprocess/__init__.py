@@ -30,11 +30,20 @@ def __getattr__(name):
 
 def _load_postprocessor(mask_coder: int, weights=None):
     """The decoder's ``refine(image, mask)`` for files of ``mask_coder``: with the given
-    ``weights``, else with the post-processor trained on that coder's decodes."""
-    from .inference import load_generator, refine  # noqa: PLC0415 (imports torch)
+    ``weights``, else with the post-processor trained on that coder's decodes; at the
+    strength their calibration gives for the file's mask density (their whole correction
+    where they have none)."""
+    from .inference import (  # noqa: PLC0415 (imports torch)
+        POSTPROCESS_WEIGHTS,
+        load_generator,
+        refine,
+        strength,
+    )
 
     net = load_generator(weights, task="postprocess", mask_coder=mask_coder)
-    return lambda image, mask: refine(image, mask, network=net)
+    file = weights if weights is not None else POSTPROCESS_WEIGHTS[mask_coder]
+    return lambda image, mask: refine(
+        image, mask, network=net, strength=strength(file, float(mask.mean()), image.ndim == 3))
 
 
 register_postprocessor("gan", _load_postprocessor)

@@ -29,6 +29,37 @@ BYTES_PER_PIXEL = 1300
 ATTENTION_KEYS = ("patch", "tile", "halo", "key_stride")
 
 
+def strength_file(weights: str | Path) -> Path:
+    """Where the strength calibration of a post-processor's weights lives: beside them,
+    ``<stem>_strength.json`` (benchmarks/calibrate_gan_blend.py makes its content)."""
+    weights = Path(weights)
+    return weights.with_name(weights.stem + "_strength.json")
+
+
+def _strength_fit(path: str) -> dict | None:
+    import json  # noqa: PLC0415
+
+    if not Path(path).is_file():
+        return None
+    try:
+        fit = json.loads(Path(path).read_text())["fit"]
+        return {mode: (float(fit[mode]["a"]), float(fit[mode]["b"]))
+                for mode in ("grey", "colour")}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not a strength calibration ({exc})") from None
+
+
+def strength(weights: str | Path, density: float, colour: bool) -> float:
+    """The share of the correction of the post-processor ``weights`` to apply to a file
+    of this mask density: clip(a + b log2(density), 0, 1), with (a, b) of its calibration
+    (:func:`strength_file`) for grey or colour files; 1 where the weights have none."""
+    fit = _strength_fit(str(strength_file(weights)))
+    if fit is None or density <= 0:
+        return 1.0
+    a, b = fit["colour" if colour else "grey"]
+    return float(np.clip(a + b * np.log2(density), 0.0, 1.0))
+
+
 def load_generator(path: str | Path | None = None, task: str = "postprocess", *,
                    mask_coder: int | None = None, precision: str = "auto") -> Generator:
     """A trained generator from a safetensors file (default: the shipped one of ``task``).
@@ -154,7 +185,8 @@ def _as_input(image: np.ndarray) -> np.ndarray:
     return np.repeat(a[None], 3, axis=0) if a.ndim == 2 else a.transpose(2, 0, 1)
 
 
-def refine(image, known, *, network: Generator | None = None) -> np.ndarray:
+def refine(image, known, *, network: Generator | None = None,
+           strength: float = 1.0) -> np.ndarray:
     """Post-process a homogeneous-diffusion reconstruction with the GAN.
 
     Parameters
@@ -166,14 +198,23 @@ def refine(image, known, *, network: Generator | None = None) -> np.ndarray:
         The stored pixels (the inpainting mask).  They are returned unchanged.
     network : Generator, optional
         Default: the shipped post-processor (``load_generator(task="postprocess")``).
+    strength : float, optional
+        The share of the network's correction to apply, 0..1: the result is
+        ``image + strength * (network output - image)`` (the decoder's: :func:`strength`).
 
     Returns
     -------
     numpy.ndarray of uint8, shaped like ``image``.
     """
     a, k = _check(image, known, "known-pixel")
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must lie in 0..1, got {strength}")
     net = network if network is not None else load_generator(task="postprocess")
-    return _to_uint8(run_generator(net, _as_input(a), ~k), a, k)
+    x = _as_input(a)
+    out = run_generator(net, x, ~k)
+    if strength != 1.0:
+        out = x + np.float32(strength) * (out - x)
+    return _to_uint8(out, a, k)
 
 
 def inpaint_holes(image, holes, *, network: Generator | None = None) -> np.ndarray:
