@@ -319,7 +319,9 @@ def encode(input_path, output_path, encoder, density, bpp, levels, chroma_levels
               show_default=True, help="gan: refine the reconstruction with the MHTMA GAN "
               "(Zhou, Gong and Zeng); seconds per image, not bit-exact across machines.")
 @click.option("--weights", type=click.Path(dir_okay=False), default=None,
-              help="--postprocess gan: generator weights (default: the shipped ones).")
+              help="--postprocess gan: generator weights (default: the shipped ones); "
+              "a <stem>_strength.json beside them sets the share of their correction "
+              "applied by point density, else all of it.")
 @_FORMAT
 @_QUIET
 @_clean_errors
