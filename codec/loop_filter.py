@@ -220,26 +220,17 @@ def pixel_classes(mask: np.ndarray, classes: int) -> np.ndarray:
     return np.minimum(dist, classes - 1).astype(np.uint8)
 
 
-@njit(cache=True)
-def _reflect(i, n):  # pragma: no cover (JIT)
-    """Index i of an axis of length n extended by reflection without repeating the edge
-    (numpy's "reflect", any distance from the axis)."""
-    if n == 1:
-        return 0
-    period = 2 * (n - 1)
-    i %= period
-    return period - i if i >= n else i
-
-
 @njit(parallel=True, cache=True)
-def _orientation_kernel(v, out):  # pragma: no cover (JIT)
+def _orientation_kernel(v, yi, xi, out):  # pragma: no cover (JIT)
+    # yi, xi: the row and column of each index -2 .. n+1 of the image extended by
+    # reflection (yi[y + 2] is row y)
     h, w = v.shape
     gx = np.empty((h, w), np.int64)
     gy = np.empty((h, w), np.int64)
     for y in prange(h):
-        ym, yp = _reflect(y - 1, h), _reflect(y + 1, h)
+        ym, yp = yi[y + 1], yi[y + 3]
         for x in range(w):
-            xm, xp = _reflect(x - 1, w), _reflect(x + 1, w)
+            xm, xp = xi[x + 1], xi[x + 3]
             gx[y, x] = ((v[ym, xp] + 2 * v[y, xp] + v[yp, xp])
                         - (v[ym, xm] + 2 * v[y, xm] + v[yp, xm]))
             gy[y, x] = ((v[yp, xm] + 2 * v[yp, x] + v[yp, xp])
@@ -251,8 +242,8 @@ def _orientation_kernel(v, out):  # pragma: no cover (JIT)
     for y in prange(h):
         for x in range(w):
             sa = sb = sc = 0
-            for d in range(-2, 3):
-                xx = _reflect(x + d, w)
+            for d in range(5):
+                xx = xi[x + d]
                 sa += gx[y, xx] * gx[y, xx]
                 sb += gy[y, xx] * gy[y, xx]
                 sc += gx[y, xx] * gy[y, xx]
@@ -260,8 +251,8 @@ def _orientation_kernel(v, out):  # pragma: no cover (JIT)
     for y in prange(h):
         for x in range(w):
             a = b = c = 0
-            for d in range(-2, 3):
-                yy = _reflect(y + d, h)
+            for d in range(5):
+                yy = yi[y + d]
                 a += ra[yy, x]
                 b += rb[yy, x]
                 c += rc[yy, x]
@@ -285,20 +276,12 @@ def orientations(u: np.ndarray) -> np.ndarray:
     |X| >= |Y| and X <= 0, EDGE_DIAG where |Y| > |X| and Y > 0, else EDGE_ANTI.
     """
     v = np.clip(np.rint(np.asarray(u, np.float64)), 0, 255).astype(np.int64)
+    h, w = v.shape
     out = np.empty(v.shape, np.uint8)
-    _orientation_kernel(v, out)
+    # numpy's own reflection, as indices: what np.pad(..., mode="reflect") reads
+    _orientation_kernel(v, np.pad(np.arange(h), 2, mode="reflect"),
+                        np.pad(np.arange(w), 2, mode="reflect"), out)
     return out
-
-
-def _layout(u, mask, classes, edges):
-    """Each pixel's coefficient row and offset transform (both uint8)."""
-    cls = pixel_classes(mask, classes)
-    if edges == 0:
-        return cls, np.zeros(cls.shape, np.uint8)
-    orient = orientations(u)
-    if edges == 2:
-        cls = (3 * cls + _GROUP[orient]).astype(np.uint8)
-    return cls, _TRANSFORM[orient]
 
 
 def _second_differences(padded, radius, rows, width):
@@ -311,13 +294,15 @@ def _second_differences(padded, radius, rows, width):
 
 
 @njit(parallel=True, cache=True)
-def _filter_kernel(padded, cls, tr, coef, dy, dx, radius, out):  # pragma: no cover (JIT)
+def _filter_kernel(padded, dist, orient, groups, group_of, transform_of, coef, dy, dx,
+                   radius, out):  # pragma: no cover (JIT)
     h, w = out.shape
     n = dy.shape[1]
     for y in prange(h):
         for x in range(w):
-            k = cls[y, x]
-            t = tr[y, x]
+            o = orient[y, x]
+            k = groups * dist[y, x] + group_of[o]
+            t = transform_of[o]
             centre = padded[y + radius, x + radius]
             twice = 2.0 * centre
             acc = coef[k, n]
@@ -338,12 +323,17 @@ def apply_loop_filter(u: np.ndarray, mask: np.ndarray, filt: LoopFilter) -> np.n
     """
     u = np.asarray(u, np.float64)
     coef = filt.coeffs.astype(np.float64) * 2.0 ** -filt.shift  # exact: |c| < 2^15
-    cls, tr = _layout(u, mask, filt.classes, filt.edges)
+    dist = pixel_classes(mask, filt.classes)
+    if filt.edges:
+        orient, transform_of = orientations(u), _TRANSFORM
+    else:  # every pixel flat, no transform
+        orient, transform_of = np.zeros(u.shape, np.uint8), np.zeros_like(_TRANSFORM)
+    group_of = _GROUP if filt.edges == 2 else np.zeros_like(_GROUP)
     padded = np.pad(u, filt.radius, mode="reflect")
     off = np.array([_transformed(filt.radius, t) for t in range(3)], np.int64)
     out = np.empty_like(u)
-    _filter_kernel(padded, cls, tr, coef, off[..., 0].copy(), off[..., 1].copy(),
-                   filt.radius, out)
+    _filter_kernel(padded, dist, orient, _groups(filt.edges), group_of, transform_of, coef,
+                   off[..., 0].copy(), off[..., 1].copy(), filt.radius, out)
     return out
 
 
