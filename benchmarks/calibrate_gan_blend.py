@@ -1,17 +1,21 @@
 """How much of the GAN post-processor's correction to apply to a tree file, by its density.
 
-    python benchmarks/calibrate_gan_blend.py --data ../shared/data/train/bsds500/val
+    python benchmarks/calibrate_gan_blend.py --data ../shared/data/train/bsds500/test \
+        --skip 8 [--weights codec/postprocess/weights/gan_postprocess_tree.safetensors]
 
-Over the oriented loop filter of format version 7 the post-processor for tree files gains
-PSNR at low rates and loses it at high ones (benchmarks/RESULTS.md, "Oriented loop
-filters").  This script measures, on held-out training images (BSDS500's validation
-split: the post-processor was trained on its training split; Kodak is never used), how
-much of the correction g - p (g the post-processor's output, p the plain decode) brings
+Over the oriented loop filter of format version 7 the post-processor trained on unfiltered
+tree decodes gains PSNR at low rates and loses it at high ones (benchmarks/RESULTS.md,
+"Oriented loop filters").  This script measures, on images held out from the
+post-processor's training (BSDS500's test split without train-gan's 8 validation images:
+the post-processors were trained on the training and validation splits; Kodak is never
+used), how much of the correction g - p (g the post-processor's output, p the plain decode) brings
 each file nearest the original f: alpha* = <g - p, f - p> / |g - p|^2, with the mask
 density d of the file.  It fits alpha(d) = clip(a + b log2 d, 0, 1) by the least total
 squared error of p + alpha(d) (g - p) over all files (a grid search), grey and colour
 apart, and prints the fit and the PSNR each choice gives.  Rows go to a JSON-lines file
-(resumable).
+(resumable).  ``--weights``: the post-processor to calibrate (default: the one the decoder
+refines the default's files with, those of tree files with a loop filter); the fit goes
+into its ``<stem>_strength.json`` by hand, with this command beside it.
 """
 
 from __future__ import annotations
@@ -25,9 +29,12 @@ import numpy as np
 from inpcodec.codec import pipeline as P
 from inpcodec.codec.io import find_images, load_image
 from inpcodec.codec.metrics import luma
-from inpcodec.codec.postprocess.inference import POSTPROCESS_WEIGHTS, TREE_MASK_CODER
-
-TREE_WEIGHTS = POSTPROCESS_WEIGHTS[TREE_MASK_CODER]
+from inpcodec.codec.postprocess.inference import (
+    TREE_MASK_CODER,
+    load_generator,
+    postprocess_weights,
+    refine,
+)
 
 
 def measure(args):
@@ -36,8 +43,9 @@ def measure(args):
     if out.exists():
         done = {(r["image"], r["mode"], r["bpp"]) for r in map(json.loads, out.open())}
     rng = np.random.default_rng(args.seed)
-    paths = find_images([args.data])
+    paths = find_images([args.data])[args.skip:]
     paths = [paths[i] for i in sorted(rng.choice(len(paths), args.images, replace=False))]
+    net = load_generator(args.weights, task="postprocess")
     for path in paths:
         rgb = load_image(path)
         for mode in ("grey", "colour"):
@@ -48,8 +56,7 @@ def measure(args):
                     continue
                 rep = P.encode_report(img, bpp=bpp)
                 plain, mask = P.decode(rep.data, return_info=True)
-                # the shipped weights named: their whole correction, no strength
-                gan = P.decode(rep.data, postprocess="gan", weights=TREE_WEIGHTS)
+                gan = refine(plain, mask, network=net)  # the whole correction
                 f, p, g = (a.astype(np.float64) for a in (img, plain, gan))
                 row = dict(image=path.stem, mode=mode, bpp=bpp, real_bpp=rep.bpp,
                            density=float(mask.mean()), pixels=int(f.size),
@@ -89,6 +96,10 @@ def main():
     ap.add_argument("--bpp", type=lambda s: [float(v) for v in s.split(",")],
                     default=[0.05, 0.1, 0.2, 0.3])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--skip", type=int, default=0,
+                    help="leave out the folder's first SKIP images (train-gan's validation "
+                         "images, when the folder is its --val)")
+    ap.add_argument("--weights", default=str(postprocess_weights(TREE_MASK_CODER, True)))
     ap.add_argument("--out", default="gan_blend_rows.jsonl")
     args = ap.parse_args()
     measure(args)

@@ -153,7 +153,8 @@ POSTPROCESSORS: dict = {}
 
 
 def register_postprocessor(name: str, load) -> None:
-    """Make ``decode(..., postprocess=name)`` use ``load(mask_coder, weights)``."""
+    """Make ``decode(..., postprocess=name)`` use ``load(mask_coder, weights, filtered)``
+    (``filtered``: the file has a loop filter)."""
     if name in POSTPROCESSORS or name == "none":
         raise ValueError(f"post-processor {name!r} is registered already")
     POSTPROCESSORS[name] = load
@@ -458,7 +459,8 @@ def decode(data: bytes, *, solver: str = "numba", postprocess: str = "none",
     refine = None
     if postprocess != "none":
         try:  # before any decoding work: a missing model fails at once
-            refine = POSTPROCESSORS[postprocess](params.mask_coder, weights)
+            refine = POSTPROCESSORS[postprocess](params.mask_coder, weights,
+                                                 params.loop_filter is not None)
         except (OSError, ValueError) as exc:
             raise CodecError(f"post-processor {postprocess!r}: {exc}") from None
     check_memory(cont.width, cont.height, cont.channels)

@@ -243,6 +243,8 @@ def test_codec_names_and_the_gan_post_processor_job(tmp_path, monkeypatch):
     save_weights(net.eval(), tmp_path / "pp.safetensors")
     for coder in (FREE_MASK_CODER, TREE_MASK_CODER):
         monkeypatch.setitem(I.POSTPROCESS_WEIGHTS, coder, tmp_path / "pp.safetensors")
+    monkeypatch.setitem(I.FILTERED_POSTPROCESS_WEIGHTS, TREE_MASK_CODER,
+                        tmp_path / "pp.safetensors")
     plain = run_rate_job(RateJob("a", "colour", "belhachmi-notonal", 1.0), img)
     gan = run_rate_job(RateJob("a", "colour", "belhachmi-notonal-gan", 1.0), img)
     assert gan["bytes"] == plain["bytes"]  # same file ...

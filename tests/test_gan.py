@@ -7,7 +7,7 @@ import socket
 import numpy as np
 import pytest
 import torch
-from _images import natural_like
+from _images import make_image, natural_like
 from click.testing import CliRunner
 from PIL import Image
 from torch.nn import functional as F
@@ -281,9 +281,11 @@ def test_strength_calibration_beside_the_weights(tmp_path):
     I.strength_file(bad).write_text("{}")
     with pytest.raises(ValueError, match="not a strength calibration"):
         I.strength(bad, 0.1, False)
-    # the shipped tree post-processor's: less of its correction where points are dense
-    tree = I.POSTPROCESS_WEIGHTS[TREE_MASK_CODER]
+    # the shipped post-processor for filtered tree files: a little less of its correction
+    # where points are dense; the one for unfiltered decodes (what it was trained on): all
+    tree = I.postprocess_weights(TREE_MASK_CODER, filtered=True)
     assert 1.0 > I.strength(tree, 0.02, False) > I.strength(tree, 0.1, False) > 0.0
+    assert I.strength(I.postprocess_weights(TREE_MASK_CODER), 0.02, False) == 1.0
 
 
 def test_hole_inpainting_keeps_the_rest_exactly():
@@ -340,29 +342,40 @@ def test_decode_with_gan_post_processor(tmp_path, monkeypatch):
 
 
 def test_decoder_picks_the_post_processor_of_the_files_mask_coder(tmp_path, monkeypatch):
-    # a tree file is refined by the generator trained on tree decodes, a free-mask file by
-    # the free-mask one; --weights overrides both
+    # a tree file is refined by the generator trained on tree decodes (on loop-filtered
+    # ones where the file has a loop filter), a free-mask file by the free-mask one;
+    # --weights overrides them all
     img = rgb_image(40, 56, 6)
-    files = {TREE_MASK_CODER: P.encode(img, encoder="tree", bpp=0.8, tonal=False),
-             FREE_MASK_CODER: P.encode(img, encoder="belhachmi", density=0.05, tonal=False)}
-    nets = {}
-    for seed, coder in enumerate(files):
-        nets[coder] = small_generator("postprocess", seed=seed)
-        save_weights(nets[coder], tmp_path / f"{coder}.safetensors")
-        monkeypatch.setitem(I.POSTPROCESS_WEIGHTS, coder, tmp_path / f"{coder}.safetensors")
-    for coder, data in files.items():
+    files = {"tree": P.encode(img, encoder="tree", bpp=0.8, tonal=False, loop_filter=False),
+             "free": P.encode(img, encoder="belhachmi", density=0.05, tonal=False,
+                              loop_filter=False),
+             "tree-filtered": P.encode(make_image(64, 80, seed=4), encoder="tree",
+                                       density=0.1)}
+    assert P.info(files["tree-filtered"]).loop_filter is not None
+    assert P.info(files["tree"]).loop_filter is None
+    for seed, name in enumerate(files):
+        save_weights(small_generator("postprocess", seed=seed), tmp_path / f"{name}.safetensors")
+    monkeypatch.setitem(I.POSTPROCESS_WEIGHTS, TREE_MASK_CODER, tmp_path / "tree.safetensors")
+    monkeypatch.setitem(I.POSTPROCESS_WEIGHTS, FREE_MASK_CODER, tmp_path / "free.safetensors")
+    monkeypatch.setitem(I.FILTERED_POSTPROCESS_WEIGHTS, TREE_MASK_CODER,
+                        tmp_path / "tree-filtered.safetensors")
+    for name, data in files.items():
         plain, mask = P.decode(data, return_info=True)
-        for net_coder in nets:
+        for net_name in files:
             # as the decoder loads it (in the precision of this machine)
-            net = I.load_generator(tmp_path / f"{net_coder}.safetensors")
+            net = I.load_generator(tmp_path / f"{net_name}.safetensors")
             expect = I.refine(plain, mask, network=net)
-            if net_coder == coder:
+            if net_name == name:
                 np.testing.assert_array_equal(P.decode(data, postprocess="gan"), expect)
             else:
                 assert (P.decode(data, postprocess="gan") != expect).any()
             np.testing.assert_array_equal(
                 P.decode(data, postprocess="gan",
-                         weights=tmp_path / f"{net_coder}.safetensors"), expect)
+                         weights=tmp_path / f"{net_name}.safetensors"), expect)
+    # a coder without filtered weights of its own: its filtered files take its other ones
+    assert I.postprocess_weights(FREE_MASK_CODER, filtered=True) == tmp_path / "free.safetensors"
+    with pytest.raises(ValueError, match="no post-processor for mask coder 9"):
+        I.postprocess_weights(9)
 
 
 def _write(path, data):
@@ -431,10 +444,11 @@ def test_weights_without_full_res_layers_metadata_load_with_one_layer(tmp_path):
         torch.testing.assert_close(loaded(x, m)[1], net(x, m)[1])
 
 
-@pytest.mark.parametrize("task, coder", [("postprocess", FREE_MASK_CODER),
-                                         ("postprocess", TREE_MASK_CODER), ("holes", None)])
-def test_shipped_weights_load_offline_and_run(task, coder, monkeypatch):
-    file = WEIGHTS[task] if coder is None else I.POSTPROCESS_WEIGHTS[coder]
+@pytest.mark.parametrize("task, coder, filtered", [
+    ("postprocess", FREE_MASK_CODER, False), ("postprocess", TREE_MASK_CODER, False),
+    ("postprocess", TREE_MASK_CODER, True), ("holes", None, False)])
+def test_shipped_weights_load_offline_and_run(task, coder, filtered, monkeypatch):
+    file = WEIGHTS[task] if coder is None else I.postprocess_weights(coder, filtered)
     if not file.is_file():
         pytest.skip(f"{file.name} not trained yet (inpcodec train-gan)")
     def no_network(*args, **kwargs):
@@ -444,7 +458,7 @@ def test_shipped_weights_load_offline_and_run(task, coder, monkeypatch):
     provenance = json.loads(file.with_suffix(".json").read_text())
     assert {"command", "data", "steps", "seed", "wall_time_minutes", "perceptual_loss",
             "validation"} <= set(provenance)
-    net = I.load_generator(task=task, mask_coder=coder)
+    net = I.load_generator(task=task, mask_coder=coder, filtered=filtered)
     assert net.task == task
     img = rgb_image(37, 53, 7)
     known = np.random.default_rng(0).random((37, 53)) < 0.05

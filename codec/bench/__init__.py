@@ -56,14 +56,18 @@ def run_rate_benchmark(images: dict, out, *, codecs=DEFAULT_CODECS, bpp=DEFAULT_
     specs = [parse_codec(c) for c in codecs]
     if any(s.postprocess == "gan" for s in specs):
         from inpcodec.codec.postprocess.inference import (  # noqa: PLC0415 (imports torch)
+            FILTERED_POSTPROCESS_WEIGHTS,
             POSTPROCESS_WEIGHTS,
             load_generator,
         )
 
         try:  # here, not in every job: missing weights stop the run before it starts; every
-            # mask coder's (a tree encoder past its densest tree writes a free-mask file)
+            # mask coder's (a tree encoder past its densest tree writes a free-mask file),
+            # for files with and without a loop filter
             for coder in POSTPROCESS_WEIGHTS:
                 load_generator(task="postprocess", mask_coder=coder)
+            for coder in FILTERED_POSTPROCESS_WEIGHTS:
+                load_generator(task="postprocess", mask_coder=coder, filtered=True)
         except (OSError, ValueError) as exc:
             raise ValueError(f"codecs with -gan: {exc}") from None
     jobs = [RateJob(name, mode, c, float(t)) for name in sorted(images) for c in codecs

@@ -28,20 +28,21 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _load_postprocessor(mask_coder: int, weights=None):
-    """The decoder's ``refine(image, mask)`` for files of ``mask_coder``: with the given
-    ``weights``, else with the post-processor trained on that coder's decodes; at the
-    strength their calibration gives for the file's mask density (their whole correction
-    where they have none)."""
+def _load_postprocessor(mask_coder: int, weights=None, filtered: bool = False):
+    """The decoder's ``refine(image, mask)`` for files of ``mask_coder`` (``filtered``:
+    with a loop filter): with the given ``weights``, else with the post-processor trained
+    on such decodes; at the strength their calibration gives for the file's mask density
+    (their whole correction where they have none)."""
     from .inference import (  # noqa: PLC0415 (imports torch)
-        POSTPROCESS_WEIGHTS,
         load_generator,
+        postprocess_weights,
         refine,
         strength,
     )
 
-    net = load_generator(weights, task="postprocess", mask_coder=mask_coder)
-    file = weights if weights is not None else POSTPROCESS_WEIGHTS[mask_coder]
+    net = load_generator(weights, task="postprocess", mask_coder=mask_coder,
+                         filtered=filtered)
+    file = weights if weights is not None else postprocess_weights(mask_coder, filtered)
     return lambda image, mask: refine(
         image, mask, network=net, strength=strength(file, float(mask.mean()), image.ndim == 3))
 

@@ -23,10 +23,26 @@ DEFAULT_WEIGHTS = {"postprocess": WEIGHTS_DIR / "gan_postprocess.safetensors",
 #: The decoder's post-processor for each mask coder: the one trained on that coder's decodes.
 POSTPROCESS_WEIGHTS = {FREE_MASK_CODER: DEFAULT_WEIGHTS["postprocess"],
                        TREE_MASK_CODER: WEIGHTS_DIR / "gan_postprocess_tree.safetensors"}
+#: ... and for the files of a mask coder whose luma the loop filter has corrected (format
+#: version 6 on): the filter removes much of what the others learned to correct, so these
+#: were trained on filtered decodes.  A coder without one here uses its entry above.
+FILTERED_POSTPROCESS_WEIGHTS = {
+    TREE_MASK_CODER: WEIGHTS_DIR / "gan_postprocess_tree_filtered.safetensors"}
 #: Peak working memory of a forward pass per pixel, width 12 (measured: 1220 bytes at
 #: 768 x 512, 715 at 1536 x 1024, where fixed costs weigh less).
 BYTES_PER_PIXEL = 1300
 ATTENTION_KEYS = ("patch", "tile", "halo", "key_stride")
+
+
+def postprocess_weights(mask_coder: int, filtered: bool = False) -> Path:
+    """The weights the decoder refines files of ``mask_coder`` with (``filtered``: files
+    with a loop filter): :data:`FILTERED_POSTPROCESS_WEIGHTS`, else
+    :data:`POSTPROCESS_WEIGHTS`."""
+    if filtered and mask_coder in FILTERED_POSTPROCESS_WEIGHTS:
+        return FILTERED_POSTPROCESS_WEIGHTS[mask_coder]
+    if mask_coder not in POSTPROCESS_WEIGHTS:
+        raise ValueError(f"no post-processor for mask coder {mask_coder}")
+    return POSTPROCESS_WEIGHTS[mask_coder]
 
 
 def strength_file(weights: str | Path) -> Path:
@@ -61,13 +77,15 @@ def strength(weights: str | Path, density: float, colour: bool) -> float:
 
 
 def load_generator(path: str | Path | None = None, task: str = "postprocess", *,
-                   mask_coder: int | None = None, precision: str = "auto") -> Generator:
+                   mask_coder: int | None = None, filtered: bool = False,
+                   precision: str = "auto") -> Generator:
     """A trained generator from a safetensors file (default: the shipped one of ``task``).
 
     Reads only the local file: no network access.  The architecture (width, heads,
     attention window) and the task come from the file's metadata.  ``mask_coder`` (with
     ``task="postprocess"`` and no ``path``) picks the post-processor trained on the
-    decodes of that mask coder (:data:`POSTPROCESS_WEIGHTS`).  ``precision``: the dtype
+    decodes of that mask coder, with ``filtered`` the loop-filtered ones
+    (:func:`postprocess_weights`).  ``precision``: the dtype
     of its convolutions and attention (:func:`inpcodec.codec.precision.inference_dtype`:
     bfloat16 where the CPU has it); the residual sums stay in float32.
     """
@@ -76,9 +94,7 @@ def load_generator(path: str | Path | None = None, task: str = "postprocess", *,
     if path is not None:
         file = Path(path)
     elif mask_coder is not None and task == "postprocess":
-        if mask_coder not in POSTPROCESS_WEIGHTS:
-            raise ValueError(f"no post-processor for mask coder {mask_coder}")
-        file = POSTPROCESS_WEIGHTS[mask_coder]
+        file = postprocess_weights(mask_coder, filtered)
     else:
         file = DEFAULT_WEIGHTS[task]
     if path is None and not file.is_file():
