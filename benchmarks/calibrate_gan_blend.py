@@ -8,9 +8,9 @@ tree decodes gains PSNR at low rates and loses it at high ones (benchmarks/RESUL
 "Oriented loop filters").  This script measures, on images held out from the
 post-processor's training (BSDS500's test split without train-gan's 8 validation images:
 the post-processors were trained on the training and validation splits; Kodak is never
-used), how much of the correction g - p (g the post-processor's output, p the plain decode) brings
-each file nearest the original f: alpha* = <g - p, f - p> / |g - p|^2, with the mask
-density d of the file.  It fits alpha(d) = clip(a + b log2 d, 0, 1) by the least total
+used), how much of the correction g - p (g the post-processor's output, p the plain
+decode) brings each file nearest the original f: alpha* = <g - p, f - p> / |g - p|^2,
+with the mask density d of the file.  It fits alpha(d) = clip(a + b log2 d, 0, 1) by the least total
 squared error of p + alpha(d) (g - p) over all files (a grid search), grey and colour
 apart, and prints the fit and the PSNR each choice gives.  Rows go to a JSON-lines file
 (resumable).  ``--weights``: the post-processor to calibrate (default: the one the decoder
