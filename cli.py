@@ -28,7 +28,7 @@ from inpcodec.codec.format import decode as decode_bytes
 from inpcodec.codec.format import info as file_info
 from inpcodec.codec.metrics import psnr
 from inpcodec.codec.pipeline import DEFAULT_BPP, DEFAULT_ENCODER, default_bpp, encode_report
-from inpcodec.codec.precision import PRECISIONS
+from inpcodec.codec.precision import PRECISIONS, TRAINING_PRECISIONS
 from inpcodec.codec.rate import DEFAULT_EFFORT, EFFORTS
 from inpcodec.codec.tonal import tonal_optimisation
 
@@ -114,6 +114,12 @@ _QUIET = click.option("--quiet", "-q", is_flag=True, help="Print nothing but err
 _FORMAT = click.option("--format", "fmt", default=None, metavar="EXT",
                        help="Image format of OUT (png, ppm, tiff, bmp, webp, jpg); default: "
                        "OUT's extension, PNG on standard output.")
+
+_TRAIN_PRECISION = click.option(
+    "--precision", type=click.Choice(list(TRAINING_PRECISIONS)), default="float32",
+    show_default=True, help="Arithmetic of the forward passes: bfloat16 autocast is about "
+    "1.7x faster on CPUs that compute it in hardware (AMX, AVX512-BF16); the weights stay "
+    "float32. A resumed run takes the one given now.")
 
 #: Options that belong to some mask encoders (checked against the registry).
 ENCODER_OPTIONS = [
@@ -529,11 +535,12 @@ def train_masks(data, val, out, density, density_min, density_max, steps, minute
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Processes that make the training targets.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device (cpu, cuda).")
+@_TRAIN_PRECISION
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from OUT.ckpt.")
 @_clean_errors
 def train_tree_map(data, val, out, crops, steps, minutes, batch, lr, val_every, val_images,
-                   workers, device, seed, resume):
+                   workers, device, precision, seed, resume):
     """Train the tree-map network (the learned tree encoder, `tree-learned`).
 
     Distillation: the targets are the errors of uniform trees of every depth on 257x257
@@ -550,7 +557,7 @@ def train_tree_map(data, val, out, crops, steps, minutes, batch, lr, val_every, 
     cfg = tree_training.TreeMapConfig(
         data=list(data), val=list(val), crops=crops, val_images=val_images, batch=batch,
         steps=steps, minutes=minutes, lr=lr, seed=seed, val_every=val_every,
-        workers=workers, device=device)
+        workers=workers, device=device, precision=precision)
     prov = tree_training.train_tree_map(cfg, out, resume=resume,
                                         log=lambda s: click.echo(s, err=True),
                                         command="inpcodec " + " ".join(sys.argv[1:]))
@@ -656,12 +663,13 @@ def inpaint(image, holes, output, weights, drop_alpha, fmt, quiet):
 @click.option("--threads", type=int, default=None, help="Torch (and Numba) CPU threads.")
 @click.option("--device", default="cpu", show_default=True,
               help="Torch device of the networks (cpu, cuda).")
+@_TRAIN_PRECISION
 @click.option("--resume", is_flag=True, help="Continue from OUT.ckpt.")
 @_clean_errors
 def train_gan(task, data, val, out, cache, prepare_only, variants, cache_codec, grey_fraction,
               tonal, workers, steps, minutes, batch, crop, width, heads, skip, full_res_layers,
               lr_g, lr_d, adversarial_weight, vgg16, init, val_every, val_images, seed,
-              threads, device, resume):
+              threads, device, precision, resume):
     """Train the GAN inpainter (MHTMA) for the decoder post-processor or for holes.
 
     Writes the generator to OUT (safetensors) with a provenance JSON beside it; a
@@ -696,7 +704,7 @@ def train_gan(task, data, val, out, cache, prepare_only, variants, cache_codec, 
                       lambda_adversarial=adversarial_weight, vgg16=vgg16, init=init, seed=seed,
                       val_every=val_every, val_images=val_images, threads=threads,
                       variants=variants, tonal=tonal, workers=workers, codec=cache_codec,
-                      grey_fraction=grey_fraction, device=device)
+                      grey_fraction=grey_fraction, device=device, precision=precision)
     cfg.check()
     log = lambda s: click.echo(s, err=True)  # noqa: E731
     if prepare_only:

@@ -28,6 +28,7 @@ from PIL import Image
 
 from inpcodec.codec.io import find_images, load_image
 from inpcodec.codec.metrics import luma
+from inpcodec.codec.precision import autocast, check_training_precision
 from inpcodec.codec.training import (
     BestWeights,
     Budget,
@@ -61,6 +62,8 @@ class TreeMapConfig:
     val_every: int = 250
     workers: int = 1
     device: str = "cpu"
+    # arithmetic of the forward passes (codec.precision.autocast); a session's choice
+    precision: str = "float32"
 
 
 def _crops_of(args):
@@ -146,6 +149,7 @@ def train_tree_map(cfg: TreeMapConfig, out: str | Path, *, resume: bool = False,
     """Train (or resume) the tree-map network; writes ``out`` (best weights) and its JSON."""
     out = Path(out)
     check_device(cfg.device)
+    check_training_precision(cfg.precision)
     device = torch.device(cfg.device)
     rng = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -190,7 +194,8 @@ def train_tree_map(cfg: TreeMapConfig, out: str | Path, *, resume: bool = False,
     while not budget.exhausted(step, log):
         idx = torch.randint(0, xs.shape[0], (cfg.batch,), generator=gen).to(device)
         x, t = _augment(xs[idx], ts[idx], gen)
-        loss = torch.nn.functional.mse_loss(net(x), t.float())
+        with autocast(cfg.device, cfg.precision):
+            loss = torch.nn.functional.mse_loss(net(x).float(), t.float())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -534,7 +534,8 @@ def test_reconstruction_l1_ignores_the_known_pixels():
     assert reconstruction_l1(y2, x, gt, missing).item() == pytest.approx(hand, rel=1e-5)
 
 
-def test_tiny_training_run_lowers_the_loss():
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_tiny_training_run_lowers_the_loss(precision):
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     gt = torch.from_numpy(np.stack([rgb_image(64, 64, s).transpose(2, 0, 1)
@@ -543,7 +544,7 @@ def test_tiny_training_run_lowers_the_loss():
     x = F.avg_pool2d(gt, 9, 1, 4, count_include_pad=False)   # a blurred "reconstruction"
     x = torch.where(missing > 0.5, x, gt)
     G, D = Generator(4, 2, "postprocess"), GlobalLocalDiscriminator(64, 32, width=8)
-    cfg = TrainConfig(crop=64, batch=2)
+    cfg = TrainConfig(crop=64, batch=2, precision=precision)
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-3, betas=cfg.betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=cfg.betas)
     boxes = torch.tensor([[0, 0], [16, 16]])
@@ -552,6 +553,8 @@ def test_tiny_training_run_lowers_the_loss():
         last = train_step(G, D, opt_g, opt_d, x, gt, missing, boxes, cfg)
     assert last["l1_final"] < 0.85 * first[0]["l1_final"]
     assert last["loss_g"] < first[0]["loss_g"]
+    # bfloat16 autocast: the weights (and so the optimiser's updates) stay float32
+    assert {p.dtype for p in [*G.parameters(), *D.parameters()]} == {torch.float32}
 
 
 def _image_folder(path, n, h, w, seed=0):
@@ -573,8 +576,11 @@ def test_train_holes_writes_weights_provenance_and_resumes(tmp_path):
     assert prov["training_masks"].endswith("24x24 square (96 scaled by crop / 256)")
     assert out.is_file() and json.loads(out.with_suffix(".json").read_text())["seed"] == 0
     assert I.load_generator(out, task="holes").width == 4
-    prov = train(TrainConfig(task="holes", steps=5), out, resume=True, log=lambda s: None)
+    # a resumed run keeps its configuration but takes the arithmetic asked for now
+    prov = train(TrainConfig(task="holes", steps=5, precision="bfloat16"), out, resume=True,
+                 log=lambda s: None)
     assert prov["steps"] == 5 and [h["step"] for h in prov["history"]] == [2, 3, 4, 5]
+    assert prov["config"]["precision"] == "bfloat16" and prov["config"]["width"] == 4
 
 
 def test_train_starts_from_given_weights_and_rejects_other_architectures(tmp_path):
@@ -675,6 +681,8 @@ def test_training_refuses_a_device_that_is_not_there(tmp_path):
         cfg.check()
     with pytest.raises(ValueError, match="unknown torch device"):
         TrainConfig(task="holes", data=[str(tmp_path)], device="gpu please").check()
+    with pytest.raises(ValueError, match="training precision must be one of"):
+        TrainConfig(task="holes", data=[str(tmp_path)], precision="float16").check()
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -734,4 +742,7 @@ def test_train_gan_command_rejects_bad_options(tmp_path):
     (tmp_path / "w.safetensors").write_bytes(b"x")
     assert "--resume continues" in run("--task", "holes", "--init",
                                        str(tmp_path / "w.safetensors"), "--resume")
+    r = CliRunner().invoke(cli.main, ["train-gan", "--data", str(data), "--out",
+                                      str(tmp_path / "g.safetensors"), "--precision", "half"])
+    assert r.exit_code == 2 and "'half' is not one of 'float32', 'bfloat16'" in r.output
     assert not (tmp_path / "g.safetensors").exists()

@@ -230,3 +230,19 @@ def test_safetensors_are_written_atomically_with_metadata(tmp_path):
     os.umask(umask)
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # not safetensors' own 0600
     assert sorted(p.name for p in tmp_path.iterdir()) == ["net.safetensors"]
+
+
+def test_training_autocast_runs_products_in_the_precision_asked_for():
+    from inpcodec.codec.precision import autocast
+
+    a, b = torch.randn(4, 8), torch.randn(8, 3)
+    with autocast("cpu", "float32"):
+        assert (a @ b).dtype == torch.float32
+    with autocast("cpu", "bfloat16"):
+        y = a @ b
+        assert y.dtype == torch.bfloat16
+        # losses stay float32 under autocast (mse_loss is on its float32 list)
+        assert torch.nn.functional.mse_loss(y, torch.zeros_like(y)).dtype == torch.float32
+    assert (a @ b).dtype == torch.float32  # only inside the context
+    with pytest.raises(ValueError, match="training precision must be one of"):
+        autocast("cpu", "float16")

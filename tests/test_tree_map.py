@@ -146,9 +146,12 @@ def test_train_tree_map_cli_runs_resumes_and_checks(tmp_path):
     assert r.exit_code == 0, r.output
     prov = json.loads(out.with_suffix(".json").read_text())
     assert prov["steps"] == 2 and prov["training_crops"] == 2
-    r = CliRunner().invoke(main, args + ["--steps", "3", "--resume"])
+    # resumed in bfloat16 autocast (a session's choice, recorded)
+    r = CliRunner().invoke(main, args + ["--steps", "3", "--resume", "--precision", "bfloat16"])
     assert r.exit_code == 0, r.output
-    assert json.loads(out.with_suffix(".json").read_text())["steps"] == 3
+    prov = json.loads(out.with_suffix(".json").read_text())
+    assert prov["steps"] == 3 and prov["config"]["precision"] == "bfloat16"
+    assert np.isfinite([h[3] for h in prov["history"]]).all()
     r = CliRunner().invoke(main, args + ["--steps", "0"])
     assert r.exit_code != 0 and "--steps must be at least 1" in r.output
 

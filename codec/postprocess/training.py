@@ -46,6 +46,7 @@ import torch
 from torch.nn import functional as F
 
 from inpcodec.codec.metrics import psnr
+from inpcodec.codec.precision import autocast, check_training_precision
 from inpcodec.codec.training import (
     BestWeights,
     Budget,
@@ -151,6 +152,9 @@ class TrainConfig:
     codec: str = "free"
     # torch device of the networks ("cpu", "cuda"); the decoder cache is made on the CPU
     device: str = "cpu"
+    # arithmetic of the forward passes (codec.precision.autocast); like the device, a
+    # choice of the session, not of the run: a resumed run takes the one given now
+    precision: str = "float32"
 
     def __post_init__(self):
         if self.full_res_layers is None:
@@ -181,6 +185,7 @@ class TrainConfig:
         if self.codec not in CODECS:
             raise ValueError(f"codec must be one of {', '.join(CODECS)}, got {self.codec!r}")
         check_device(self.device)
+        check_training_precision(self.precision)
         if not 0.0 <= self.grey_fraction <= 1.0:
             raise ValueError(f"grey fraction must lie in [0, 1], got {self.grey_fraction}")
 
@@ -213,29 +218,32 @@ def reconstruction_l1(y: torch.Tensor, x: torch.Tensor, gt: torch.Tensor,
 
 def train_step(G, D, opt_g, opt_d, x, gt, missing, boxes, cfg: TrainConfig,
                vgg=None) -> dict:
-    """One discriminator step and one generator step on a batch (tensors)."""
-    coarse, out = G(x, missing)
-    final = composite(out, x, missing)
-    loss_d = hinge_d_loss(D(gt, missing, boxes), D(final.detach(), missing, boxes))
+    """One discriminator step and one generator step on a batch (tensors), the forward
+    passes in ``cfg.precision`` (:func:`codec.precision.autocast`)."""
+    with autocast(cfg.device, cfg.precision):
+        coarse, out = G(x, missing)
+        final = composite(out, x, missing)
+        loss_d = hinge_d_loss(D(gt, missing, boxes), D(final.detach(), missing, boxes))
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
     opt_d.step()
 
     D.requires_grad_(False)  # the generator's step needs no discriminator gradients
-    l1_coarse = reconstruction_l1(coarse, x, gt, missing)
-    l1_final = reconstruction_l1(out, x, gt, missing)
-    if vgg is not None:
-        l_p = perceptual_loss(vgg, coarse, gt)
-    else:
-        fake_taps, real_taps = [], []
-        D(composite(coarse, x, missing), missing, boxes, fake_taps)
-        with torch.no_grad():
-            D(gt, missing, boxes, real_taps)
-        l_p = feature_matching_loss(fake_taps, real_taps)
-    adversarial = (hinge_g_loss(D(final, missing, boxes)) if cfg.lambda_adversarial
-                   else torch.zeros(()))  # weight 0: skip the critic's forward pass
-    loss_g = (cfg.lambda_coarse * l1_coarse + cfg.lambda_final * l1_final
-              + cfg.lambda_perceptual * l_p + cfg.lambda_adversarial * adversarial)
+    with autocast(cfg.device, cfg.precision):
+        l1_coarse = reconstruction_l1(coarse, x, gt, missing)
+        l1_final = reconstruction_l1(out, x, gt, missing)
+        if vgg is not None:
+            l_p = perceptual_loss(vgg, coarse, gt)
+        else:
+            fake_taps, real_taps = [], []
+            D(composite(coarse, x, missing), missing, boxes, fake_taps)
+            with torch.no_grad():
+                D(gt, missing, boxes, real_taps)
+            l_p = feature_matching_loss(fake_taps, real_taps)
+        adversarial = (hinge_g_loss(D(final, missing, boxes)) if cfg.lambda_adversarial
+                       else torch.zeros(()))  # weight 0: skip the critic's forward pass
+        loss_g = (cfg.lambda_coarse * l1_coarse + cfg.lambda_final * l1_final
+                  + cfg.lambda_perceptual * l_p + cfg.lambda_adversarial * adversarial)
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     opt_g.step()
@@ -335,9 +343,10 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
     if resume:
         state = resume_checkpoint(out, required=CHECKPOINT_KEYS, kind="train-gan checkpoint")
         # older checkpoints: no skip, one full-resolution layer
-        device = cfg.device  # a run may move between machines
+        # a run may move between machines, and change its arithmetic with them
+        device, precision = cfg.device, cfg.precision
         cfg = resumed_config(cfg, state["config"], older={"skip": False, "full_res_layers": 1})
-        cfg.device = device
+        cfg.device, cfg.precision = device, precision
     cfg.check()
     init, started_from = (_read_init(cfg.init, cfg) if cfg.init and state is None
                           else (None, state.get("started_from") if state else None))
