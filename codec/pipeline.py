@@ -22,6 +22,7 @@ import inpcodec.baselines  # noqa: F401  (registers the classical mask encoders)
 import inpcodec.learned_masks  # noqa: F401  (registers the learned one; no torch)
 from inpcodec.bitstreams import container as C
 
+from . import metrics
 from .colour import rgb_to_ycbcr
 from .encoders import check_options, clear_caches, get_encoder, make_mask
 from .format import (  # noqa: F401 (decode, info: the API)
@@ -35,7 +36,6 @@ from .format import (  # noqa: F401 (decode, info: the API)
 )
 from .limits import CodecError, check_memory
 from .loop_filter import smallest_nbytes
-from .metrics import psnr
 from .quantiser import MAX_LEVELS
 from .rate import DEFAULT_EFFORT, RATE_TOLERANCE, RD_SLOPE, lowest_bpp, search_rate
 
@@ -56,6 +56,16 @@ DEFAULT_BPP = 0.2
 #: The filters chosen on Kodak take 1-2 % of the file (benchmarks/RESULTS.md, "The loop
 #: filter").
 LOOP_FILTER_RESERVE = 0.015
+#: A PSNR target (``encode(image, psnr=...)``) searches the rate: it stops once the rates
+#: that miss and that reach the target lie within the rate search's own tolerance of each
+#: other, or after this many encodes.
+MAX_PSNR_ENCODES = 10
+#: The slope the PSNR target's first rate steps assume, in dB per doubling of the rate:
+#: the default's files on Kodak gain 1.6-2.2 dB per doubling at 0.05-0.3 bpp
+#: (benchmarks/RESULTS.md); later steps use the slope measured between two encodes.
+PSNR_PER_DOUBLING = 2.0
+#: A rate per sample above any lossless file's, to ask for the lossless file.
+LOSSLESS_BPP = 16.0
 
 
 def _as_image(image) -> np.ndarray:
@@ -112,6 +122,9 @@ class EncodeReport:
     #: (radius, distance classes, bytes, edge mode) of the loop filter the file stores,
     #: or None.
     loop_filter: tuple | None = None
+    #: With a PSNR target: the encodes of its rate search, (target bpp, real bpp, PSNR)
+    #: each, in order; the file is the smallest of them that reaches the target.
+    psnr_search: list = field(default_factory=list)
 
     @property
     def bpp(self) -> float:
@@ -135,16 +148,22 @@ def _check_levels(levels, name="levels"):
 
 
 def encode_report(image, *, encoder: str = DEFAULT_ENCODER, density: float | None = None,
-                  bpp: float | None = None, levels: int | None = None,
+                  bpp: float | None = None, psnr: float | None = None,
+                  levels: int | None = None,
                   chroma_levels: int | None = None, tonal: bool = True, seed: int = 0,
                   solver: str = "numba", progress: bool = False,
                   effort: str = DEFAULT_EFFORT, chroma_guide: bool = True,
                   loop_filter: bool = True, **options) -> EncodeReport:
     """Encode an 8-bit grey or RGB image; see :func:`encode`.  Returns the full report."""
+    if sum(k is not None for k in (density, bpp, psnr)) != 1:
+        raise CodecError("give exactly one of density, bpp or psnr")
+    if psnr is not None:
+        return _encode_to_psnr(image, psnr, dict(
+            encoder=encoder, levels=levels, chroma_levels=chroma_levels, tonal=tonal,
+            seed=seed, solver=solver, progress=progress, effort=effort,
+            chroma_guide=chroma_guide, loop_filter=loop_filter, **options))
     t0 = time.perf_counter()
     img = _as_image(image)
-    if (density is None) == (bpp is None):
-        raise CodecError("give exactly one of density or bpp")
     try:
         enc = get_encoder(encoder)
         options = check_options(enc, options)
@@ -205,11 +224,72 @@ def encode_report(image, *, encoder: str = DEFAULT_ENCODER, density: float | Non
         channels=channels, encoder=encoder,
         density=float(mask.mean()), points=int(mask.sum()), levels=lv, chroma_levels=clv,
         tonal=tonal and not lossless, bytes_header=len(data) - sizes["MASK"] - vals,
-        bytes_mask=sizes["MASK"], bytes_values=vals, psnr=psnr(decoded, img),
-        psnr_luma=psnr(luma_dec, luma), encode_seconds=encode_seconds,
+        bytes_mask=sizes["MASK"], bytes_values=vals, psnr=metrics.psnr(decoded, img),
+        psnr_luma=metrics.psnr(luma_dec, luma), encode_seconds=encode_seconds,
         decode_seconds=decode_seconds, inpaintings=spent, search=search, lossless=lossless,
         chroma_points=file_info.chroma_points, chroma_guide=file_info.chroma_guide,
         loop_filter=file_info.loop_filter)
+
+
+def _rate_step(db: float) -> float:
+    """The rate factor that ``db`` more (or less) PSNR asks for at the assumed slope, kept
+    within 1.25-4 (one encode at a far too high rate costs as much as several)."""
+    return 2.0 ** float(np.clip(db / PSNR_PER_DOUBLING, np.log2(1.25), 2.0))
+
+
+def _encode_to_psnr(image, target: float, kwargs: dict) -> EncodeReport:
+    """The smallest file found whose real decoding reaches PSNR ``target`` (dB).
+
+    A search over the target rate, in log2 of the rate: steps of the assumed slope
+    (:data:`PSNR_PER_DOUBLING`, :func:`_rate_step`) until an encode reaches the target and
+    one misses it, then the secant between the nearest two, kept inside their bracket.
+    Every encode is a whole ``encode_report(bpp=...)``, so the file is one that the rate
+    target would give, and the PSNR reported is the real decoder's.  If even the smallest
+    file reaches the target it is returned; any target is reached by the lossless file at
+    the latest.  The report's ``encode_seconds`` is the whole search's.
+    """
+    t0 = time.perf_counter()
+    img = _as_image(image)
+    if not (np.isfinite(target) and target > 0):
+        raise CodecError(f"psnr must be a positive number of dB, got {target}")
+    floor = lowest_bpp(img, planes_of(img, C.COLOUR_YCBCR))
+    tried, best = [], None
+    miss = None  # (rate, PSNR) of the largest rate that missed
+    b = default_bpp(img)
+    for _ in range(MAX_PSNR_ENCODES):
+        r = encode_report(img, bpp=b, **kwargs)
+        tried.append((b, r.bpp, r.psnr))
+        at = min(b, r.bpp) if r.lossless else b  # a rate past the lossless file's is its
+        if r.psnr >= target:
+            if best is None or len(r.data) < len(best.data):
+                best, best_at = r, at
+        elif miss is None or at > miss[0]:
+            miss = (at, r.psnr)
+        if best is None:  # everything so far misses: up by the assumed slope
+            b = at * _rate_step(target - r.psnr)
+        elif miss is None:  # everything so far reaches it: down
+            if at <= floor * (1 + RATE_TOLERANCE):
+                break  # the smallest file reaches the target
+            b = max(floor, at / _rate_step(r.psnr - target))
+        else:
+            lo, hi = miss[0], best_at
+            if hi <= lo * (1 + RATE_TOLERANCE):
+                break
+            # the secant between the two (the assumed slope from the miss where the hit is
+            # the lossless file), as a share t of the bracket in log2 rate, kept off its
+            # ends so that the bracket always shrinks
+            if np.isfinite(best.psnr):
+                t = (target - miss[1]) / (best.psnr - miss[1])
+            else:
+                t = (target - miss[1]) / PSNR_PER_DOUBLING / np.log2(hi / lo)
+            b = lo * (hi / lo) ** float(np.clip(t, 0.2, 0.8))
+    if best is None:  # the target lies above every rate tried: the lossless file
+        b = LOSSLESS_BPP * img.size / (img.shape[0] * img.shape[1])
+        best = encode_report(img, bpp=b, **kwargs)
+        tried.append((b, best.bpp, best.psnr))
+    best.psnr_search = tried
+    best.encode_seconds = time.perf_counter() - t0
+    return best
 
 
 def default_bpp(image) -> float:
@@ -230,11 +310,16 @@ def encode(image, **kwargs) -> bytes:
         (:func:`inpcodec.codec.encoders.encoder_names`: ``belhachmi``, ``random``, ``ps``,
         ``ps+nlpe``, ``learned``, ...).
     density : float
-        Fraction of pixels stored (exclusive with ``bpp``).
+        Fraction of pixels stored.  Give exactly one of ``density``, ``bpp`` and ``psnr``.
     bpp : float
         Target size in bits per pixel; density and quantisation are searched to land
-        within 3 % of it (exclusive with ``density``).  A target at or above the size of
-        the lossless file gives the lossless file (every pixel exact).
+        within 3 % of it.  A target at or above the size of the lossless file gives the
+        lossless file (every pixel exact).
+    psnr : float
+        Target quality instead: the smallest file found whose decoding has at least this
+        PSNR in dB (RGB for colour images), by a search over ``bpp`` (about 6
+        encodes; :data:`MAX_PSNR_ENCODES` at most).  The report's ``psnr_search`` lists
+        the encodes.
     levels, chroma_levels : int
         Quantisation levels of luma and chroma (default 64, and for chroma twice the
         luma's with tree masks, whose chroma lives on a coarser tree, half of them with

@@ -14,6 +14,7 @@ from PIL import Image
 
 from inpcodec import cli
 from inpcodec.codec.format import decode
+from inpcodec.codec.metrics import psnr
 
 
 def invoke(args, stdin: bytes | None = None):
@@ -96,6 +97,22 @@ def test_rate_errors_speak_of_bpp_and_high_rates_give_the_lossless_file(tmp_path
     assert r.exit_code == 0, r.output
     assert "lossless" in r.output
     np.testing.assert_array_equal(decode(out.read_bytes()), make_image(40, 48))
+
+
+def test_encode_to_a_psnr_target_and_its_errors(tmp_path, grey_png):
+    out = tmp_path / "o.inpc"
+    r = invoke(["encode", str(grey_png), str(out), "--psnr", "28"])
+    assert r.exit_code == 0, r.output
+    assert "search     PSNR 28.00 dB: the smallest of" in r.output
+    got = float(r.output.split("PSNR       ")[1].split(" dB")[0])
+    assert got >= 28.0
+    assert psnr(decode(out.read_bytes()), make_image(40, 48)) == pytest.approx(got, abs=0.005)
+    for args, message in ((["--psnr", "28", "--bpp", "0.5"], "only one of --density, --bpp"),
+                          (["--psnr", "-2"], "--psnr must be a positive number"),
+                          (["--psnr", "nan"], "--psnr must be a positive number")):
+        out.unlink(missing_ok=True)
+        one_line_error(invoke(["encode", str(grey_png), str(out), *args]), message)
+        assert not out.exists()
 
 
 def test_stdin_and_stdout(tmp_path, grey_png):

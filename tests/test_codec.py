@@ -18,7 +18,7 @@ from inpcodec.bitstreams import FormatError
 from inpcodec.bitstreams import container as C
 from inpcodec.bitstreams.mask_coder import decode_mask, encode_mask
 from inpcodec.bitstreams.value_coder import decode_values, encode_values
-from inpcodec.codec import limits
+from inpcodec.codec import limits, metrics
 from inpcodec.codec import pipeline as P
 
 
@@ -158,6 +158,40 @@ def test_rate_control_refuses_unreachable_rates():
     img = make_image(32, 32)
     with pytest.raises(P.CodecError, match="lowest this image can reach"):
         P.encode_report(img, bpp=0.01)
+
+
+def test_psnr_target_gives_the_smallest_file_found_that_reaches_it():
+    img = make_image(48, 64, seed=5)
+    target = 30.0
+    r = P.encode_report(img, psnr=target)
+    assert r.psnr >= target and not r.lossless
+    assert r.psnr == metrics.psnr(P.decode(r.data), img)  # on the real decoding
+    assert 2 <= len(r.psnr_search) <= P.MAX_PSNR_ENCODES
+    # the smallest of the encodes that reach the target, and bracketed from below by one
+    # that misses it within the rate search's tolerance
+    reached = [b for _, b, q in r.psnr_search if q >= target]
+    missed = [(a, b) for a, b, q in r.psnr_search if q < target]
+    assert min(reached) == r.bpp
+    assert any(b < r.bpp for _, b in missed)
+    assert P.encode_report(img, psnr=target).data == r.data  # the same search every time
+
+
+def test_psnr_target_below_the_smallest_file_or_above_every_lossy_one(monkeypatch):
+    img = make_image(24, 32, seed=5)
+    low = P.encode_report(img, psnr=1.0)  # the smallest file reaches it
+    floor = P.lowest_bpp(img, P.planes_of(img, P.C.COLOUR_YCBCR))
+    assert low.bpp <= floor * 1.1 and all(q >= 1.0 for _, _, q in low.psnr_search)
+    # nothing lossy reaches 200 dB; one encode allowed (the encodes near the lossless
+    # rate are slow), then the lossless file
+    monkeypatch.setattr(P, "MAX_PSNR_ENCODES", 1)
+    high = P.encode_report(img, psnr=200.0)
+    assert high.lossless and high.psnr == float("inf") and len(high.psnr_search) == 2
+    np.testing.assert_array_equal(P.decode(high.data), img)
+    for bad in (0.0, -3.0, float("nan"), float("inf")):
+        with pytest.raises(P.CodecError, match="psnr must be a positive number"):
+            P.encode(img, psnr=bad)
+    with pytest.raises(P.CodecError, match="exactly one of density, bpp or psnr"):
+        P.encode(img, psnr=30.0, bpp=0.5)
 
 
 def test_encoder_input_errors():

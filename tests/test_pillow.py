@@ -10,6 +10,7 @@ from PIL import Image, UnidentifiedImageError
 import inpcodec
 import inpcodec.pillow as plugin
 from inpcodec.bitstreams import container as C
+from inpcodec.codec.metrics import psnr
 
 H, W = 40, 48
 
@@ -148,6 +149,16 @@ def test_save_options_pass_through():
     assert data != _save(img, **{**opts, "levels": 32})
     assert _save(img, encoder="belhachmi", density=0.1, sigma=0.8) == \
         inpcodec.encode(img, encoder="belhachmi", density=0.1, sigma=0.8)
+    plain = _save(img, density=0.1, loop_filter=False)
+    assert plain == inpcodec.encode(img, density=0.1, loop_filter=False)
+    assert plain != _save(img, density=0.1)  # this image's file takes a loop filter
+
+
+def test_save_to_a_psnr_target():
+    img = _grey(24, 32)
+    data = _save(img, psnr=28.0)
+    assert data == inpcodec.encode(img, psnr=28.0)
+    assert psnr(inpcodec.decode(data), img) >= 28.0
 
 
 def test_save_bpp_lands_near_the_target():
@@ -172,7 +183,8 @@ def test_save_lossless_colour():
     ({"density": 0.1, "optimize": True}, "optimize"),
     ({"encoder": "nope"}, "unknown encoder 'nope'"),
     ({"encoder": "random", "sigma": 1.0}, "sigma"),  # belhachmi's option, not random's
-    ({"density": 0.1, "bpp": 0.5}, "exactly one of density or bpp"),
+    ({"density": 0.1, "bpp": 0.5}, "exactly one of density, bpp or psnr"),
+    ({"psnr": -1.0}, "psnr must be a positive number"),
     ({"density": 2.0}, "density must lie in"),
 ])
 def test_save_refuses_bad_options(options, message, tmp_path):
