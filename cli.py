@@ -269,7 +269,7 @@ def demo(image, bpp, density, output, drop_alpha):
 @click.option("--psnr", type=float, default=None,
               help="Target quality instead of a size: the smallest file found whose "
               "decoding reaches this PSNR in dB (RGB for colour), by a search over --bpp "
-              "(about 6 encodes: 4-10 on Kodak).")
+              "(about 6 encodes: 4-8 on Kodak).")
 @click.option("--levels", type=int, default=None,
               help="Quantisation levels of the (luma) values (default 64, searched with --bpp).")
 @click.option("--chroma-levels", type=int, default=None,

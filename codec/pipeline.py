@@ -254,35 +254,41 @@ def _encode_to_psnr(image, target: float, kwargs: dict) -> EncodeReport:
         raise CodecError(f"psnr must be a positive number of dB, got {target}")
     floor = lowest_bpp(img, planes_of(img, C.COLOUR_YCBCR))
     tried, best = [], None
-    miss = None  # (rate, PSNR) of the largest rate that missed
+    reached, missed = {}, {}  # target rate of each encode -> the PSNR it gave
     b = default_bpp(img)
     for _ in range(MAX_PSNR_ENCODES):
         r = encode_report(img, bpp=b, **kwargs)
         tried.append((b, r.bpp, r.psnr))
         at = min(b, r.bpp) if r.lossless else b  # a rate past the lossless file's is its
         if r.psnr >= target:
+            reached[at] = r.psnr
             if best is None or len(r.data) < len(best.data):
-                best, best_at = r, at
-        elif miss is None or at > miss[0]:
-            miss = (at, r.psnr)
-        if best is None:  # everything so far misses: up by the assumed slope
-            b = at * _rate_step(target - r.psnr)
-        elif miss is None:  # everything so far reaches it: down
-            if at <= floor * (1 + RATE_TOLERANCE):
-                break  # the smallest file reaches the target
-            b = max(floor, at / _rate_step(r.psnr - target))
+                best = r
         else:
-            lo, hi = miss[0], best_at
-            if hi <= lo * (1 + RATE_TOLERANCE):
-                break
-            # the secant between the two (the assumed slope from the miss where the hit is
-            # the lossless file), as a share t of the bracket in log2 rate, kept off its
-            # ends so that the bracket always shrinks
-            if np.isfinite(best.psnr):
-                t = (target - miss[1]) / (best.psnr - miss[1])
-            else:
-                t = (target - miss[1]) / PSNR_PER_DOUBLING / np.log2(hi / lo)
-            b = lo * (hi / lo) ** float(np.clip(t, 0.2, 0.8))
+            missed[at] = r.psnr
+        if not reached:  # everything so far misses: up by the assumed slope
+            top = max(missed)
+            b = top * _rate_step(target - missed[top])
+            continue
+        hi = min(reached)
+        # a miss above a hit brackets nothing (the PSNR is not quite monotone in the rate)
+        below = [m for m in missed if m < hi]
+        if not below:  # everything so far reaches it: down
+            if hi <= floor * (1 + RATE_TOLERANCE):
+                break  # the smallest file reaches the target
+            b = max(floor, hi / _rate_step(reached[hi] - target))
+            continue
+        lo = max(below)
+        if hi <= lo * (1 + RATE_TOLERANCE):
+            break
+        # the secant between the two (the assumed slope from the miss where the hit is
+        # the lossless file), as a share t of the bracket in log2 rate, kept off its ends
+        # so that every encode shrinks the bracket
+        if np.isfinite(reached[hi]):
+            t = (target - missed[lo]) / (reached[hi] - missed[lo])
+        else:
+            t = (target - missed[lo]) / PSNR_PER_DOUBLING / np.log2(hi / lo)
+        b = lo * (hi / lo) ** float(np.clip(t, 0.2, 0.8))
     if best is None:  # the target lies above every rate tried: the lossless file
         b = LOSSLESS_BPP * img.size / (img.shape[0] * img.shape[1])
         best = encode_report(img, bpp=b, **kwargs)

@@ -176,6 +176,29 @@ def test_psnr_target_gives_the_smallest_file_found_that_reaches_it():
     assert P.encode_report(img, psnr=target).data == r.data  # the same search every time
 
 
+def test_psnr_search_shrinks_its_bracket_where_near_rates_give_the_same_file(monkeypatch):
+    """The search alone, on a made-up codec whose files come in steps of 0.01 bpp (so that
+    near rates give the same file, as the real rate search often does) with a PSNR that
+    rises 2 dB per doubling: it must not ask for the same rate twice, and must return the
+    smallest file that reaches the target."""
+    from types import SimpleNamespace
+
+    def fake(img, *, bpp, **kwargs):
+        real = np.ceil(bpp * 100) / 100
+        return SimpleNamespace(data=bytes(int(real * 100)), bpp=real, lossless=False,
+                               psnr=20.0 + 2.0 * np.log2(real / 0.05))
+
+    monkeypatch.setattr(P, "encode_report", fake)
+    monkeypatch.setattr(P, "lowest_bpp", lambda img, planes: 0.01)
+    monkeypatch.setattr(P, "default_bpp", lambda img: 0.2)
+    for target in (21.7, 23.0, 25.05, 33.0):
+        r = P._encode_to_psnr(make_image(24, 32), target, {})
+        asked = [b for b, _, _ in r.psnr_search]
+        assert len(set(asked)) == len(asked) <= P.MAX_PSNR_ENCODES
+        need = 0.05 * 2 ** ((target - 20.0) / 2.0)  # the least rate reaching the target
+        assert r.psnr >= target and r.bpp == np.ceil(need * 100) / 100
+
+
 def test_psnr_target_below_the_smallest_file_or_above_every_lossy_one(monkeypatch):
     img = make_image(24, 32, seed=5)
     low = P.encode_report(img, psnr=1.0)  # the smallest file reaches it
