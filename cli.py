@@ -118,8 +118,8 @@ _FORMAT = click.option("--format", "fmt", default=None, metavar="EXT",
 
 _TRAIN_PRECISION = click.option(
     "--precision", type=click.Choice(list(TRAINING_PRECISIONS)), default="float32",
-    show_default=True, help="Arithmetic of the forward passes: bfloat16 autocast is about "
-    "1.7x faster on CPUs that compute it in hardware (AMX, AVX512-BF16); the weights stay "
+    show_default=True, help="Arithmetic of the forward passes: bfloat16 autocast is 1.5-1.7x "
+    "faster on CPUs that compute it in hardware (AMX, AVX512-BF16); the weights stay "
     "float32. A resumed run takes the one given now.")
 
 #: Options that belong to some mask encoders (checked against the registry).

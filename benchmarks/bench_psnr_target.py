@@ -3,7 +3,7 @@
     python benchmarks/bench_psnr_target.py --data ../shared/data/kodak --images \
         kodim03,kodim15,kodim23 --targets 26,29,32 --write-results
 
-The targets there ask for about 0.05-0.4 bpp, the codec's range; a textured image needs
+The targets there ask for 0.015-0.41 bpp, about the codec's range; a textured image needs
 much more for the same PSNR (kodim01 in grey: 0.37 bpp for 26 dB, 0.89 bpp for 30 dB),
 and the encodes at such rates take longer.
 

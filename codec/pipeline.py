@@ -60,9 +60,10 @@ LOOP_FILTER_RESERVE = 0.015
 #: that miss and that reach the target lie within the rate search's own tolerance of each
 #: other, or after this many encodes.
 MAX_PSNR_ENCODES = 10
-#: The slope the PSNR target's first rate steps assume, in dB per doubling of the rate:
-#: the default's files on Kodak gain 1.6-2.2 dB per doubling at 0.05-0.3 bpp
-#: (benchmarks/RESULTS.md); later steps use the slope measured between two encodes.
+#: The slope the PSNR target's rate steps assume until one encode reaches the target and
+#: one misses it (then the secant between them takes over), in dB per doubling of the
+#: rate: the default's mean Kodak curves rise 1.5-2.8 dB per doubling between 0.05 and
+#: 0.3 bpp (benchmarks/RESULTS.md, "The post-processor for filtered decodes").
 PSNR_PER_DOUBLING = 2.0
 #: A rate per sample above any lossless file's, to ask for the lossless file.
 LOSSLESS_BPP = 16.0
@@ -259,7 +260,8 @@ def _encode_to_psnr(image, target: float, kwargs: dict) -> EncodeReport:
     for _ in range(MAX_PSNR_ENCODES):
         r = encode_report(img, bpp=b, **kwargs)
         tried.append((b, r.bpp, r.psnr))
-        at = min(b, r.bpp) if r.lossless else b  # a rate past the lossless file's is its
+        # a rate asked beyond the lossless file's gives that file: count it at its own rate
+        at = min(b, r.bpp) if r.lossless else b
         if r.psnr >= target:
             reached[at] = r.psnr
             if best is None or len(r.data) < len(best.data):
