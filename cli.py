@@ -28,7 +28,7 @@ from inpcodec.codec.encoders import encoder_names, get_encoder, make_mask
 from inpcodec.codec.format import decode as decode_bytes
 from inpcodec.codec.format import info as file_info
 from inpcodec.codec.metrics import psnr
-from inpcodec.codec.pipeline import DEFAULT_BPP, DEFAULT_ENCODER, default_bpp, encode_report
+from inpcodec.codec.pipeline import DEFAULT_ENCODER, DEFAULT_QUALITY, encode_report
 from inpcodec.codec.precision import PRECISIONS, TRAINING_PRECISIONS
 from inpcodec.codec.rate import DEFAULT_EFFORT, EFFORTS
 from inpcodec.codec.tonal import tonal_optimisation
@@ -111,7 +111,12 @@ def _notice_compile() -> None:
 _DROP_ALPHA = click.option("--drop-alpha", is_flag=True,
                            help="Use an image with transparent pixels without its alpha "
                            "(fully opaque alpha is accepted without this).")
-_QUIET = click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+# "-q" was --quiet's short form up to 0.2; it is --quality's now, as in cjpeg and cwebp
+_QUIET = click.option("--quiet", is_flag=True, help="Print nothing but errors.")
+_THREADS = click.option("--threads", type=click.IntRange(min=0), default=None,
+                        help="Solver threads (default 1: one thread never loses much alone "
+                        "and never collapses on a busy machine; 0: every core). Files and "
+                        "pixels are the same for any count.")
 _FORMAT = click.option("--format", "fmt", default=None, metavar="EXT",
                        help="Image format of OUT (png, ppm, tiff, bmp, webp, jpg); default: "
                        "OUT's extension, PNG on standard output.")
@@ -220,26 +225,27 @@ def _report_lines(r, name) -> list[str]:
 @main.command()
 @click.option("--image", type=click.Path(dir_okay=False, allow_dash=True), default=None,
               help="Image to use instead of the bundled 512x512 cameraman.")
+@click.option("--quality", "-q", type=float, default=None,
+              help=f"Quality 0-100 (default {DEFAULT_QUALITY} unless --bpp or --density), as "
+              "`encode --quality`.")
 @click.option("--bpp", type=float, default=None,
-              help=f"Target size in bits per pixel (default {DEFAULT_BPP} unless --density): "
-              "the rate search of `encode --bpp`, a few seconds.")
+              help="Target size in bits per pixel instead: the search of `encode --bpp`.")
 @click.option("--density", type=float, default=None,
               help="Fraction of pixels stored, with 64 levels, instead of a target size.")
 @click.option("--output", type=click.Path(dir_okay=False), default=None,
               help="Write the decoded image here.")
 @_DROP_ALPHA
 @_clean_errors
-def demo(image, bpp, density, output, drop_alpha):
+def demo(image, quality, bpp, density, output, drop_alpha):
     """Round trip a bundled image: encode, decode, PSNR, time, and JPEG at the same size."""
 
     out = _Out(output, [image]) if output else None
     img = cameraman() if image is None else load_image(image, drop_alpha=drop_alpha)
     _notice_compile()
-    if density is not None and bpp is not None:
-        raise ValueError("give either --density or --bpp, not both")
-    if density is None and bpp is None:
-        bpp = default_bpp(img)
-    r = encode_report(img, encoder=DEFAULT_ENCODER, bpp=bpp, density=density, progress=True)
+    if sum(k is not None for k in (quality, bpp, density)) > 1:
+        raise ValueError("give only one of --quality, --bpp and --density")
+    r = encode_report(img, encoder=DEFAULT_ENCODER, quality=quality, bpp=bpp,
+                      density=density, progress=True)
     for line in _report_lines(r, "bundled cameraman" if image is None else image):
         click.echo(line)
     jp = _jpeg_at_size(img, len(r.data))
@@ -263,24 +269,30 @@ def demo(image, bpp, density, output, drop_alpha):
 @click.option("--density", type=float, default=None,
               help="Fraction of pixels stored, in (0, 1], instead of a target size (with "
               "--levels, default 64).")
+@click.option("--quality", "-q", type=float, default=None,
+              help=f"Quality 0-100 (default {DEFAULT_QUALITY} unless --bpp, --psnr or "
+              "--density): a fixed price of a bit, every choice of the encoder made by "
+              "D + lambda R in one pass; larger gives a larger file and a higher PSNR.")
 @click.option("--bpp", type=float, default=None,
-              help=f"Target size in bits per pixel (within 3 %; default {DEFAULT_BPP} unless "
-              "--density); at or above the lossless file's size, the lossless file.")
+              help="Target size in bits per pixel instead (within 3 %, by a search over "
+              "lambda: about two encodes); at or above the lossless file's size, the "
+              "lossless file.")
 @click.option("--psnr", type=float, default=None,
-              help="Target quality instead of a size: the smallest file found whose "
-              "decoding reaches this PSNR in dB (RGB for colour), by a search over --bpp "
-              "(about 6 encodes: 4-8 on Kodak).")
+              help="Target PSNR in dB instead (RGB for colour): the smallest file found "
+              "whose decoding reaches it, by a search over lambda (3-6 encodes).")
 @click.option("--levels", type=int, default=None,
-              help="Quantisation levels of the (luma) values (default 64, searched with --bpp).")
+              help="Quantisation levels of the (luma) values (default: chosen by D + lambda R"
+              "; 64 with --density).")
 @click.option("--chroma-levels", type=int, default=None,
               help="Quantisation levels of the chroma values (default: twice --levels for "
               "tree masks, whose chroma lives on a coarser tree; half of it for free masks).")
 @click.option("--tonal/--no-tonal", default=True, show_default=True,
               help="Optimise the stored values (quantiser in the loop).")
 @click.option("--effort", type=click.Choice(list(EFFORTS)), default=DEFAULT_EFFORT,
-              show_default=True, help="With --bpp: fast (tree masks: the luma levels by "
-              "rule, one or two tonal optimisations) or best (the levels searched with "
-              "tonal optimisation: a little better, several times slower).")
+              show_default=True, help="Encoders other than the default, with --bpp: fast "
+              "(tree masks: the luma levels by rule) or best (the levels searched with "
+              "tonal optimisation); best with the default encoder runs the older rate "
+              "search instead of the Lagrangian one.")
 @click.option("--chroma-guide/--no-chroma-guide", default=True, show_default=True,
               help="Colour tree files: the decoder reconstructs chroma guided by the "
               "decoded luma where that pays (2 bytes; FORMAT.md, version 4).")
@@ -289,16 +301,22 @@ def demo(image, bpp, density, output, drop_alpha):
               "fitted to the image, where it gains more than its bytes cost (FORMAT.md, "
               "version 7).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@_THREADS
+@click.option("--verbose", "-v", is_flag=True,
+              help="Also print the encoder's work (solves) and its search.")
 @_encoder_options
 @_DROP_ALPHA
 @_QUIET
 @_clean_errors
-def encode(input_path, output_path, encoder, density, bpp, psnr, levels, chroma_levels,
-           tonal, effort, chroma_guide, loop_filter, seed, drop_alpha, quiet, **kwargs):
+def encode(input_path, output_path, encoder, quality, density, bpp, psnr, levels,
+           chroma_levels, tonal, effort, chroma_guide, loop_filter, seed, threads, verbose,
+           drop_alpha, quiet, **kwargs):
     """Compress image IN into the inpcodec file OUT (- for standard input or output)."""
     options = _pick_options(encoder, kwargs)
-    if sum(k is not None for k in (density, bpp, psnr)) > 1:
-        raise ValueError("give only one of --density, --bpp and --psnr")
+    if sum(k is not None for k in (quality, density, bpp, psnr)) > 1:
+        raise ValueError("give only one of --quality, --density, --bpp and --psnr")
+    if quality is not None and not 0.0 <= quality <= 100.0:
+        raise ValueError(f"--quality must lie in 0..100, got {quality:g}")
     if density is not None and not 0.0 < density <= 1.0:
         raise ValueError(f"--density must lie in (0, 1], got {density}")
     if bpp is not None and not bpp > 0:
@@ -309,16 +327,24 @@ def encode(input_path, output_path, encoder, density, bpp, psnr, levels, chroma_
     img = load_image(input_path, drop_alpha=drop_alpha)
     if not quiet:
         _notice_compile()
-    if density is None and bpp is None and psnr is None:
-        bpp = default_bpp(img)
-    r = encode_report(img, encoder=encoder, density=density, bpp=bpp, psnr=psnr,
-                      levels=levels, chroma_levels=chroma_levels, tonal=tonal, seed=seed,
-                      progress=not quiet, effort=effort, chroma_guide=chroma_guide,
-                      loop_filter=loop_filter, **options)
+    r = encode_report(img, encoder=encoder, quality=quality, density=density, bpp=bpp,
+                      psnr=psnr, levels=levels, chroma_levels=chroma_levels, tonal=tonal,
+                      seed=seed, progress=not quiet, effort=effort,
+                      chroma_guide=chroma_guide, loop_filter=loop_filter, threads=threads,
+                      **options)
     out.write(r.data)
     name = "standard input" if input_path == STDIO else input_path
     for line in _report_lines(r, name):
         out.say(line)
+    if r.note:
+        click.echo(f"inpcodec: note: {r.note}", err=True)
+    if verbose:
+        out.say(f"work       {r.solves} solves = {r.solve_equivalents:.1f} decoder solves of "
+                "this file" + (f"; lambda {r.lam:.4g} (quality {r.quality:.1f})"
+                               if r.lam is not None else ""))
+        for step in r.search:
+            out.say("search     " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float)
+                                              else f"{k} {v}" for k, v in step.items()))
     if r.psnr_search:
         out.say(f"search     PSNR {psnr:.2f} dB: the smallest of {len(r.psnr_search)} "
                 "encodes that reaches it (bpp / dB: "
@@ -340,9 +366,10 @@ def encode(input_path, output_path, encoder, density, bpp, psnr, levels, chroma_
               "a <stem>_strength.json beside them sets the share of their correction "
               "applied by point density, else all of it.")
 @_FORMAT
+@_THREADS
 @_QUIET
 @_clean_errors
-def decode(input_path, output_path, solver, postprocess, weights, fmt, quiet):
+def decode(input_path, output_path, solver, postprocess, weights, fmt, threads, quiet):
     """Decode the inpcodec file IN into the image OUT (- for standard input or output)."""
     out = _Out(output_path, [input_path], quiet)
     fmt = _image_format(out, fmt)
@@ -350,7 +377,8 @@ def decode(input_path, output_path, solver, postprocess, weights, fmt, quiet):
     if not quiet:
         _notice_compile()
     t0 = time.perf_counter()
-    img = decode_bytes(data, solver=solver, postprocess=postprocess, weights=weights)
+    img = decode_bytes(data, solver=solver, postprocess=postprocess, weights=weights,
+                       threads=threads)
     seconds = time.perf_counter() - t0
     out.write(iio.image_bytes(img, fmt))
     bpp = 8.0 * len(data) / (img.shape[0] * img.shape[1])

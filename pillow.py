@@ -26,9 +26,9 @@ bytes that are not an inpcodec file make ``Image.open`` raise
 read (a newer format version, a colour transform it does not know) raises
 :class:`OSError` from ``Image.open``.
 
-Save options are those of :func:`inpcodec.encode`: one of ``bpp``, ``density`` and
-``psnr`` (with none of them ``density=0.04``: a quick save without the command line's
-rate search), ``encoder`` (default ``tree-rdo``, the command line's), ``levels``,
+Save options are those of :func:`inpcodec.encode`: one of ``quality`` (0-100),
+``bpp``, ``density`` and ``psnr`` (with none of them the command line's default quality,
+one pass), ``encoder`` (default ``tree-rdo``, the command line's), ``levels``,
 ``chroma_levels``, ``tonal``, ``seed``, ``solver``, ``progress``, ``effort``,
 ``chroma_guide``, ``loop_filter`` and the chosen encoder's own options (e.g. ``sigma`` for
 ``belhachmi``); ``drop_alpha=True`` saves an image with transparent pixels without its
@@ -58,11 +58,10 @@ from inpcodec.codec.pipeline import DEFAULT_ENCODER
 FORMAT = "INPC"
 MIME = "image/x-inpcodec"
 EXTENSION = ".inpc"
-#: Density of a save that gives none of ``bpp``, ``density`` and ``psnr``.
-DEFAULT_DENSITY = 0.04
 #: Keywords of :func:`inpcodec.encode` accepted as save options (besides the encoder's).
-API_OPTIONS = ("encoder", "density", "bpp", "psnr", "levels", "chroma_levels", "tonal",
-               "seed", "solver", "progress", "effort", "chroma_guide", "loop_filter")
+API_OPTIONS = ("encoder", "quality", "density", "bpp", "psnr", "levels", "chroma_levels",
+               "tonal", "seed", "solver", "progress", "effort", "chroma_guide", "loop_filter",
+               "threads")
 _ALPHA_MODES = {"LA": "L", "La": "L", "PA": "RGB", "RGBA": "RGB", "RGBa": "RGB"}
 _AS_RGB = {"P", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"}
 
@@ -162,8 +161,6 @@ def _options(info: dict) -> dict:
         raise ValueError(f"unknown {FORMAT} save option(s) {', '.join(unknown)}; the options "
                          f"are {', '.join(API_OPTIONS)}, drop_alpha and those of encoder "
                          f"{encoder.name!r}: {own}")
-    if all(opts.get(k) is None for k in ("bpp", "density", "psnr")):
-        opts["density"] = DEFAULT_DENSITY
     return opts
 
 

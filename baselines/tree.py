@@ -262,7 +262,8 @@ class _Densification:
 
 
 def error_driven_order(image, max_points: int, *, batch: float = 0.5, quad: bool = True,
-                       centres: bool = True, tol: float = 1e-3) -> SplitOrder:
+                       centres: bool = True, tol: float = 1e-3,
+                       min_error: float = 0.0) -> SplitOrder:
     """Split order of error-driven densification, run until ``max_points`` points.
 
     Parameters
@@ -278,6 +279,10 @@ def error_driven_order(image, max_points: int, *, batch: float = 0.5, quad: bool
         Tree geometry.
     tol : float
         Relative residual of the inpainting solves (they only rank leaves).
+    min_error : float
+        Leaves whose squared error sum is below this are not split, and the growth stops
+        once no leaf reaches it (the Lagrangian encoder's bound: a split cannot remove more
+        error than its leaf holds, so one below its bits' price never pays).
     """
     state = _Densification(_check(image), quad, centres, tol)
     x0 = None
@@ -291,7 +296,10 @@ def error_driven_order(image, max_points: int, *, batch: float = 0.5, quad: bool
         n = max(1, int(np.ceil(batch * int(can.sum()))))
         # largest error first; ties by (depth, key) so the order is reproducible
         pick = np.lexsort((state.leaf_k, state.leaf_d, -err))[:n]
-        state.split(pick[can[pick]])
+        pick = pick[can[pick] & (err[pick] >= min_error)]
+        if pick.size == 0:
+            break
+        state.split(pick)
     return state.order()
 
 
@@ -406,13 +414,15 @@ class RdoPruning:
     """
 
     def __init__(self, image, max_points: int, *, batch: float = 0.2,
-                 levels: int = RDO_LEVELS, flag_bits: float = FLAG_BITS, tol: float = 1e-3):
+                 levels: int = RDO_LEVELS, flag_bits: float = FLAG_BITS, tol: float = 1e-3,
+                 min_error: float = 0.0):
         f = _check(image)
         if not 0.0 < batch <= 1.0:
             raise ValueError(f"batch must lie in (0, 1], got {batch}")
         h, w = f.shape
         self.f, self.batch, self.flag_bits, self.tol = f, batch, flag_bits, tol
-        self.grown = grown = error_driven_order(f, int(max_points), tol=tol)
+        self.grown = grown = error_driven_order(f, int(max_points), tol=tol,
+                                                min_error=min_error)
         self.sched = schedule(h, w, grown.quad)
         full = tree_from_order(grown, len(grown))
         self.value_bits = _value_bits(f, full, levels)
@@ -424,6 +434,11 @@ class RdoPruning:
                                                           strict=True) if c == 0}
         self.slope = {}  # (depth, key) -> (slope, window), valid until something near changes
         self.pruned = []
+        #: Per pruned twig, the largest slope pruned up to it (non-decreasing): the tree of
+        #: a Lagrange multiplier lam keeps the pruned twigs whose entry is at least lam.
+        self.pruned_slope = []
+        #: Every twig left has a slope at least this (after ``prune_until``).
+        self.lam_done = 0.0
         self.u = None
         self.rounds = 0
         self.exhausted = False
@@ -437,6 +452,21 @@ class RdoPruning:
         while not self.exhausted and self.points() > min_points:
             self._round()
         return self.order()
+
+    def prune_until(self, lam: float) -> int:
+        """Prune on until every twig left is worth its bits at Lagrange multiplier ``lam``
+        (squared error per bit: undoing it would add at least ``lam`` per bit saved).
+
+        Returns the length of the prefix of :meth:`order` that is the tree of ``lam``;
+        a smaller ``lam`` than pruned to already gives a longer prefix without pruning.
+        """
+        while not self.exhausted and lam > self.lam_done:
+            if not self._round(lam):
+                self.lam_done = max(self.lam_done, lam)
+        # pruned_slope is non-decreasing: the twigs pruned below lam stay pruned, the later
+        # ones (first in the order's reversed tail) come back
+        gone = int(np.searchsorted(np.asarray(self.pruned_slope, np.float64), lam))
+        return len(self.grown) - gone
 
     def _twigs(self):
         sched, split = self.sched, self.split
@@ -476,8 +506,9 @@ class RdoPruning:
             for k, a, b, wn in zip(keys.tolist(), d_sse, d_bits, win, strict=True):
                 self.slope[(d, k)] = (max(a, 0.0) / max(b, 1e-3), wn)
 
-    def _round(self):
-        """One global inpainting, then the ``batch`` fraction of the cheapest twigs undone."""
+    def _round(self, lam=None) -> bool:
+        """One global inpainting, then the ``batch`` fraction of the cheapest twigs undone
+        (with ``lam``: of those whose slope is below it).  False where none was undone."""
         f, sched, centres, count = self.f, self.sched, self.grown.centres, self.count
         h, w = f.shape
         mask = (count > 0).reshape(h, w)
@@ -487,13 +518,21 @@ class RdoPruning:
         twigs = self._twigs()
         if not twigs:
             self.exhausted = True
-            return
+            return False
         self._price([t for t in twigs if (t[0], t[1]) not in self.slope])
         g = np.array([self.slope[(t[0], t[1])][0] for t in twigs])
         rank = np.lexsort(([t[1] for t in twigs], [t[0] for t in twigs], g))
+        rank = rank[:max(1, int(np.ceil(self.batch * len(twigs))))]
+        if lam is not None:
+            rank = rank[g[rank] < lam]
+            if rank.size == 0:
+                return False
         dirty = np.zeros((h, w), bool)
-        for i in rank[:max(1, int(np.ceil(self.batch * len(twigs))))]:
+        top = self.pruned_slope[-1] if self.pruned_slope else 0.0
+        for i in rank:
             d, k, ch = twigs[i]
+            top = max(top, float(g[i]))
+            self.pruned_slope.append(top)
             np.add.at(count, cell_points(h, w, sched[d + 1], ch, centres).ravel(), -1)
             np.add.at(count, cell_points(h, w, sched[d], np.array([k]), centres).ravel(), 1)
             self.split[d] = self.split[d][self.split[d] != k]
@@ -503,6 +542,7 @@ class RdoPruning:
         sat = _sat(dirty)
         for key in [k for k, (_, wn) in self.slope.items() if _cell_sums(sat, *wn) > 0]:
             del self.slope[key]
+        return True
 
     def order(self) -> SplitOrder:
         """The surviving splits in densification order, then the pruned ones in reverse."""

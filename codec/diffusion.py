@@ -38,6 +38,25 @@ DEFAULT_TOL = 1e-6
 DEFAULT_MAX_ITER = 500
 
 
+#: Iterative solves and their preconditioned CG iterations (V-cycles, weighted by the
+#: channels solved) run in this process: the encoder reports its cost from their
+#: differences (:func:`solves_run`, :func:`vcycles_run`).
+_SOLVES = 0
+_VCYCLES = 0
+
+
+def solves_run() -> int:
+    """How many iterative solves (forward or adjoint, any size) this process has run."""
+    return _SOLVES
+
+
+def vcycles_run() -> int:
+    """V-cycles times channels of all iterative solves this process has run: the measure of
+    solver work behind ``EncodeReport.solve_equivalents`` (divided by the decoder's own
+    count for the file)."""
+    return _VCYCLES
+
+
 def kernels_cached() -> bool:
     """Whether Numba's on-disk cache holds compiled solver kernels (else the first solve
     compiles them, about 20 s): for a notice, not a guarantee."""
@@ -317,6 +336,8 @@ class Inpainter:
         return np.ascontiguousarray(np.moveaxis(x[:, 1:-1, 1:-1], 0, -1)).reshape(r.shape)
 
     def _solve_mg(self, v3, x0, tol, max_iter, rhs_padded=None):
+        global _SOLVES
+        _SOLVES += 1
         hier, be = self.hierarchy, self._backend
         channels = v3.shape[2] if rhs_padded is None else rhs_padded.shape[0]
         if hier.n_unknown == 0:
@@ -340,6 +361,8 @@ class Inpainter:
             ws.x[c] = 0.0
             ws.r[c] = 0.0
         out = MG.pcg(be, hier, ws, bnorm, tol, max_iter)
+        global _VCYCLES
+        _VCYCLES += (out.iterations + 1) * channels
         # report the true residual b - A x, not CG's recursively updated one
         fill_rhs(ws.W)
         be.fine_residual(ws.W, ws.x, ws.W)

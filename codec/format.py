@@ -17,7 +17,7 @@ same pixels on every run and thread count.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -38,6 +38,7 @@ from .encoders import FREE_MASK_CODER, TREE_MASK_CODER, MaskResult
 from .limits import CodecError, check_memory
 from .loop_filter import LoopFilter, apply_loop_filter, choose_loop_filter
 from .quantiser import MAX_LEVELS, quantise, quantiser
+from .threads import solver_threads
 from .tonal import tonal_optimisation
 
 #: Value coders: 1, any mask, coarse-to-fine over a quadtree of the points
@@ -89,7 +90,11 @@ TONAL_SWEEPS = 3
 #: effort runs a few tonal optimisations and takes them looser still (kodim23 and kodim05
 #: in colour at one fixed tree mask, a one-off script: 0.04-0.08 dB lower, about 2x
 #: faster; the effort's cost in the codec: benchmarks/RESULTS.md, "Rate search effort").
-TONAL_SETTINGS = {"best": (TONAL_TOL, TONAL_SOLVE_TOL, TONAL_SWEEPS), "fast": (1e-1, 1e-4, 1)}
+#: ``lagrangian``: the Lagrangian encoder's one tonal optimisation, without the quantised
+#: refinement sweep (kodim05/23, grey and colour, at its masks: 0.005-0.02 dB for about
+#: 10 of its 45 solves; benchmarks/RESULTS.md, "The Lagrangian encoder").
+TONAL_SETTINGS = {"best": (TONAL_TOL, TONAL_SOLVE_TOL, TONAL_SWEEPS), "fast": (1e-1, 1e-4, 1),
+                  "lagrangian": (1e-1, 1e-4, 0)}
 #: Chroma guided by the decoded luma (format version 4): the (radius, eps) settings the
 #: encoder tries on each colour tree file, keeping the best by RGB PSNR (or none).  On 6
 #: Kodak images at 0.05-0.3 bpp (benchmarks/bench_chroma_guided.py, 49 settings): the
@@ -214,6 +219,17 @@ def _values(planes, mask, levels, chroma_levels, tonal, progress=False, chroma_m
 def encode_with_mask(img, planes, found, levels, chroma_levels, tonal, *,
                      colour: int | None = None, progress: bool = False,
                      chroma_merges: int = CHROMA_MERGES, effort: str = "best"):
+    """The file of ``img`` with this mask and these level counts: :func:`file_state`
+    written.  Returns (bytes, container, inpaintings)."""
+    state = file_state(img, planes, found, levels, chroma_levels, tonal, colour=colour,
+                       progress=progress, chroma_merges=chroma_merges, effort=effort)
+    return state.write(), state.cont, state.spent
+
+
+def file_state(img, planes, found, levels, chroma_levels, tonal, *,
+               colour: int | None = None, progress: bool = False,
+               chroma_merges: int = CHROMA_MERGES, effort: str = "best",
+               values=None) -> FileState:
     """The file of ``img`` with this mask and these level counts.
 
     ``found`` is a mask encoder's :class:`MaskResult` (its coder stores the mask) or a
@@ -221,8 +237,9 @@ def encode_with_mask(img, planes, found, levels, chroma_levels, tonal, *,
     ``chroma_merges`` (colour tree masks only): chroma on the tree with its bottom splits
     merged that many times (format version 3; 0 gives a version-2 file).
     ``chroma_levels=None``: :func:`default_chroma_levels`.  ``effort``: the tonal
-    optimisation's settings (``TONAL_SETTINGS``).
-    Returns (bytes, container, inpaintings).
+    optimisation's settings (``TONAL_SETTINGS``); ``values``: per channel the quantised
+    symbols to store instead (from an earlier state of the same mask and levels).
+    Returns the :class:`FileState`, not yet written.
     """
     if not isinstance(found, MaskResult):
         found = MaskResult(np.asarray(found, bool), 0, 0.0)
@@ -241,8 +258,11 @@ def encode_with_mask(img, planes, found, levels, chroma_levels, tonal, *,
     version = max(coder.version, VALUE_CODER_VERSION[value_coder])
     chroma_tree = value_coder in CHROMA_TREE_VALUE_CODERS
     chroma_mask = tree_mask(trees[1]) if chroma_tree else None
-    qs, spent = _values(planes, mask, levels, chroma_levels, tonal, progress, chroma_mask,
-                        effort)
+    if values is None:
+        qs, spent = _values(planes, mask, levels, chroma_levels, tonal, progress,
+                            chroma_mask, effort)
+    else:
+        qs, spent = list(values), 0
     cont = C.Container(img.shape[1], img.shape[0], channels, colour, version=version)
     cont.sections["PARM"] = _PARM.pack(found.coder, value_coder, levels, chroma_levels) + (
         _PARM_MERGES.pack(chroma_merges) if chroma_tree else b"")
@@ -252,7 +272,59 @@ def encode_with_mask(img, planes, found, levels, chroma_levels, tonal, *,
         words = (encode_values(mask, q, lv) if value_coder == FREE_VALUE_CODER
                  else encode_tree_values(trees[c], q, lv, TREE_VALUE_MODEL[value_coder]))
         cont.sections[f"VAL{c}"] = words.astype("<u4").tobytes()
-    return C.write(cont), cont, spent
+    masks = [(mask, found.structure)] + [
+        (chroma_mask if chroma_tree else mask, trees[1] if chroma_tree else found.structure)
+    ] * (channels - 1)
+    params = _Params(found.coder, value_coder, levels, chroma_levels,
+                     chroma_merges if chroma_tree else 0)
+    return FileState(cont, params, masks, qs, spent)
+
+
+@dataclass
+class FileState:
+    """A file being made, kept whole from the image to the bytes: its container (sections
+    set), its parameters, per channel (mask, tree or None) and the quantised symbols.
+
+    The encoder reconstructs from it exactly what the decoder will (:meth:`planes`, the
+    same function the decoder runs after entropy decoding), adds the loop filter and the
+    chroma guide to it, and writes it once (:meth:`write`).
+    """
+
+    cont: C.Container
+    params: _Params
+    masks: list
+    symbols: list
+    spent: int
+
+    def nbytes(self) -> int:
+        """Size of the file as it stands (the container's framing included)."""
+        return len(self.write())
+
+    def planes(self, solver: str = "numba") -> np.ndarray:
+        """The decoder's inpainted planes (float64, luma loop-filtered if a filter is set;
+        chroma before the guide), shape (H, W, C)."""
+        u = _inpaint(self.cont, self.params, self.masks, self.symbols, solver)
+        return u[:, :, None] if u.ndim == 2 else u
+
+    def pixels(self, planes: np.ndarray, chroma_guide=None) -> np.ndarray:
+        """The decoder's 8-bit image of :meth:`planes` (with the file's chroma guide, or
+        ``chroma_guide`` to try another)."""
+        guide = self.params.chroma_guide if chroma_guide is None else tuple(chroma_guide)
+        u = planes[:, :, 0] if planes.shape[2] == 1 else planes.copy()
+        return _pixels(u, self.cont.colour, guide)
+
+    def set_loop_filter(self, filt) -> None:
+        self.cont.version = max(self.cont.version, CODED_FILTER_VERSION)
+        self.cont.sections["FILT"] = filt.to_bytes()
+        self.params = replace(self.params, loop_filter=filt)
+
+    def set_chroma_guide(self, guide) -> None:
+        self.cont.version = max(self.cont.version, GUIDE_VERSION)
+        self.cont.sections["PARM"] = self.cont.sections["PARM"] + _PARM_GUIDE.pack(*guide)
+        self.params = replace(self.params, chroma_guide=tuple(guide))
+
+    def write(self) -> bytes:
+        return C.write(self.cont)
 
 
 def lossless_file(img):
@@ -428,7 +500,7 @@ def info(data: bytes) -> FileInfo:
 
 
 def decode(data: bytes, *, solver: str = "numba", postprocess: str = "none",
-           weights=None, return_info: bool = False):
+           weights=None, return_info: bool = False, threads: int | None = None):
     """Decode inpcodec bytes to a uint8 image ((H, W) grey or (H, W, 3) RGB).
 
     The default solver, ``numba``, is the reference: its fixed-order arithmetic gives the
@@ -436,6 +508,9 @@ def decode(data: bytes, *, solver: str = "numba", postprocess: str = "none",
     ``cupy`` (or ``auto`` on a machine with CUDA) is faster on large images but sums in
     another order, so pixels whose value lies very close to a rounding boundary may come
     out one grey level apart from the reference.
+
+    ``threads``: the solver's threads (:mod:`.threads`; default one, 0 every core); the
+    pixels are the same for any count.
 
     ``postprocess="gan"`` refines the reconstruction with the GAN post-processor
     (:mod:`inpcodec.codec.postprocess`; ``weights``: a generator file instead of the
@@ -464,7 +539,8 @@ def decode(data: bytes, *, solver: str = "numba", postprocess: str = "none",
         except (OSError, ValueError) as exc:
             raise CodecError(f"post-processor {postprocess!r}: {exc}") from None
     check_memory(cont.width, cont.height, cont.channels)
-    u, masks = _reconstruct(cont, params, solver)
+    with solver_threads(threads):
+        u, masks = _reconstruct(cont, params, solver)
     out = _pixels(u, cont.colour, params.chroma_guide)
     mask = masks[0][0]
     if refine is not None:
@@ -479,20 +555,29 @@ def _reconstruct(cont, params, solver):
     """The inpainted planes (float64; the luma loop-filtered if the file says so, the
     chroma before any chroma guide) of a parsed file, and its per-channel (mask,
     structure)."""
-    h, w = cont.height, cont.width
     masks = _decode_mask_checked(cont, params)
-    planes = np.zeros((h, w, cont.channels))
+    symbols = []
     for c, (mask, structure) in enumerate(masks):
         q = params.levels if c == 0 else params.chroma_levels
         try:
             words = _words(cont.section(f"VAL{c}"))
-            vals = (decode_tree_values(words, structure, q,
-                                       TREE_VALUE_MODEL[params.value_coder])
-                    if structure is not None
-                    else decode_values(words, mask, q))
+            symbols.append(decode_tree_values(words, structure, q,
+                                              TREE_VALUE_MODEL[params.value_coder])
+                           if structure is not None
+                           else decode_values(words, mask, q))
         except _ENTROPY_ERRORS as exc:
             raise C.FormatError(f"corrupt value data in channel {c} ({exc})") from None
-        planes[:, :, c][mask] = quantiser(q)[vals]
+    return _inpaint(cont, params, masks, symbols, solver), masks
+
+
+def _inpaint(cont, params, masks, symbols, solver):
+    """The inpainted planes of decoded (or encoder-side) symbols: what the decoder does
+    after entropy decoding, shared by the encoder so that it sees the same pixels."""
+    h, w = cont.height, cont.width
+    planes = np.zeros((h, w, cont.channels))
+    for c, (mask, _) in enumerate(masks):
+        q = params.levels if c == 0 else params.chroma_levels
+        planes[:, :, c][mask] = quantiser(q)[symbols[c]]
     mask = masks[0][0]
     if cont.channels == 1:
         u = Inpainter(mask, solver=solver).solve(planes[:, :, 0])
@@ -505,7 +590,7 @@ def _reconstruct(cont, params, solver):
     if params.loop_filter is not None:
         luma = u if u.ndim == 2 else u[:, :, 0]
         luma[...] = apply_loop_filter(luma, mask, params.loop_filter)
-    return u, masks
+    return u
 
 
 def _pixels(u, colour, chroma_guide=None):

@@ -439,8 +439,8 @@ def fit_loop_filter(u: np.ndarray, target: np.ndarray, mask: np.ndarray, radius:
 
 
 def choose_loop_filter(u: np.ndarray, target: np.ndarray, mask: np.ndarray,
-                       file_bytes: int, *, rd_slope: float, section_overhead: int,
-                       max_bytes: int | None = None):
+                       file_bytes: int, *, section_overhead: int, rd_slope: float | None = None,
+                       lam: float | None = None, max_bytes: int | None = None):
     """The filter that pays most, or None where none pays.
 
     Every radius 1..MAX_RADIUS, distance-class count 1..MAX_CLASSES and edge mode
@@ -449,11 +449,22 @@ def choose_loop_filter(u: np.ndarray, target: np.ndarray, mask: np.ndarray,
     quantised coefficients, before rounding to 8 bits).  A filter pays where its PSNR
     gain exceeds the cost of its bytes at ``rd_slope`` dB per doubling of the file
     (codec.rate.RD_SLOPE), and the file with it and its section's ``section_overhead``
-    bytes must stay within ``max_bytes``.
+    bytes must stay within ``max_bytes``.  With ``lam`` instead of ``rd_slope`` the
+    filter is judged by the Lagrangian J = squared error + ``lam`` x its bits.
     """
+    if (rd_slope is None) == (lam is None):
+        raise ValueError("give exactly one of rd_slope and lam")
     u, target = np.asarray(u, np.float64), np.asarray(target, np.float64)
     eqs = _normal_equations(u, target, mask)
-    best, best_score = None, 10 * math.log10(max(float(eqs[2].sum()), 1e-12))
+
+    def scored(err, size):  # lower is better
+        if lam is not None:
+            return float(err) + lam * 8.0 * (size - file_bytes)
+        # squared error in dB plus the rate's price
+        return (10 * math.log10(max(float(err), 1e-12))
+                + rd_slope * math.log2(size / file_bytes))
+
+    best, best_score = None, scored(eqs[2].sum(), file_bytes)
     for radius in range(1, MAX_RADIUS + 1):
         for classes in range(1, MAX_CLASSES + 1):
             for edges in range(MAX_EDGES + 1):
@@ -467,9 +478,7 @@ def choose_loop_filter(u: np.ndarray, target: np.ndarray, mask: np.ndarray,
                     q = filt.coeffs * 2.0 ** -filt.shift
                     err = sum(yy[c] - 2 * q[c] @ rhs[c] + q[c] @ gram[c] @ q[c]
                               for c in range(len(q)))
-                    # squared error in dB plus the rate's price: lower is better
-                    score = (10 * math.log10(max(float(err), 1e-12))
-                             + rd_slope * math.log2(size / file_bytes))
+                    score = scored(err, size)
                     if score < best_score:
                         best, best_score = filt, score
     return best

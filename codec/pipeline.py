@@ -22,8 +22,10 @@ import inpcodec.baselines  # noqa: F401  (registers the classical mask encoders)
 import inpcodec.learned_masks  # noqa: F401  (registers the learned one; no torch)
 from inpcodec.bitstreams import container as C
 
+from . import lagrangian as L
 from . import metrics
 from .colour import rgb_to_ycbcr
+from .diffusion import solves_run, vcycles_run
 from .encoders import check_options, clear_caches, get_encoder, make_mask
 from .format import (  # noqa: F401 (decode, info: the API)
     add_chroma_guide,
@@ -37,13 +39,24 @@ from .format import (  # noqa: F401 (decode, info: the API)
 from .limits import CodecError, check_memory
 from .loop_filter import smallest_nbytes
 from .quantiser import MAX_LEVELS
-from .rate import DEFAULT_EFFORT, RATE_TOLERANCE, RD_SLOPE, lowest_bpp, search_rate
+from .rate import DEFAULT_EFFORT, EFFORTS, RATE_TOLERANCE, RD_SLOPE, lowest_bpp, search_rate
+from .threads import solver_threads
 
 #: The default mask encoder: tree masks store positions in a fraction of a bit per point
 #: and gain 2-4 dB over the free masks on Kodak; rate-distortion-optimised pruning gains
 #: about 0.2 dB in grey and 0.1 dB in colour over the error-driven tree (benchmarks/
 #: RESULTS.md, "Rate-distortion-optimised pruning").
 DEFAULT_ENCODER = "tree-rdo"
+#: Encoders that make every choice by J = D + lam R (:mod:`.lagrangian`); the others
+#: (free masks, the other trees) search a density.
+LAGRANGIAN_ENCODERS = ("tree-rdo",)
+#: Without a target, files are made at this quality (:func:`.lagrangian.quality_to_lambda`):
+#: one encode, no search, and about one visual quality on every image, as cjpeg's, cwebp's
+#: and avifenc's defaults give (a default rate gave flat images too many bits and
+#: textured ones too few).
+DEFAULT_QUALITY = L.DEFAULT_QUALITY
+#: The densities a quality tries with the encoders outside the Lagrangian design.
+FREE_QUALITY_DENSITIES = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16)
 DEFAULT_LEVELS = 64
 #: The rate ``inpcodec encode`` and ``inpcodec demo`` aim at when given neither a rate nor
 #: a density: inside the 0.05-0.3 bpp range the codec is measured on, about the size of
@@ -126,6 +139,16 @@ class EncodeReport:
     #: With a PSNR target: the encodes of its rate search, (target bpp, real bpp, PSNR)
     #: each, in order; the file is the smallest of them that reaches the target.
     psnr_search: list = field(default_factory=list)
+    #: The Lagrangian encoder's multiplier (squared grey levels per bit, per sample) and
+    #: the quality it maps from; None for the other encoders.
+    lam: float | None = None
+    quality: float | None = None
+    #: Solver work of the encode: iterative solves run, and the same work in units of the
+    #: decoder's own solve of this file (V-cycles over the decode's V-cycles).
+    solves: int = 0
+    solve_equivalents: float = 0.0
+    #: Set where a target (rate or PSNR) could not be met: what was given instead.
+    note: str = ""
 
     @property
     def bpp(self) -> float:
@@ -150,14 +173,143 @@ def _check_levels(levels, name="levels"):
 
 def encode_report(image, *, encoder: str = DEFAULT_ENCODER, density: float | None = None,
                   bpp: float | None = None, psnr: float | None = None,
-                  levels: int | None = None,
+                  quality: float | None = None, levels: int | None = None,
                   chroma_levels: int | None = None, tonal: bool = True, seed: int = 0,
                   solver: str = "numba", progress: bool = False,
                   effort: str = DEFAULT_EFFORT, chroma_guide: bool = True,
-                  loop_filter: bool = True, **options) -> EncodeReport:
+                  loop_filter: bool = True, threads: int | None = None,
+                  **options) -> EncodeReport:
     """Encode an 8-bit grey or RGB image; see :func:`encode`.  Returns the full report."""
-    if sum(k is not None for k in (density, bpp, psnr)) != 1:
-        raise CodecError("give exactly one of density, bpp or psnr")
+    given = sum(k is not None for k in (density, bpp, psnr, quality))
+    if given > 1:
+        raise CodecError("give at most one of density, bpp, psnr or quality")
+    if given == 0:
+        quality = DEFAULT_QUALITY
+    if effort not in EFFORTS:
+        raise CodecError(f"unknown effort {effort!r} (choose one of {', '.join(EFFORTS)})")
+    with solver_threads(threads):
+        if encoder in LAGRANGIAN_ENCODERS and density is None and effort != "best":
+            return _encode_lagrangian(image, quality=quality, bpp=bpp, psnr=psnr,
+                                      levels=levels, chroma_levels=chroma_levels,
+                                      tonal=tonal, solver=solver, progress=progress,
+                                      chroma_guide=chroma_guide, loop_filter=loop_filter,
+                                      encoder=encoder, options=options)
+        if quality is not None:
+            return _encode_free_quality(image, quality, dict(
+                encoder=encoder, levels=levels, chroma_levels=chroma_levels, tonal=tonal,
+                seed=seed, solver=solver, progress=progress, effort=effort,
+                chroma_guide=chroma_guide, loop_filter=loop_filter, **options))
+        return _encode_classic(image, encoder=encoder, density=density, bpp=bpp,
+                               psnr=psnr, levels=levels, chroma_levels=chroma_levels,
+                               tonal=tonal, seed=seed, solver=solver, progress=progress,
+                               effort=effort, chroma_guide=chroma_guide,
+                               loop_filter=loop_filter, **options)
+
+
+def _report(img, data, encoder, *, solver, t0, start, extra=None, **fields):
+    """The :class:`EncodeReport` of a written file: decoded by the real decoder, every
+    size read from the file."""
+    encode_seconds = time.perf_counter() - t0
+    vc0 = vcycles_run()
+    t1 = time.perf_counter()
+    decoded = decode(data, solver=solver)
+    decode_seconds = time.perf_counter() - t1
+    per_decode = max(vcycles_run() - vc0, 1)
+    solves = solves_run() - start[0] - 1 if solver != "direct" else 0
+    cont = C.read(data)
+    sizes = {k: len(v) for k, v in cont.sections.items()}
+    vals = sum(v for k, v in sizes.items() if k.startswith("VAL"))
+    file_info = info(data)
+    channels = 1 if img.ndim == 2 else 3
+    luma = img if channels == 1 else rgb_to_ycbcr(img)[..., 0]
+    luma_dec = decoded if channels == 1 else rgb_to_ycbcr(decoded)[..., 0]
+    return EncodeReport(
+        data=data, decoded=decoded, width=img.shape[1], height=img.shape[0],
+        channels=channels, encoder=encoder, density=file_info.points / luma.size,
+        points=file_info.points, levels=file_info.levels,
+        chroma_levels=file_info.chroma_levels,
+        bytes_header=len(data) - sizes["MASK"] - vals, bytes_mask=sizes["MASK"],
+        bytes_values=vals, psnr=metrics.psnr(decoded, img),
+        psnr_luma=metrics.psnr(luma_dec, luma), encode_seconds=encode_seconds,
+        decode_seconds=decode_seconds, chroma_points=file_info.chroma_points,
+        chroma_guide=file_info.chroma_guide, loop_filter=file_info.loop_filter,
+        solves=solves, solve_equivalents=(vc0 - start[1]) / per_decode, **fields)
+
+
+def _encode_lagrangian(image, *, quality, bpp, psnr, levels, chroma_levels, tonal, solver,
+                       progress, chroma_guide, loop_filter, encoder, options):
+    """The Lagrangian encoder (:mod:`.lagrangian`): one ``lam`` from the quality, or the
+    ``lam`` a rate or PSNR search finds."""
+    t0, start = time.perf_counter(), (solves_run(), vcycles_run())
+    img = _as_image(image)
+    if options:
+        raise CodecError(f"encoder {encoder!r} takes no options (got "
+                         f"{', '.join(sorted(options))})")
+    for lv, name in ((levels, "levels"), (chroma_levels, "chroma_levels")):
+        if lv is not None:
+            _check_levels(lv, name)
+    channels = 1 if img.ndim == 2 else 3
+    check_memory(img.shape[1], img.shape[0], channels, factor=2.0)
+    clear_caches()
+    L.clear_families()
+    planes = planes_of(img, C.COLOUR_YCBCR)
+    kw = dict(levels=levels, chroma_levels=chroma_levels, tonal=tonal,
+              loop_filter=loop_filter, chroma_guide=chroma_guide, progress=progress)
+    note, search = "", []
+    if quality is not None:
+        found = L.encode_lambda(img, planes, L.quality_to_lambda(quality), **kw)
+    elif bpp is not None:
+        if not (np.isfinite(bpp) and bpp > 0):
+            raise CodecError(f"bpp must be positive, got {bpp:g}")
+        found, search, reached = L.search_lambda_for_bpp(img, planes, bpp, **kw)
+        if not reached:
+            got = 8.0 * len(found.data) / (img.shape[0] * img.shape[1])
+            note = (f"{bpp:g} bpp cannot be reached within {L.RATE_TOLERANCE:.0%}: the "
+                    f"nearest file found has {got:.4f} bpp")
+    else:
+        if not (np.isfinite(psnr) and psnr > 0):
+            raise CodecError(f"psnr must be a positive number of dB, got {psnr}")
+        found, search, reached = L.search_lambda_for_psnr(img, planes, psnr, **kw)
+        if not reached:
+            note = (f"no file reaches {psnr:g} dB: the best found "
+                    f"({metrics.psnr(found.decoded, img):.2f} dB) is given")
+    return _report(img, found.data, "lossless" if found.lossless else encoder,
+                   solver=solver, t0=t0, start=start, tonal=tonal and not found.lossless,
+                   inpaintings=0, search=search, lossless=found.lossless, lam=found.lam,
+                   quality=quality if quality is not None else
+                   (L.lambda_to_quality(found.lam) if found.lam > 0 else None), note=note,
+                   psnr_search=[(e["lambda"], e["bpp"], e["psnr"]) for e in search
+                                if "psnr" in e])
+
+
+def _encode_free_quality(image, quality, kwargs) -> EncodeReport:
+    """A quality for the encoders outside the Lagrangian design (free masks, the other
+    trees): the density with the least J = D + lam R over a ladder of densities, each a
+    plain file (no tonal optimisation), then the real file at that density.  Simpler than
+    the tree's choices; the rate search's options (levels by rule) apply."""
+    t0 = time.perf_counter()
+    img = _as_image(image)
+    lam = L.quality_to_lambda(quality)
+    channels = 1 if img.ndim == 2 else 3
+    plain = dict(kwargs, tonal=False, loop_filter=False, chroma_guide=False)
+    best = None
+    for d in FREE_QUALITY_DENSITIES:
+        r = _encode_classic(img, density=d, bpp=None, psnr=None, **plain)
+        j = float(((r.decoded.astype(np.float64) - img) ** 2).sum()) / channels \
+            + lam * 8.0 * len(r.data)
+        if best is None or j < best[0]:
+            best = (j, d)
+    out = _encode_classic(img, density=best[1], bpp=None, psnr=None, **kwargs)
+    out.lam, out.quality = lam, quality
+    out.encode_seconds = time.perf_counter() - t0
+    return out
+
+
+def _encode_classic(image, *, encoder, density, bpp, psnr, levels, chroma_levels, tonal,
+                    seed, solver, progress, effort, chroma_guide, loop_filter,
+                    **options) -> EncodeReport:
+    """The density and rate-search encoders (free masks, the trees other than the
+    Lagrangian one, ``effort='best'``)."""
     if psnr is not None:
         return _encode_to_psnr(image, psnr, dict(
             encoder=encoder, levels=levels, chroma_levels=chroma_levels, tonal=tonal,

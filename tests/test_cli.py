@@ -39,7 +39,7 @@ def test_output_equal_to_input_is_refused_and_input_kept(tmp_path, grey_png, com
     src = grey_png
     if command == "decode":
         src = tmp_path / "a.inpc"
-        assert invoke(["encode", str(grey_png), str(src), "--density", "0.1", "-q"]
+        assert invoke(["encode", str(grey_png), str(src), "--density", "0.1", "--quiet"]
                       ).exit_code == 0
     before = src.read_bytes()
     one_line_error(invoke([command, str(src), str(src)]), "is the input file")
@@ -78,11 +78,11 @@ def test_opaque_alpha_is_accepted_and_every_image_command_takes_drop_alpha(tmp_p
     rgb = make_image(32, 40, colour=True)
     opaque = tmp_path / "opaque.png"
     Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])).save(opaque)
-    r = invoke(["encode", str(opaque), str(tmp_path / "a.inpc"), "--density", "0.1", "-q"])
+    r = invoke(["encode", str(opaque), str(tmp_path / "a.inpc"), "--density", "0.1", "--quiet"])
     assert r.exit_code == 0, r.output
     clear = tmp_path / "clear.png"
     Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 7, np.uint8)])).save(clear)
-    for args in (["encode", str(clear), str(tmp_path / "b.inpc"), "--density", "0.1", "-q"],
+    for args in (["encode", str(clear), str(tmp_path / "b.inpc"), "--density", "0.1", "--quiet"],
                  ["mask", str(clear), str(tmp_path / "m.png")],
                  ["demo", "--image", str(clear), "--density", "0.1"]):
         one_line_error(invoke(args), "--drop-alpha")
@@ -107,7 +107,7 @@ def test_encode_to_a_psnr_target_and_its_errors(tmp_path, grey_png):
     got = float(r.output.split("PSNR       ")[1].split(" dB")[0])
     assert got >= 28.0
     assert psnr(decode(out.read_bytes()), make_image(40, 48)) == pytest.approx(got, abs=0.005)
-    for args, message in ((["--psnr", "28", "--bpp", "0.5"], "only one of --density, --bpp"),
+    for args, message in ((["--psnr", "28", "--bpp", "0.5"], "only one of --quality, --density, --bpp"),
                           (["--psnr", "-2"], "--psnr must be a positive number"),
                           (["--psnr", "nan"], "--psnr must be a positive number")):
         out.unlink(missing_ok=True)
@@ -136,17 +136,17 @@ def test_stdin_and_stdout(tmp_path, grey_png):
 
 def test_decode_reports_one_line_and_is_silent_with_q(tmp_path, grey_png):
     f = tmp_path / "a.inpc"
-    assert invoke(["encode", str(grey_png), str(f), "--density", "0.1", "-q"]).exit_code == 0
+    assert invoke(["encode", str(grey_png), str(f), "--density", "0.1", "--quiet"]).exit_code == 0
     r = invoke(["decode", str(f), str(tmp_path / "a.png")])
     lines = [ln for ln in r.output.splitlines() if ln.strip() and "compiling" not in ln]
     assert r.exit_code == 0 and len(lines) == 1 and "bpp" in lines[0]
-    r = invoke(["decode", str(f), str(tmp_path / "b.png"), "-q"])
+    r = invoke(["decode", str(f), str(tmp_path / "b.png"), "--quiet"])
     assert r.exit_code == 0 and r.output == ""
 
 
 def test_unknown_output_extension_lists_the_known_ones(tmp_path, grey_png):
     f = tmp_path / "a.inpc"
-    assert invoke(["encode", str(grey_png), str(f), "--density", "0.1", "-q"]).exit_code == 0
+    assert invoke(["encode", str(grey_png), str(f), "--density", "0.1", "--quiet"]).exit_code == 0
     r = invoke(["decode", str(f), str(tmp_path / "a.xyz")])
     one_line_error(r, ".png")
     assert ".webp" in r.output and str(tmp_path / "a.xyz") in r.output
@@ -157,7 +157,7 @@ def test_encoder_options_reach_their_encoder_and_only_theirs(tmp_path, grey_png)
     one_line_error(invoke(["encode", str(grey_png), str(out), "--runs", "3"]),
                    "--runs does not apply to --encoder tree")
     r = invoke(["encode", str(grey_png), str(out), "--encoder", "ps", "--density", "0.1",
-                "--max-seconds", "0.5", "--runs", "1", "-q"])
+                "--max-seconds", "0.5", "--runs", "1", "--quiet"])
     assert r.exit_code == 0, r.output
     one_line_error(invoke(["encode", str(grey_png), str(out), "--encoder", "learned",
                            "--weights", str(tmp_path / "none.safetensors")]),
@@ -165,7 +165,7 @@ def test_encoder_options_reach_their_encoder_and_only_theirs(tmp_path, grey_png)
     one_line_error(invoke(["encode", str(grey_png), str(out), "--precision", "float32"]),
                    "--precision does not apply to --encoder tree")
     r = invoke(["encode", str(grey_png), str(out), "--encoder", "tree-learned",
-                "--density", "0.05", "--precision", "float32", "-q"])
+                "--density", "0.05", "--precision", "float32", "--quiet"])
     assert r.exit_code == 0, r.output
     one_line_error(invoke(["decode", str(out), str(tmp_path / "d.png"), "--postprocess",
                            "gan", "--weights", str(tmp_path / "none.safetensors")]),
@@ -215,29 +215,35 @@ def _reported_bpp(output):
     return float(size.split("= ")[1].split(" bpp")[0])
 
 
-def test_demo_encodes_the_bundled_image_at_the_default_rate():
-    """The README's first command: the rate search at DEFAULT_BPP, JPEG at the same size."""
-    from inpcodec.codec.pipeline import DEFAULT_BPP
+def test_demo_encodes_the_bundled_image_at_the_default_quality():
+    """The README's first command: one pass at the default quality, JPEG at the same
+    size."""
+    from inpcodec.codec.data import cameraman
+    from inpcodec.codec.pipeline import encode
 
     r = invoke(["demo"])
     assert r.exit_code == 0, r.output
-    assert abs(_reported_bpp(r.output) / DEFAULT_BPP - 1) <= 0.03
+    want = 8 * len(encode(cameraman())) / cameraman().size
+    assert _reported_bpp(r.output) == pytest.approx(want, abs=1e-4)
     assert "tree-rdo" in next(ln for ln in r.output.splitlines() if ln.startswith("mask"))
     assert any(ln.startswith("JPEG") for ln in r.output.splitlines())
 
 
-def test_encode_without_a_rate_searches_the_default_rate_even_for_tiny_images(tmp_path):
-    from inpcodec.codec.pipeline import DEFAULT_BPP, default_bpp
+def test_encode_without_a_target_is_the_default_quality_and_q_is_quality(tmp_path):
+    from inpcodec.codec.pipeline import DEFAULT_QUALITY, encode
 
-    for shape, expect_default in (((96, 128), True), ((20, 24), False)):
+    for shape in ((96, 128), (20, 24)):
         img = make_image(*shape)
         path = tmp_path / f"{shape[0]}.png"
         Image.fromarray(img).save(path)
-        target = default_bpp(img)
-        assert (target == DEFAULT_BPP) == expect_default  # tiny: the header alone is more
-        r = invoke(["encode", str(path), str(tmp_path / f"{shape[0]}.inpc")])
+        out = tmp_path / f"{shape[0]}.inpc"
+        r = invoke(["encode", str(path), str(out)])
         assert r.exit_code == 0, r.output
-        assert _reported_bpp(r.output) <= target * 1.03
+        assert out.read_bytes() == encode(img, quality=DEFAULT_QUALITY)
+        r = invoke(["encode", str(path), str(out), "-q", "85", "--quiet"])
+        assert r.exit_code == 0 and r.output == ""
+        assert out.read_bytes() == encode(img, quality=85)
+    one_line_error(invoke(["encode", str(path), str(out), "-q", "101"]), "--quality")
 
 
 def test_demo_reports_the_jpeg_beside_it_at_its_real_rate(tmp_path):

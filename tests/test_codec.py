@@ -139,7 +139,7 @@ def test_rate_control_hits_the_target():
 def test_rate_control_searches_the_levels_with_tonal_optimisation():
     # the hill-climb over level counts keeps the best file that hits the target
     img = make_image(64, 64, seed=5)
-    r = P.encode_report(img, bpp=0.8)
+    r = P.encode_report(img, bpp=0.8, effort="best")
     assert abs(r.bpp / 0.8 - 1) <= 0.03
     tried = {e["levels"]: e for e in r.search if "psnr" in e}
     assert len(tried) >= 2 and r.levels in tried
@@ -157,7 +157,9 @@ def test_rate_control_with_nlpe_keeps_the_ps_density():
 def test_rate_control_refuses_unreachable_rates():
     img = make_image(32, 32)
     with pytest.raises(P.CodecError, match="lowest this image can reach"):
-        P.encode_report(img, bpp=0.01)
+        P.encode_report(img, bpp=0.01, encoder="tree")
+    r = P.encode_report(img, bpp=0.01)  # the Lagrangian default: the nearest file, a note
+    assert "cannot be reached" in r.note and r.bpp > 0.01
 
 
 def test_psnr_target_gives_the_smallest_file_found_that_reaches_it():
@@ -201,19 +203,19 @@ def test_psnr_search_shrinks_its_bracket_where_near_rates_give_the_same_file(mon
 
 def test_psnr_target_below_the_smallest_file_or_above_every_lossy_one(monkeypatch):
     img = make_image(24, 32, seed=5)
-    low = P.encode_report(img, psnr=1.0)  # the smallest file reaches it
+    low = P.encode_report(img, psnr=1.0, encoder="tree")  # the smallest file reaches it
     floor = P.lowest_bpp(img, P.planes_of(img, P.C.COLOUR_YCBCR))
     assert low.bpp <= floor * 1.1 and all(q >= 1.0 for _, _, q in low.psnr_search)
     # nothing lossy reaches 200 dB; one encode allowed (the encodes near the lossless
     # rate are slow), then the lossless file
     monkeypatch.setattr(P, "MAX_PSNR_ENCODES", 1)
-    high = P.encode_report(img, psnr=200.0)
+    high = P.encode_report(img, psnr=200.0, encoder="tree")
     assert high.lossless and high.psnr == float("inf") and len(high.psnr_search) == 2
     np.testing.assert_array_equal(P.decode(high.data), img)
     for bad in (0.0, -3.0, float("nan"), float("inf")):
         with pytest.raises(P.CodecError, match="psnr must be a positive number"):
             P.encode(img, psnr=bad)
-    with pytest.raises(P.CodecError, match="exactly one of density, bpp or psnr"):
+    with pytest.raises(P.CodecError, match="at most one of density, bpp, psnr or quality"):
         P.encode(img, psnr=30.0, bpp=0.5)
 
 
@@ -224,7 +226,7 @@ def test_encoder_input_errors():
         P.encode(np.zeros((8, 8, 4), np.uint8), density=0.1)
     with pytest.raises(P.CodecError, match="density"):
         P.encode(np.zeros((8, 8), np.uint8), density=1.5)
-    with pytest.raises(P.CodecError, match="exactly one"):
+    with pytest.raises(P.CodecError, match="at most one"):
         P.encode(np.zeros((8, 8), np.uint8), density=0.1, bpp=1.0)
     with pytest.raises(P.CodecError, match="unknown encoder"):
         P.encode(np.zeros((8, 8), np.uint8), density=0.1, encoder="magic")
@@ -366,7 +368,7 @@ def test_cli_encode_decode_info_round_trip(tmp_path):
     src = tmp_path / "in.png"
     Image.fromarray(make_image(40, 44, colour=True)).save(src)
     out = tmp_path / "x.inpc"
-    r = run(["encode", str(src), str(out), "--density", "0.1", "--no-tonal", "-q"])
+    r = run(["encode", str(src), str(out), "--density", "0.1", "--no-tonal", "--quiet"])
     assert r.exit_code == 0, r.output
     r = run(["info", str(out)])
     assert r.exit_code == 0 and "44x40" in r.output and "bpp" in r.output
@@ -409,5 +411,5 @@ def test_cli_bad_input_is_one_line_exit_2_and_leaves_no_file(tmp_path):
         assert len(lines) == 1 and message in lines[0] and "Traceback" not in r.output
     assert not out.exists() and not (tmp_path / "o.png").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".inpcodec-")]
-    r = run(["encode", str(rgba), str(out), "--drop-alpha", "--density", "0.2", "-q"])
+    r = run(["encode", str(rgba), str(out), "--drop-alpha", "--density", "0.2", "--quiet"])
     assert r.exit_code == 0 and out.exists()

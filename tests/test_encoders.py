@@ -216,7 +216,7 @@ def test_fast_effort_hits_the_target_with_few_tonal_encodes(colour):
 
     img = make_image(96, 128, colour=colour)
     for bpp in (0.3, 0.6):
-        r = encode_report(img, bpp=bpp, effort="fast")
+        r = encode_report(img, bpp=bpp, effort="fast", encoder="tree")
         assert abs(r.bpp / bpp - 1) <= 0.03
         cands = fast_levels(bpp, 3 if colour else 1)
         if colour and bpp <= 0.3:  # the level count balanced by the plain file's PSNR
@@ -233,7 +233,7 @@ def test_fast_effort_hits_the_target_with_few_tonal_encodes(colour):
         assert 1 <= len(tonal_encodes) <= (6 if not colour else 3)
         assert all(e["tonal"] for e in tonal_encodes)
         np.testing.assert_array_equal(inpcodec.decode(r.data), r.decoded)
-    best = encode_report(img, bpp=0.3, effort="best")
+    best = encode_report(img, bpp=0.3, effort="best", encoder="tree")
     assert abs(best.bpp / 0.3 - 1) <= 0.03
     assert not any(e.get("effort") == "fast" for e in best.search)
 
@@ -242,7 +242,7 @@ def test_fast_effort_tries_fewer_levels_where_the_fewest_win():
     """Grey: 8 and 16 levels, one step beyond the better, and 6 where 8 still wins."""
     rng = np.random.default_rng(5)
     img = np.clip(rng.normal(128, 60, (96, 128)), 0, 255).astype(np.uint8)  # texture
-    r = encode_report(img, bpp=0.3, effort="fast")
+    r = encode_report(img, bpp=0.3, effort="fast", encoder="tree")
     tried = {}
     for e in r.search:
         if e.get("effort") == "fast":
@@ -352,10 +352,10 @@ def test_fast_search_chooses_the_chroma_tree_per_file(monkeypatch):
         return psnr(inpcodec.decode(r.data), textured) + R.RD_SLOPE * math.log2(bpp / r.bpp)
 
     bpp = 0.3
-    chosen = encode_report(textured, bpp=bpp)
+    chosen = encode_report(textured, bpp=bpp, encoder="tree")
     assert merges(chosen.data) == 3 and abs(chosen.bpp / bpp - 1) <= R.RATE_TOLERANCE
-    assert merges(encode_report(smooth, bpp=bpp).data) == F.CHROMA_MERGES == 2
+    assert merges(encode_report(smooth, bpp=bpp, encoder="tree").data) == F.CHROMA_MERGES == 2
     monkeypatch.setattr(R, "ALT_CHROMA_MERGES", F.CHROMA_MERGES)  # the default alone
-    default = encode_report(textured, bpp=bpp)
+    default = encode_report(textured, bpp=bpp, encoder="tree")
     assert merges(default.data) == 2
     assert score(chosen, bpp) > score(default, bpp)

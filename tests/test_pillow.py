@@ -133,10 +133,13 @@ def test_save_open_round_trip(files, mode, tmp_path):
     np.testing.assert_array_equal(pixels, inpcodec.decode(saved))
 
 
-def test_save_default_density():
+def test_save_defaults_are_the_command_lines_and_take_a_quality():
+    from inpcodec.codec.pipeline import DEFAULT_QUALITY
+
     img = _grey(24, 32)
-    assert _save(img) == inpcodec.encode(img, density=plugin.DEFAULT_DENSITY)
-    assert plugin.DEFAULT_DENSITY == 0.04
+    assert _save(img) == inpcodec.encode(img, quality=DEFAULT_QUALITY)
+    assert _save(img, quality=80) == inpcodec.encode(img, quality=80)
+    assert len(_save(img, quality=20)) < len(_save(img, quality=80))
 
 
 def test_save_options_pass_through():
@@ -179,11 +182,12 @@ def test_save_lossless_colour():
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"quality": 90}, "unknown INPC save option.*quality"),
+    ({"quality": 190}, "quality must lie in 0..100"),
+    ({"qualty": 90}, "unknown INPC save option.*qualty"),
     ({"density": 0.1, "optimize": True}, "optimize"),
     ({"encoder": "nope"}, "unknown encoder 'nope'"),
     ({"encoder": "random", "sigma": 1.0}, "sigma"),  # belhachmi's option, not random's
-    ({"density": 0.1, "bpp": 0.5}, "exactly one of density, bpp or psnr"),
+    ({"density": 0.1, "bpp": 0.5}, "at most one of density, bpp, psnr or quality"),
     ({"psnr": -1.0}, "psnr must be a positive number"),
     ({"density": 2.0}, "density must lie in"),
 ])

@@ -1,0 +1,481 @@
+"""The Lagrangian encoder: one multiplier, every choice by J = D + lam R.
+
+D is the squared error of the decoded image summed over its samples (grey: the grey
+plane; colour: R, G and B) on the 0-255 scale, R the bits of the file, and ``lam`` (squared
+grey levels per bit) the price of a bit.  For a given ``lam`` the encoder makes each
+choice once, in this order, keeping one :class:`~.format.FileState` from the image to the
+bytes:
+
+1. the mask: the error-driven quadtree grown while a leaf holds more error than
+   ``lam`` x :data:`GROWTH_BITS` (no split of a leaf with less can pay), then pruned where
+   a split's bits buy less error than ``lam`` (local re-solves; :class:`RdoPruning`);
+2. colour: the chroma tree (the luma's with 1-3 bottom merges) with the least J of its
+   plain (untuned) chroma;
+3. the luma and chroma quantisers, from a model fitted to two plain files of the image
+   itself (D = D0 + a step^2, R = R0 - b log2 step, per plane: the step that minimises J is
+   ``sqrt(lam b / (2 ln 2 w a))``);
+4. one tonal optimisation of the values with those quantisers in the loop;
+5. the loop filter with the least J (or none), the chroma guide with the least J (or
+   none), and the lossless file where its J is lower;
+
+then writes the file once.  In colour the planes are YCbCr and a plane's squared error
+counts with its weight in RGB (:data:`PLANE_WEIGHTS`), so every D is the RGB one.
+
+``quality`` (0-100) is a fixed map to ``lam`` (:func:`quality_to_lambda`); a target rate
+or PSNR is a search over ``lam`` (:func:`search_lambda_for_bpp`,
+:func:`search_lambda_for_psnr`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from inpcodec.baselines.tree import RdoPruning, tree_from_order
+from inpcodec.bitstreams import container as C
+from inpcodec.bitstreams.tree_coder import tree_mask
+
+from .diffusion import Inpainter, solves_run
+from .encoders import TREE_MASK_CODER, MaskResult
+from .format import GUIDE_CANDIDATES, LOSSLESS_LEVELS, file_state, lossless_file
+from .limits import CodecError
+from .loop_filter import choose_loop_filter
+from .quantiser import MAX_LEVELS
+
+#: The squared RGB error a unit error in each YCbCr plane leaves (the inverse transform of
+#: codec.colour: Y enters R, G and B with weight 1; Cb with 0.344 and 1.772; Cr with 1.402
+#: and 0.714).
+PLANE_WEIGHTS = (3.0, 0.344136286 ** 2 + 1.772 ** 2, 1.402 ** 2 + 0.714136286 ** 2)
+#: A leaf is split during growth only while its squared error exceeds lam times this many
+#: bits.  A split of a quadtree cell with centres adds 4-8 points of about 2-3 bits each
+#: (and its flags), 10-25 bits, and removes at most its leaf's error; the bound takes a
+#: fraction of that so that the pruning, which prices each split, decides.  It sets how
+#: much is grown and pruned (the cost), not which splits survive.
+GROWTH_BITS = 4.0
+#: The two luma level counts of the plain files that fit the quantiser model (chroma at
+#: twice as many on its coarser tree): two octaves apart, both coarse enough that the
+#: quantisation error is seen beside the inpainting error.
+MODEL_LEVELS = (32, 8)
+#: Chroma trees tried: the luma's tree with this many bottom splits merged.
+CHROMA_MERGE_CANDIDATES = (1, 2, 3)
+CHROMA_MERGES_FIRST = 2
+#: ``quality`` to ``lam``, a fixed map: lam = LAMBDA_AT_50 * 2^((50 - quality) /
+#: QUALITY_PER_OCTAVE).  ``lam`` prices a bit in squared grey levels per sample (the RGB
+#: error of a colour image is averaged over its three channels, so one quality gives
+#: about one PSNR in grey and colour).  Quality 50 (the default) is 256, where Kodak's
+#: photographs take 0.1-0.5 bpp; every 7 steps halve the price of a bit (about 1 dB more,
+#: 30-50 % more bits); 100 is 1.8 (near-lossless), 0 about 36,000 (the coarsest files).
+LAMBDA_AT_50 = 256.0
+QUALITY_PER_OCTAVE = 7.0
+DEFAULT_QUALITY = 50
+
+
+def quality_to_lambda(quality: float) -> float:
+    """The Lagrange multiplier of a quality 0-100 (larger: a larger file, a higher PSNR)."""
+    q = float(quality)
+    if not (np.isfinite(q) and 0.0 <= q <= 100.0):
+        raise CodecError(f"quality must lie in 0..100, got {quality}")
+    return LAMBDA_AT_50 * 2.0 ** ((50.0 - q) / QUALITY_PER_OCTAVE)
+
+
+def lambda_to_quality(lam: float) -> float:
+    """The inverse of :func:`quality_to_lambda` (may lie outside 0-100)."""
+    return 50.0 - QUALITY_PER_OCTAVE * math.log2(lam / LAMBDA_AT_50)
+
+
+# ----------------------------------------------------------------------------- the mask
+
+
+class TreeFamily:
+    """The trees of one image for every ``lam``: the error-driven growth and the
+    Lagrangian pruning of ``tree-rdo`` (:class:`~inpcodec.baselines.tree.RdoPruning`),
+    grown once for the smallest ``lam`` asked for and pruned on for larger ones."""
+
+    def __init__(self, luma: np.ndarray):
+        self.luma = luma
+        self.pruning = None
+        self.grown_for = math.inf
+        self.solves = 0
+
+    def mask_for(self, lam_luma: float, grow_for: float | None = None) -> MaskResult:
+        """The tree of multiplier ``lam_luma`` (squared luma error per bit); a new growth
+        for ``grow_for`` (default ``lam_luma``) where it lies below the last growth's."""
+        start = solves_run()
+        grow_for = lam_luma if grow_for is None else min(grow_for, lam_luma)
+        if self.pruning is None or lam_luma < self.grown_for:
+            self.pruning = RdoPruning(self.luma, self.luma.size,
+                                      min_error=grow_for * GROWTH_BITS)
+            self.grown_for = grow_for
+        n = self.pruning.prune_until(lam_luma)
+        tree = tree_from_order(self.pruning.order(), n)
+        self.solves += solves_run() - start
+        return MaskResult(tree_mask(tree), 0, 0.0, {"method": "tree-rdo (lambda)",
+                                                     "splits": tree.n_splits()},
+                          coder=TREE_MASK_CODER, structure=tree)
+
+
+_FAMILIES: dict = {}
+
+
+def tree_family(luma: np.ndarray) -> TreeFamily:
+    """The :class:`TreeFamily` of this luma, kept for the last image (a rate search asks
+    for many ``lam``)."""
+    key = (luma.shape, hashlib.sha1(np.ascontiguousarray(luma).tobytes()).hexdigest())
+    if key not in _FAMILIES:
+        _FAMILIES.clear()
+        _FAMILIES[key] = TreeFamily(luma)
+    return _FAMILIES[key]
+
+
+def clear_families() -> None:
+    _FAMILIES.clear()
+
+
+# ----------------------------------------------------------------------------- measures
+
+
+def _weights(channels: int) -> np.ndarray:
+    return np.array(PLANE_WEIGHTS if channels == 3 else (1.0,))
+
+
+def _plane_bits(state) -> np.ndarray:
+    """Bits of each plane's value section."""
+    return np.array([8.0 * len(state.cont.sections[f"VAL{c}"])
+                     for c in range(len(state.symbols))])
+
+
+def _plane_sse(state, planes, channels, cache) -> np.ndarray:
+    """Squared error of each plane of a plain state's decoded planes (unfiltered, no
+    guide); luma and chroma solved apart, each solve kept in ``cache`` by its mask and
+    levels."""
+    from .quantiser import quantiser  # noqa: PLC0415
+
+    out = np.zeros(len(channels))
+    groups = [(0,)] if len(channels) == 1 else [(0,), (1, 2)]
+    for g in groups:
+        mask = state.masks[g[0]][0]
+        q = state.params.levels if g[0] == 0 else state.params.chroma_levels
+        key = (g, q, hashlib.sha1(np.packbits(mask).tobytes()).hexdigest())
+        if key not in cache:
+            vals = np.zeros(mask.shape + (len(g),))
+            for i, c in enumerate(g):
+                vals[:, :, i][mask] = quantiser(q)[state.symbols[c]]
+            u = Inpainter(mask).solve(vals)
+            cache[key] = ((u - planes[:, :, list(g)]) ** 2).sum(axis=(0, 1))
+        out[list(g)] = cache[key]
+    return out
+
+
+def _model_step(lam, w, d_hi, d_lo, r_hi, r_lo, step_hi, step_lo):
+    """The quantiser step with the least J under D = D0 + a step^2, R = R0 - b log2 step,
+    fitted through two (D, R) points; None where the points show no trade-off."""
+    a = (d_lo - d_hi) / (step_lo ** 2 - step_hi ** 2)
+    b = (r_hi - r_lo) / math.log2(step_lo / step_hi)
+    if not (a > 0 and b > 0):
+        return None
+    return math.sqrt(lam * b / (2.0 * math.log(2.0) * w * a))
+
+
+def _levels_of(step) -> int:
+    return int(np.clip(round(255.0 / step) + 1, 2, MAX_LEVELS))
+
+
+# ----------------------------------------------------------------------------- encode
+
+
+@dataclass
+class LagrangianFile:
+    """The file of one ``lam`` and how its choices went."""
+
+    data: bytes
+    decoded: np.ndarray
+    #: The multiplier (per sample) and the squared error summed over the pixels, averaged
+    #: over the channels: J = sse + lam * bits.
+    lam: float
+    sse: float
+    levels: int
+    chroma_levels: int
+    merges: int
+    mask: np.ndarray
+    #: Bits of the plain (untuned, unfiltered) file of the same choices: the cheap
+    #: estimate a rate search steers by.
+    plain_bits: float
+    solves: int
+    lossless: bool = False
+    log: list = field(default_factory=list)
+
+    @property
+    def cost(self) -> float:
+        return self.sse + self.lam * 8.0 * len(self.data)
+
+
+def choose(img, planes, lam, *, levels=None, chroma_levels=None, merges=None, family=None,
+           grow_for=None):
+    """Steps 1-3 for ``lam`` (here per squared error summed over every sample): the mask,
+    the chroma tree and the quantisers; those given are kept.
+
+    Returns (mask result, luma levels, chroma levels, chroma merges, plain file bits,
+    log); all from plain files (one or two solves each; none where all are given).
+    """
+    channels = planes.shape[2]
+    w = _weights(channels)
+    family = family or tree_family(planes[:, :, 0])
+    found = family.mask_for(lam / w[0], grow_for=None if grow_for is None
+                            else grow_for / w[0])
+    cache = {}
+    log = [{"points": int(found.mask.sum())}]
+    hi, lo = MODEL_LEVELS
+    plain = {}
+
+    def measure(lv, clv, m):
+        key = (lv, clv, m)
+        if key not in plain:
+            st = file_state(img, planes, found, lv, clv, False, chroma_merges=m)
+            plain[key] = (st, _plane_bits(st), _plane_sse(st, planes, range(channels), cache))
+        return plain[key]
+
+    lv0 = levels or hi
+    clv0 = chroma_levels or min(MAX_LEVELS, 2 * lv0)
+    if channels == 3:
+        # a luma point brings chroma with it (on the chroma tree): price the luma splits
+        # with the chroma bits they carry, measured on this image's plain file
+        bits = _plane_bits(file_state(img, planes, found, lv0, clv0, False,
+                                      chroma_merges=merges or CHROMA_MERGES_FIRST))
+        share = float(bits.sum() / bits[0])
+        found = family.mask_for(lam * share / w[0], grow_for=None if grow_for is None
+                                else grow_for / w[0])
+        log.append({"chroma_share": share, "points": int(found.mask.sum())})
+    if channels == 1:
+        merges = 0
+    elif merges is None:
+        best = None
+        for m in CHROMA_MERGE_CANDIDATES:
+            _, bits, sse = measure(lv0, clv0, m)
+            j = float((w[1:] * sse[1:]).sum() + lam * bits[1:].sum())
+            log.append({"merges": m, "chroma_cost": j})
+            if best is None or j < best[0]:
+                best = (j, m)
+        merges = best[1]
+    lv, clv = lv0, clv0
+    if levels is None or (channels == 3 and chroma_levels is None):
+        _, b_hi, d_hi = measure(hi, min(MAX_LEVELS, 2 * hi), merges)
+        _, b_lo, d_lo = measure(lo, 2 * lo, merges)
+        s_hi, s_lo = 255.0 / (hi - 1), 255.0 / (lo - 1)
+        if levels is None:
+            step = _model_step(lam, w[0], d_hi[0], d_lo[0], b_hi[0], b_lo[0], s_hi, s_lo)
+            lv = hi if step is None else _levels_of(step)
+        if channels == 3 and chroma_levels is None:
+            cs_hi, cs_lo = 255.0 / (2 * hi - 1), 255.0 / (2 * lo - 1)
+            step = _model_step(lam, 1.0, (w[1:] * d_hi[1:]).sum(), (w[1:] * d_lo[1:]).sum(),
+                               b_hi[1:].sum(), b_lo[1:].sum(), cs_hi, cs_lo)
+            clv = min(MAX_LEVELS, 2 * lv) if step is None else _levels_of(step)
+        log.append({"levels": lv, "chroma_levels": clv})
+    key = (lv, clv, merges)
+    st = plain[key][0] if key in plain else file_state(img, planes, found, lv, clv, False,
+                                                       chroma_merges=merges)
+    return found, lv, clv, merges, 8.0 * len(st.write()), log
+
+
+def encode_lambda(img, planes, lam: float, *, levels=None, chroma_levels=None,
+                  tonal: bool = True, loop_filter: bool = True, chroma_guide: bool = True,
+                  merges=None, progress: bool = False, grow_for=None,
+                  lossless: bool = True) -> LagrangianFile:
+    """The file of ``img`` (8-bit grey or RGB, ``planes`` its YCbCr or grey planes) that
+    the Lagrangian encoder makes for multiplier ``lam``; see the module."""
+    if not (np.isfinite(lam) and lam > 0):
+        raise CodecError(f"the Lagrange multiplier must be positive, got {lam}")
+    start = solves_run()
+    channels = planes.shape[2]
+    w = _weights(channels)
+    lam_user, lam = lam, lam * channels  # per sample -> per the error summed over samples
+    found, lv, clv, merges, plain_bits, log = choose(
+        img, planes, lam, levels=levels, chroma_levels=chroma_levels, merges=merges,
+        grow_for=None if grow_for is None else grow_for * channels)
+    state = file_state(img, planes, found, lv, clv, tonal, progress=progress,
+                       chroma_merges=merges, effort="lagrangian")
+    u = state.planes()
+    if loop_filter:
+        luma = u[:, :, 0]
+        filt = choose_loop_filter(luma, planes[:, :, 0], state.masks[0][0], state.nbytes(),
+                                  section_overhead=C.SECTION_HEADER_SIZE, lam=lam / w[0])
+        if filt is not None:
+            state.set_loop_filter(filt)
+            u = state.planes()
+            log.append({"loop_filter": (filt.radius, filt.classes, filt.edges)})
+    ref = np.asarray(img, np.int64)
+
+    def sse(pixels):
+        return float(((pixels.astype(np.int64) - ref) ** 2).sum())
+
+    pixels = state.pixels(u)
+    err = sse(pixels)
+    if chroma_guide and channels == 3 and state.cont.colour == C.COLOUR_YCBCR:
+        best = None
+        for guide in GUIDE_CANDIDATES:
+            e = sse(state.pixels(u, guide))
+            if e + lam * 16.0 < err and (best is None or e < best[0]):
+                best = (e, guide)
+        if best is not None:
+            state.set_chroma_guide(best[1])
+            pixels, err = state.pixels(u), best[0]
+            log.append({"chroma_guide": best[1]})
+    data = state.write()
+    out = LagrangianFile(data, pixels, lam_user, err / channels, lv, clv, merges,
+                         found.mask, plain_bits, solves_run() - start, log=log)
+    return (_lossless_if_cheaper(img, out) if lossless else None) or out
+
+
+def _lossless_if_cheaper(img, lossy: LagrangianFile):
+    """The lossless file where its J (its bits alone) is below the lossy file's; its cost
+    is estimated first (:func:`.rate.lossless_estimate`, which real lossless files of
+    natural images exceed by at most 10 %), so it is made only where it may win."""
+    from .rate import lossless_estimate  # noqa: PLC0415
+
+    n = img.shape[0] * img.shape[1]
+    if lossy.lam * lossless_estimate(img) * n >= lossy.cost:
+        return None
+    data, _ = lossless_file(img)
+    if lossy.lam * 8.0 * len(data) >= lossy.cost:
+        return None
+    return LagrangianFile(data, np.asarray(img).copy(), lossy.lam, 0.0, LOSSLESS_LEVELS,
+                          LOSSLESS_LEVELS, 0, np.ones(img.shape[:2], bool), 8.0 * len(data),
+                          lossy.solves, lossless=True, log=lossy.log + [{"lossless": True}])
+
+
+# ----------------------------------------------------------------------------- targets
+
+#: A rate target is met within this fraction (as the rate search of codec.rate).
+RATE_TOLERANCE = 0.03
+#: Encodes with tonal optimisation a rate or PSNR search makes at most.
+MAX_FULL_ENCODES = 3
+#: Cheap (plain) estimates one step of a rate search makes at most.
+MAX_ESTIMATES = 12
+
+
+def _secant_log(f, x0, target, slope, tol, steps):
+    """x with f(x) within ``tol`` (relative) of ``target``, for f decreasing like
+    x^-slope: secant steps in log-log, starting at ``x0`` with that slope.  Returns
+    (x, f(x)) of the closest seen."""
+    x, best, prev = x0, None, None
+    for _ in range(steps):
+        y = f(x)
+        err = abs(y / target - 1.0)
+        if best is None or err < best[0]:
+            best = (err, x, y)
+        if err <= tol:
+            break
+        if prev is not None and prev[0] != x and prev[1] > 0 and y > 0 and prev[1] != y:
+            s = -math.log(y / prev[1]) / math.log(x / prev[0])
+            if 0.1 < s < 3.0:
+                slope = s
+        prev = (x, y)
+        x = x * (y / target) ** (1.0 / slope)
+    return best[1], best[2]
+
+
+def search_lambda_for_bpp(img, planes, target: float, *, lam0: float = LAMBDA_AT_50,
+                          **kwargs):
+    """The file within :data:`RATE_TOLERANCE` of ``target`` bpp, by a search over ``lam``.
+
+    Cheap estimates first: the plain file's bits at each ``lam`` with the first encode's
+    quantisers and chroma tree (the mask's pruning only: no solve but its rounds), by
+    secant steps in log lam; then the real file there.  Where it misses, the ratio of its
+    bits to its plain file's corrects the estimates and a second real file is made (a
+    third at most).  Returns (file, log, reached): the closest file where none lands.
+    """
+    from .rate import LOSSLESS_MARGIN, lossless_estimate  # noqa: PLC0415
+
+    n = img.shape[0] * img.shape[1]
+    channels = planes.shape[2]
+    goal_bits = target * n
+    if target * LOSSLESS_MARGIN >= lossless_estimate(img):
+        data, _ = lossless_file(img)
+        if 8.0 * len(data) <= goal_bits:  # every pixel fits exactly: nothing to search
+            return LagrangianFile(data, np.asarray(img).copy(), 0.0, 0.0, LOSSLESS_LEVELS,
+                                  LOSSLESS_LEVELS, 0, np.ones(img.shape[:2], bool),
+                                  8.0 * len(data), 0, lossless=True), [
+                {"lambda": 0.0, "bpp": 8.0 * len(data) / n, "lossless": True}], True
+    log, ratio, lam, files = [], 1.0, lam0, []
+    given = {"levels": kwargs.pop("levels", None),
+             "chroma_levels": kwargs.pop("chroma_levels", None)}
+    *_, lv, clv, m, _, _ = choose(img, planes, lam0 * channels, **given)
+    fixed = {"levels": lv, "chroma_levels": clv, "merges": m if channels == 3 else None}
+    for k in range(MAX_FULL_ENCODES):
+        def plain(x, fixed=fixed, ratio=ratio):
+            *_, pb, _ = choose(img, planes, x * channels, **fixed)
+            log.append({"lambda": x, "plain_bpp": pb / n})
+            return pb * ratio
+        lam, _ = _secant_log(plain, lam, goal_bits, 0.5, RATE_TOLERANCE / 3, MAX_ESTIMATES)
+        # the first real file makes its own choices at its lam; later ones keep them, so
+        # that its measured ratio of real to plain bits holds for their estimates
+        # the lossless file does not fit (checked above): lossy files only
+        out = encode_lambda(img, planes, lam, **(fixed if k else given), lossless=False,
+                            **kwargs)
+        bits = 8.0 * len(out.data)
+        files.append(out)
+        log.append({"lambda": lam, "bpp": bits / n, "full": True})
+        if abs(bits / goal_bits - 1.0) <= RATE_TOLERANCE or out.lossless:
+            break
+        ratio = bits / out.plain_bits
+        fixed = {"levels": out.levels, "chroma_levels": out.chroma_levels,
+                 "merges": out.merges if channels == 3 else None}
+    best = min(files, key=lambda f: abs(8.0 * len(f.data) / goal_bits - 1.0))
+    reached = abs(8.0 * len(best.data) / goal_bits - 1.0) <= RATE_TOLERANCE
+    return best, log, reached
+
+
+#: Encodes a PSNR search makes at most, and the slope its first steps assume (dB per
+#: halving of lam; Kodak and the classic images: 1-2) until the target is bracketed.
+MAX_PSNR_ENCODES = 6
+PSNR_PER_OCTAVE = 1.5
+
+
+def search_lambda_for_psnr(img, planes, target: float, *, lam0: float = LAMBDA_AT_50,
+                           **kwargs):
+    """The smallest file found whose decoding reaches ``target`` dB, by a search over
+    ``lam``: steps of the assumed slope until one file reaches it and one misses, then
+    the secant between the nearest two, inside their bracket.  Returns (file, log,
+    reached); where no lossy file reaches the target, the lossless one (J picks it at a
+    small enough ``lam``) or the best seen."""
+    from .metrics import psnr as _psnr  # noqa: PLC0415
+
+    log, hit, miss = [], {}, {}  # log2 lam -> (psnr, file)
+    x = math.log2(lam0)
+    best = None
+    for _ in range(MAX_PSNR_ENCODES):
+        out = encode_lambda(img, planes, 2.0 ** x, **kwargs)
+        p = math.inf if out.lossless else _psnr(out.decoded, img)
+        log.append({"lambda": 2.0 ** x, "bpp": 8.0 * len(out.data) / (img.shape[0] * img.shape[1]),
+                    "psnr": p})
+        (hit if p >= target else miss)[x] = (p, out)
+        if p >= target and (best is None or len(out.data) < len(best.data)):
+            best = out
+        if out.lossless and p < target:
+            break
+        if not hit:  # all miss: a smaller lam
+            lo = min(miss)
+            x = lo - float(np.clip((target - miss[lo][0]) / PSNR_PER_OCTAVE, 0.25, 3.0))
+            continue
+        xh = max(hit)  # the largest lam that reaches it: the smallest file so far
+        above = [m for m in miss if m > xh]
+        if not above:  # all reach it: a larger lam
+            if hit[xh][1].lossless and len(hit) == 1:
+                break
+            x = xh + float(np.clip((hit[xh][0] - target) / PSNR_PER_OCTAVE, 0.25, 3.0))
+            if x > math.log2(LAMBDA_AT_50) + 12:
+                break
+            continue
+        xm = min(above)
+        if xm - xh < 0.1:  # lam known within 7 %
+            break
+        ph, pm = hit[xh][0], miss[xm][0]
+        t = (ph - target) / (ph - pm) if np.isfinite(ph) else 0.5
+        x = xh + (xm - xh) * float(np.clip(t, 0.2, 0.8))
+    if best is None:
+        best = max((v[1] for v in miss.values()),
+                   key=lambda f: math.inf if f.lossless else _psnr(f.decoded, img))
+    return best, log, best is not None and (best.lossless or _psnr(best.decoded, img)
+                                            >= target)

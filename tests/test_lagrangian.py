@@ -1,0 +1,157 @@
+"""The Lagrangian encoder (codec/lagrangian.py): behaviour, not its heuristics.
+
+Rate-distortion goldens live in tests/expected/lagrangian.json; regenerate them on purpose
+with ``INPCODEC_REGENERATE_EXPECTED=1 pytest tests/test_lagrangian.py``.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _images import disc_image, make_image, natural_like
+
+from inpcodec.baselines.tree import RdoPruning, tree_from_order
+from inpcodec.bitstreams.tree_coder import tree_mask
+from inpcodec.codec import lagrangian as L
+from inpcodec.codec.format import decode
+from inpcodec.codec.limits import CodecError
+from inpcodec.codec.pipeline import encode_report
+
+EXPECTED = Path(__file__).parent / "expected" / "lagrangian.json"
+REGENERATE = os.environ.get("INPCODEC_REGENERATE_EXPECTED") == "1"
+
+
+def _grey(h=64, w=96, seed=0):
+    return np.clip(natural_like(h, w, seed), 0, 255).astype(np.uint8)
+
+
+def test_quality_map_is_fixed_monotone_and_invertible():
+    assert L.quality_to_lambda(50) == L.LAMBDA_AT_50
+    lams = [L.quality_to_lambda(q) for q in range(0, 101, 10)]
+    assert all(a > b for a, b in zip(lams, lams[1:], strict=False))
+    assert L.quality_to_lambda(50 - L.QUALITY_PER_OCTAVE) == pytest.approx(2 * L.LAMBDA_AT_50)
+    for q in (0, 33.3, 100):
+        assert L.lambda_to_quality(L.quality_to_lambda(q)) == pytest.approx(q)
+    for bad in (-1, 101, float("nan")):
+        with pytest.raises(CodecError, match="quality"):
+            L.quality_to_lambda(bad)
+
+
+def test_pruning_to_a_lambda_keeps_exactly_the_twigs_worth_their_bits():
+    """Brute force on the pruning's own record: the tree of lam is the grown tree less the
+    twigs pruned (in order) while the running largest slope stayed below lam; a larger
+    lam prunes on, a smaller one gives back a longer prefix, so the trees are nested."""
+    f = natural_like(48, 64).astype(np.float64)
+    p = RdoPruning(f, f.size, min_error=50.0)
+    n_hi = p.prune_until(400.0)
+    slopes = np.array(p.pruned_slope)
+    assert np.all(np.diff(slopes) >= 0) and slopes.size > 0
+    assert n_hi == len(p.grown) - int((slopes < 400.0).sum())
+    n_lo = p.prune_until(100.0)  # no pruning: a prefix of the same order
+    assert n_lo == len(p.grown) - int((slopes < 100.0).sum()) and n_lo >= n_hi
+    order = p.order()
+    small, big = tree_from_order(order, n_hi), tree_from_order(order, n_lo)
+    for d, keys in enumerate(small.splits):  # nested trees: every split of one in the other
+        assert np.isin(keys, big.splits[d]).all()
+    assert tree_mask(big).sum() >= tree_mask(small).sum()
+    n_top = p.prune_until(4000.0)
+    assert n_top <= n_hi
+
+
+@pytest.mark.parametrize("colour", [False, True])
+def test_larger_quality_gives_a_larger_file_and_a_higher_psnr(colour):
+    for seed in (0, 1):
+        img = make_image(48, 64, colour=colour, seed=seed) if seed else (
+            disc_image() if colour else _grey(48, 64))
+        rs = [encode_report(img, quality=q) for q in (20, 50, 80)]
+        assert [len(r.data) for r in rs] == sorted(len(r.data) for r in rs)
+        assert len(rs[0].data) < len(rs[-1].data)
+        assert rs[0].psnr < rs[1].psnr < rs[2].psnr
+
+
+@pytest.mark.parametrize("colour", [False, True])
+def test_reported_figures_are_the_real_file_and_decoder(colour):
+    img = disc_image() if colour else _grey()
+    r = encode_report(img, quality=60)
+    assert np.array_equal(decode(r.data), r.decoded)
+    assert r.bpp == pytest.approx(8 * len(r.data) / (img.shape[0] * img.shape[1]))
+    assert r.lam == pytest.approx(L.quality_to_lambda(60)) and r.quality == 60
+    assert r.solves > 0 and r.solve_equivalents > 0
+
+
+def test_the_same_file_for_any_thread_count():
+    img = disc_image()
+    files = {t: encode_report(img, quality=55, threads=t).data for t in (1, 2, 0)}
+    assert files[1] == files[2] == files[0]
+    assert np.array_equal(decode(files[1], threads=1), decode(files[1], threads=2))
+
+
+@pytest.mark.parametrize("colour", [False, True])
+def test_rate_target_lands_within_tolerance(colour):
+    img = make_image(64, 96, colour=colour, seed=3)
+    r = encode_report(img, bpp=0.6)
+    assert abs(r.bpp / 0.6 - 1) <= L.RATE_TOLERANCE, r.search
+    full = [s for s in r.search if s.get("full")]
+    assert 1 <= len(full) <= L.MAX_FULL_ENCODES
+
+
+@pytest.mark.parametrize("name", ["1x1", "noise7x3", "strip", "flat", "checker"])
+def test_odd_images_give_a_file_or_the_nearest_one_and_say_so(name):
+    rng = np.random.default_rng(0)
+    img = {"1x1": np.full((1, 1), 77, np.uint8),
+           "noise7x3": rng.integers(0, 256, (3, 7), dtype=np.uint8),
+           "strip": np.clip(natural_like(1, 5000)[0:1], 0, 255).astype(np.uint8),
+           "flat": np.full((40, 50), 128, np.uint8),
+           "checker": ((np.indices((32, 32)).sum(0) % 2) * 255).astype(np.uint8)}[name]
+    q = encode_report(img)  # the default quality always gives a file
+    assert np.array_equal(decode(q.data), q.decoded)
+    r = encode_report(img, bpp=1.0)
+    assert np.array_equal(decode(r.data), r.decoded)
+    if abs(r.bpp - 1.0) > L.RATE_TOLERANCE:
+        assert "cannot be reached" in r.note
+    else:
+        assert r.note == ""
+
+
+def test_psnr_target_is_reached_by_the_file_given():
+    img = _grey(48, 64)
+    r = encode_report(img, psnr=36.0)
+    assert r.psnr >= 36.0 and np.array_equal(decode(r.data), r.decoded)
+    assert 1 <= len(r.psnr_search) <= L.MAX_PSNR_ENCODES
+    high = encode_report(make_image(16, 16, seed=2), psnr=200.0)  # beyond every lossy file
+    assert high.lossless and high.psnr == np.inf
+
+
+def test_free_mask_encoders_take_a_quality():
+    img = _grey(48, 64)
+    lo, hi = (encode_report(img, encoder="belhachmi", quality=q) for q in (20, 80))
+    assert len(lo.data) < len(hi.data) and lo.psnr < hi.psnr
+    assert np.array_equal(decode(hi.data), hi.decoded)
+
+
+def _goldens():
+    cases = {"grey-natural": _grey(64, 96), "colour-disc": disc_image(),
+             "colour-smooth": make_image(48, 64, colour=True, seed=4)}
+    out = {}
+    for name, img in cases.items():
+        for q in (30, 60, 90):
+            r = encode_report(img, quality=q)
+            out[f"{name}@q{q}"] = {"bytes": len(r.data), "psnr": round(r.psnr, 4)}
+    return out
+
+
+def test_rate_distortion_goldens():
+    """bpp and PSNR of the default at three qualities on made-up images, as stored. A
+    change of the encoder that moves them must regenerate them on purpose (and say why
+    in its commit)."""
+    got = _goldens()
+    if REGENERATE:
+        EXPECTED.parent.mkdir(exist_ok=True)
+        EXPECTED.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
+    want = json.loads(EXPECTED.read_text())
+    assert got.keys() == want.keys()
+    for k, v in want.items():
+        assert got[k]["bytes"] == v["bytes"], k
+        assert got[k]["psnr"] == pytest.approx(v["psnr"], abs=1e-3), k
