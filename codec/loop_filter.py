@@ -457,12 +457,16 @@ def choose_loop_filter(u: np.ndarray, target: np.ndarray, mask: np.ndarray,
     u, target = np.asarray(u, np.float64), np.asarray(target, np.float64)
     eqs = _normal_equations(u, target, mask)
 
+    # errors below a billionth of the unfiltered one are rounding noise of the normal
+    # equations (yy - 2 q.rhs + q G q): all count as exact, so the cheapest exact wins
+    floor = max(1e-9 * float(eqs[2].sum()), 1e-12)
+
     def scored(err, size):  # lower is better
+        err = max(float(err), floor)
         if lam is not None:
-            return float(err) + lam * 8.0 * (size - file_bytes)
+            return err + lam * 8.0 * (size - file_bytes)
         # squared error in dB plus the rate's price
-        return (10 * math.log10(max(float(err), 1e-12))
-                + rd_slope * math.log2(size / file_bytes))
+        return 10 * math.log10(err) + rd_slope * math.log2(size / file_bytes)
 
     best, best_score = None, scored(eqs[2].sum(), file_bytes)
     for radius in range(1, MAX_RADIUS + 1):
