@@ -180,7 +180,7 @@ def _model_step(lam, w, d_hi, d_lo, r_hi, r_lo, step_hi, step_lo):
 
 
 def _levels_of(step) -> int:
-    return int(np.clip(round(255.0 / step) + 1, 2, MAX_LEVELS))
+    return int(np.clip(round(255.0 / step) + 1, 2, min(MAX_LEVELS, LOSSLESS_LEVELS)))
 
 
 # ----------------------------------------------------------------------------- encode
@@ -264,15 +264,21 @@ def choose(img, planes, lam, *, levels=None, chroma_levels=None, merges=None, fa
         _, b_hi, d_hi = measure(hi, min(MAX_LEVELS, 2 * hi), merges)
         _, b_lo, d_lo = measure(lo, 2 * lo, merges)
         s_hi, s_lo = 255.0 / (hi - 1), 255.0 / (lo - 1)
+        step = cstep = None
         if levels is None:
             step = _model_step(lam, w[0], d_hi[0], d_lo[0], b_hi[0], b_lo[0], s_hi, s_lo)
             lv = hi if step is None else _levels_of(step)
         if channels == 3 and chroma_levels is None:
             cs_hi, cs_lo = 255.0 / (2 * hi - 1), 255.0 / (2 * lo - 1)
-            step = _model_step(lam, 1.0, (w[1:] * d_hi[1:]).sum(), (w[1:] * d_lo[1:]).sum(),
-                               b_hi[1:].sum(), b_lo[1:].sum(), cs_hi, cs_lo)
-            clv = min(MAX_LEVELS, 2 * lv) if step is None else _levels_of(step)
-        log.append({"levels": lv, "chroma_levels": clv})
+            cstep = _model_step(lam, 1.0, (w[1:] * d_hi[1:]).sum(),
+                                (w[1:] * d_lo[1:]).sum(), b_hi[1:].sum(), b_lo[1:].sum(),
+                                cs_hi, cs_lo)
+            clv = min(MAX_LEVELS, 2 * lv) if cstep is None else _levels_of(cstep)
+        # the steps, per sqrt(lam): the model's optimum scales so with lam at a fixed mask
+        log.append({"levels": lv, "chroma_levels": clv,
+                    "step_per_root_lam": None if step is None else step / math.sqrt(lam),
+                    "chroma_step_per_root_lam": None if cstep is None
+                    else cstep / math.sqrt(lam)})
     key = (lv, clv, merges)
     st = plain[key][0] if key in plain else file_state(img, planes, found, lv, clv, False,
                                                        chroma_merges=merges)
@@ -367,8 +373,10 @@ def _secant_log(f, x0, target, slope, tol, steps):
             best = (err, x, y)
         if err <= tol:
             break
-        if prev is not None and prev[0] != x and prev[1] > 0 and y > 0 and prev[1] != y:
+        if prev is not None and prev[0] != x and prev[1] > 0 and y > 0:
             s = -math.log(y / prev[1]) / math.log(x / prev[0])
+            if s < 0.02 and abs(math.log(x / prev[0])) > 1.0:
+                break  # f no longer moves with x: the tree is whole (or empty)
             if 0.1 < s < 3.0:
                 slope = s
         prev = (x, y)
@@ -376,15 +384,29 @@ def _secant_log(f, x0, target, slope, tol, steps):
     return best[1], best[2]
 
 
+def _levels_at(out: LagrangianFile, lam: float, channels: int) -> dict:
+    """The choices an estimate at ``lam`` keeps from the real file ``out``: its chroma
+    tree, and its quantisers with their steps scaled by sqrt(lam / out.lam) (the
+    quantiser model's optimum at a fixed mask); levels the user gave stay."""
+    model = next((e for e in out.log if "step_per_root_lam" in e), {})
+    root = math.sqrt(lam * channels)
+    s, cs = model.get("step_per_root_lam"), model.get("chroma_step_per_root_lam")
+    return {"levels": out.levels if s is None else _levels_of(s * root),
+            "chroma_levels": out.chroma_levels if cs is None else _levels_of(cs * root),
+            "merges": out.merges if channels == 3 else None}
+
+
 def search_lambda_for_bpp(img, planes, target: float, *, lam0: float = LAMBDA_AT_50,
                           **kwargs):
     """The file within :data:`RATE_TOLERANCE` of ``target`` bpp, by a search over ``lam``.
 
-    Cheap estimates first: the plain file's bits at each ``lam`` with the first encode's
-    quantisers and chroma tree (the mask's pruning only: no solve but its rounds), by
-    secant steps in log lam; then the real file there.  Where it misses, the ratio of its
-    bits to its plain file's corrects the estimates and a second real file is made (a
-    third at most).  Returns (file, log, reached): the closest file where none lands.
+    A real file at ``lam0`` first; then cheap estimates: the plain file's bits at each
+    ``lam`` with that file's chroma tree and its quantiser steps scaled as the quantiser
+    model says (the mask's pruning only: no solve but its rounds), times the real file's
+    ratio of real to plain bits, by secant steps in log lam; then the real file there,
+    which makes its own choices.  Where it misses, its ratio and choices steer the next
+    estimates (three real files at most).  Returns (file, log, reached): the closest file
+    where none lands (a rate beyond every lossy file and below the lossless one).
     """
     from .rate import LOSSLESS_MARGIN, lossless_estimate  # noqa: PLC0415
 
@@ -398,30 +420,29 @@ def search_lambda_for_bpp(img, planes, target: float, *, lam0: float = LAMBDA_AT
                                   LOSSLESS_LEVELS, 0, np.ones(img.shape[:2], bool),
                                   8.0 * len(data), 0, lossless=True), [
                 {"lambda": 0.0, "bpp": 8.0 * len(data) / n, "lossless": True}], True
-    log, ratio, lam, files = [], 1.0, lam0, []
     given = {"levels": kwargs.pop("levels", None),
              "chroma_levels": kwargs.pop("chroma_levels", None)}
-    *_, lv, clv, m, _, _ = choose(img, planes, lam0 * channels, **given)
-    fixed = {"levels": lv, "chroma_levels": clv, "merges": m if channels == 3 else None}
-    for k in range(MAX_FULL_ENCODES):
-        def plain(x, fixed=fixed, ratio=ratio):
-            *_, pb, _ = choose(img, planes, x * channels, **fixed)
-            log.append({"lambda": x, "plain_bpp": pb / n})
-            return pb * ratio
-        lam, _ = _secant_log(plain, lam, goal_bits, 0.5, RATE_TOLERANCE / 3, MAX_ESTIMATES)
-        # the first real file makes its own choices at its lam; later ones keep them, so
-        # that its measured ratio of real to plain bits holds for their estimates
+    log, files, lam = [], [], lam0
+    for _ in range(MAX_FULL_ENCODES):
+        if files:
+            last = files[-1]
+            ratio = 8.0 * len(last.data) / last.plain_bits
+
+            def plain(x, last=last, ratio=ratio):
+                keep = _levels_at(last, x, channels)
+                keep.update({key: v for key, v in given.items() if v is not None})
+                *_, pb, _ = choose(img, planes, x * channels, **keep)
+                log.append({"lambda": x, "plain_bpp": pb / n})
+                return pb * ratio
+            lam, _ = _secant_log(plain, lam, goal_bits, 0.5, RATE_TOLERANCE / 3,
+                                 MAX_ESTIMATES)
         # the lossless file does not fit (checked above): lossy files only
-        out = encode_lambda(img, planes, lam, **(fixed if k else given), lossless=False,
-                            **kwargs)
-        bits = 8.0 * len(out.data)
+        out = encode_lambda(img, planes, lam, **given, lossless=False, **kwargs)
         files.append(out)
+        bits = 8.0 * len(out.data)
         log.append({"lambda": lam, "bpp": bits / n, "full": True})
-        if abs(bits / goal_bits - 1.0) <= RATE_TOLERANCE or out.lossless:
+        if abs(bits / goal_bits - 1.0) <= RATE_TOLERANCE:
             break
-        ratio = bits / out.plain_bits
-        fixed = {"levels": out.levels, "chroma_levels": out.chroma_levels,
-                 "merges": out.merges if channels == 3 else None}
     best = min(files, key=lambda f: abs(8.0 * len(f.data) / goal_bits - 1.0))
     reached = abs(8.0 * len(best.data) / goal_bits - 1.0) <= RATE_TOLERANCE
     return best, log, reached

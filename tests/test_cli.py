@@ -107,7 +107,8 @@ def test_encode_to_a_psnr_target_and_its_errors(tmp_path, grey_png):
     got = float(r.output.split("PSNR       ")[1].split(" dB")[0])
     assert got >= 28.0
     assert psnr(decode(out.read_bytes()), make_image(40, 48)) == pytest.approx(got, abs=0.005)
-    for args, message in ((["--psnr", "28", "--bpp", "0.5"], "only one of --quality, --density, --bpp"),
+    for args, message in ((["--psnr", "28", "--bpp", "0.5"],
+                           "only one of --quality, --density, --bpp"),
                           (["--psnr", "-2"], "--psnr must be a positive number"),
                           (["--psnr", "nan"], "--psnr must be a positive number")):
         out.unlink(missing_ok=True)
