@@ -200,7 +200,7 @@ def _quantised_refinement(B, f3, g_cont, g_start, err_start, levels, probes, max
     rng = np.random.default_rng(seed)
     k, c = g_cont.shape
     diag = np.zeros((k, c))
-    for _ in range(probes):
+    for _ in range(probes if max_sweeps > 0 else 0):  # only the sweeps need the diagonal
         z = rng.choice((-1.0, 1.0), size=(k, c))
         diag += z * B.adjoint(B.forward(z))
     diag = np.maximum(diag / max(probes, 1), 1.0)
