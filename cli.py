@@ -289,10 +289,11 @@ def demo(image, quality, bpp, density, output, drop_alpha):
 @click.option("--tonal/--no-tonal", default=True, show_default=True,
               help="Optimise the stored values (quantiser in the loop).")
 @click.option("--effort", type=click.Choice(list(EFFORTS)), default=DEFAULT_EFFORT,
-              show_default=True, help="Encoders other than the default, with --bpp: fast "
-              "(tree masks: the luma levels by rule) or best (the levels searched with "
-              "tonal optimisation); best with the default encoder runs the older rate "
-              "search instead of the Lagrangian one.")
+              show_default=True, help="lagrangian: the default encoder's choices by D + "
+              "lambda R (other encoders take fast for it); with --bpp or --psnr, the older "
+              "rate searches over density and levels: fast (the default before 0.3; tree "
+              "masks: the luma levels by rule) or best (the levels searched with tonal "
+              "optimisation).")
 @click.option("--chroma-guide/--no-chroma-guide", default=True, show_default=True,
               help="Colour tree files: the decoder reconstructs chroma guided by the "
               "decoded luma where that pays (2 bytes; FORMAT.md, version 4).")

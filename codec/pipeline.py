@@ -188,7 +188,7 @@ def encode_report(image, *, encoder: str = DEFAULT_ENCODER, density: float | Non
     if effort not in EFFORTS:
         raise CodecError(f"unknown effort {effort!r} (choose one of {', '.join(EFFORTS)})")
     with solver_threads(threads):
-        if encoder in LAGRANGIAN_ENCODERS and density is None and effort != "best":
+        if encoder in LAGRANGIAN_ENCODERS and density is None and effort == "lagrangian":
             return _encode_lagrangian(image, quality=quality, bpp=bpp, psnr=psnr,
                                       levels=levels, chroma_levels=chroma_levels,
                                       tonal=tonal, solver=solver, progress=progress,

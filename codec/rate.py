@@ -68,8 +68,10 @@ PROXY_MARGIN_DB = 1.5
 #: the tonal optimisation run once per count, or again until the file lands within
 #: RATE_TOLERANCE; other masks and rates get ``best``.  Measured: benchmarks/RESULTS.md,
 #: "Rate search effort".
-EFFORTS = ("fast", "best")
-DEFAULT_EFFORT = "fast"
+EFFORTS = ("lagrangian", "fast", "best")
+#: ``lagrangian``: the default encoder's one-multiplier design (codec/lagrangian.py); the
+#: other encoders, which it does not cover, take ``fast`` for it.
+DEFAULT_EFFORT = "lagrangian"
 #: First guess of the size r of a tonally optimised tree file over the plain one (same
 #: mask and levels), per channel count: r = 1 + a (bpp / 0.1)^b for (a, b) below; each
 #: fast search corrects it from its own encodes.  Fitted to the first tonal encode of the
@@ -379,6 +381,8 @@ def search_rate(img, planes, target, encoder: MaskEncoder, *, levels=None,
     n = img.shape[0] * img.shape[1]
     if effort not in EFFORTS:
         raise CodecError(f"unknown effort {effort!r} (choose one of {', '.join(EFFORTS)})")
+    if effort == "lagrangian":
+        effort = "fast"
     if not target > 0:
         raise CodecError(f"bpp must be positive, got {target:g}")
     floor = lowest_bpp(img, planes)

@@ -32,10 +32,12 @@ class CodecSpec(NamedTuple):
 
 
 #: Suffixes of the inpcodec encoders, in this order: ``tree-fast-notonal-nofilter-gan``.
-#: Without ``-fast`` the rate search runs with effort ``best`` (as every row recorded
-#: before the fast effort existed); ``-nofilter`` writes files without the loop filter
-#: (as every row recorded before format version 6).
-INPCODEC_SUFFIXES = ("fast", "notonal", "nofilter", "gan")
+#: ``-lambda``: the Lagrangian encoder (the default's, ``tree-rdo-lambda``: a search over
+#: lambda for the rate); ``-fast``: the rate search's fast effort (the default before
+#: it); neither: effort ``best`` (as every row recorded before the fast effort existed);
+#: ``-nofilter`` writes files without the loop filter (as every row recorded before
+#: format version 6).
+INPCODEC_SUFFIXES = ("lambda", "fast", "notonal", "nofilter", "gan")
 
 
 def parse_codec(name: str) -> CodecSpec:
@@ -52,12 +54,13 @@ def parse_codec(name: str) -> CodecSpec:
     ordered = [s for s in INPCODEC_SUFFIXES if s in suffixes]
     if enc not in encoder_names() or suffixes != ordered:
         raise ValueError(f"unknown codec {name!r}; choose from {', '.join(REFERENCE_CODECS)}, "
-                         f"{', '.join(encoder_names())} (inpcodec encoders take -fast for "
-                         "the fast rate search, -notonal for no tonal optimisation, -nofilter "
-                         "for no loop filter and -gan "
+                         f"{', '.join(encoder_names())} (inpcodec encoders take -lambda for "
+                         "the Lagrangian encoder, -fast for the fast rate search, -notonal "
+                         "for no tonal optimisation, -nofilter for no loop filter and -gan "
                          "for the GAN post-processor, in that order)")
     return CodecSpec("inpcodec", enc, "notonal" not in suffixes,
                      "gan" if "gan" in suffixes else "none",
+                     "lagrangian" if "lambda" in suffixes else
                      "fast" if "fast" in suffixes else "best", "nofilter" not in suffixes)
 
 
