@@ -45,6 +45,20 @@ _SOLVES = 0
 _VCYCLES = 0
 
 
+#: Called after every iterative solve with no argument (the encoder's progress bar).
+_SOLVE_HOOKS: list = []
+
+
+def on_solve(hook):
+    """Call ``hook()`` after every iterative solve until :func:`off_solve` removes it."""
+    _SOLVE_HOOKS.append(hook)
+
+
+def off_solve(hook):
+    if hook in _SOLVE_HOOKS:
+        _SOLVE_HOOKS.remove(hook)
+
+
 def solves_run() -> int:
     """How many iterative solves (forward or adjoint, any size) this process has run."""
     return _SOLVES
@@ -363,6 +377,8 @@ class Inpainter:
         out = MG.pcg(be, hier, ws, bnorm, tol, max_iter)
         global _VCYCLES
         _VCYCLES += (out.iterations + 1) * channels
+        for hook in _SOLVE_HOOKS:
+            hook()
         # report the true residual b - A x, not CG's recursively updated one
         fill_rhs(ws.W)
         be.fine_residual(ws.W, ws.x, ws.W)

@@ -25,7 +25,7 @@ from inpcodec.bitstreams import container as C
 from . import lagrangian as L
 from . import metrics
 from .colour import rgb_to_ycbcr
-from .diffusion import solves_run, vcycles_run
+from .diffusion import off_solve, on_solve, solves_run, vcycles_run
 from .encoders import check_options, clear_caches, get_encoder, make_mask
 from .format import (  # noqa: F401 (decode, info: the API)
     add_chroma_guide,
@@ -38,6 +38,7 @@ from .format import (  # noqa: F401 (decode, info: the API)
 )
 from .limits import CodecError, check_memory
 from .loop_filter import smallest_nbytes
+from .progress import SolveBar
 from .quantiser import MAX_LEVELS
 from .rate import DEFAULT_EFFORT, EFFORTS, RATE_TOLERANCE, RD_SLOPE, lowest_bpp, search_rate
 from .threads import solver_threads
@@ -254,7 +255,27 @@ def _encode_lagrangian(image, *, quality, bpp, psnr, levels, chroma_levels, tona
     L.clear_families()
     planes = planes_of(img, C.COLOUR_YCBCR)
     kw = dict(levels=levels, chroma_levels=chroma_levels, tonal=tonal,
-              loop_filter=loop_filter, chroma_guide=chroma_guide, progress=progress)
+              loop_filter=loop_filter, chroma_guide=chroma_guide)
+    note, search = "", []
+    # one bar for the whole encode, its total from the cost model, counting solves
+    bar = SolveBar(L.expected_solves(channels, search=quality is None), progress)
+    on_solve(bar)
+    try:
+        found, search, note = _lagrangian_file(img, planes, quality, bpp, psnr, kw)
+    finally:
+        off_solve(bar)
+        bar.close()
+    return _report(img, found.data, "lossless" if found.lossless else encoder,
+                   solver=solver, t0=t0, start=start, tonal=tonal and not found.lossless,
+                   inpaintings=0, search=search, lossless=found.lossless, lam=found.lam,
+                   quality=quality if quality is not None else
+                   (L.lambda_to_quality(found.lam) if found.lam > 0 else None), note=note,
+                   psnr_search=[(e["lambda"], e["bpp"], e["psnr"]) for e in search
+                                if "psnr" in e])
+
+
+def _lagrangian_file(img, planes, quality, bpp, psnr, kw):
+    """The Lagrangian file of one target: (file, search log, note)."""
     note, search = "", []
     if quality is not None:
         found = L.encode_lambda(img, planes, L.quality_to_lambda(quality), **kw)
@@ -273,13 +294,7 @@ def _encode_lagrangian(image, *, quality, bpp, psnr, levels, chroma_levels, tona
         if not reached:
             note = (f"no file reaches {psnr:g} dB: the best found "
                     f"({metrics.psnr(found.decoded, img):.2f} dB) is given")
-    return _report(img, found.data, "lossless" if found.lossless else encoder,
-                   solver=solver, t0=t0, start=start, tonal=tonal and not found.lossless,
-                   inpaintings=0, search=search, lossless=found.lossless, lam=found.lam,
-                   quality=quality if quality is not None else
-                   (L.lambda_to_quality(found.lam) if found.lam > 0 else None), note=note,
-                   psnr_search=[(e["lambda"], e["bpp"], e["psnr"]) for e in search
-                                if "psnr" in e])
+    return found, search, note
 
 
 def _encode_free_quality(image, quality, kwargs) -> EncodeReport:

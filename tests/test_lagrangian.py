@@ -157,3 +157,18 @@ def test_rate_distortion_goldens():
     for k, v in want.items():
         assert got[k]["bytes"] == v["bytes"], k
         assert got[k]["psnr"] == pytest.approx(v["psnr"], abs=1e-3), k
+
+
+def test_one_progress_bar_for_the_whole_encode(capsys):
+    from inpcodec.codec.progress import SolveBar
+
+    bar = SolveBar(3, enabled=False)
+    bar.expect(5)
+    for _ in range(7):  # past the first total: it grows by what is left, never below n
+        bar()
+        assert bar.n <= bar.total
+    assert (bar.n, bar.total) == (7, 4 + 5)  # grew once, at the 4th solve, by 5
+    bar.close()
+    encode_report(disc_image(), quality=50, progress=True)
+    err = capsys.readouterr().err
+    assert "encode" in err and "tonal" not in err  # no per-stage bars counting to 200
