@@ -208,6 +208,10 @@ class LagrangianFile:
     solves: int
     lossless: bool = False
     log: list = field(default_factory=list)
+    #: The plain file's squared error (as ``sse``), where asked for; the PSNR of the
+    #: decoded file, where a search measured it.
+    plain_sse: float = 0.0
+    psnr: float = math.nan
 
     @property
     def cost(self) -> float:
@@ -215,12 +219,14 @@ class LagrangianFile:
 
 
 def choose(img, planes, lam, *, levels=None, chroma_levels=None, merges=None, family=None,
-           grow_for=None):
+           grow_for=None, plain_error=False):
     """Steps 1-3 for ``lam`` (here per squared error summed over every sample): the mask,
     the chroma tree and the quantisers; those given are kept.
 
     Returns (mask result, luma levels, chroma levels, chroma merges, plain file bits,
-    log); all from plain files (one or two solves each; none where all are given).
+    log); all from plain files (one or two solves each; none where all are given).  With
+    ``plain_error`` the log's last entry holds the plain file's squared error
+    (``plain_sse``, summed over the pixels, averaged over the channels in RGB terms).
     """
     channels = planes.shape[2]
     w = _weights(channels)
@@ -282,15 +288,19 @@ def choose(img, planes, lam, *, levels=None, chroma_levels=None, merges=None, fa
                     "chroma_step_per_root_lam": None if cstep is None
                     else cstep / math.sqrt(lam)})
     key = (lv, clv, merges)
-    st = plain[key][0] if key in plain else file_state(img, planes, found, lv, clv, False,
-                                                       chroma_merges=merges)
+    if plain_error:
+        st, _, sse = measure(lv, clv, merges)
+        log.append({"plain_sse": float((w * sse).sum()) / channels})
+    else:
+        st = plain[key][0] if key in plain else file_state(img, planes, found, lv, clv,
+                                                           False, chroma_merges=merges)
     return found, lv, clv, merges, 8.0 * len(st.write()), log
 
 
 def encode_lambda(img, planes, lam: float, *, levels=None, chroma_levels=None,
                   tonal: bool = True, loop_filter: bool = True, chroma_guide: bool = True,
                   merges=None, progress: bool = False, grow_for=None,
-                  lossless: bool = True) -> LagrangianFile:
+                  lossless: bool = True, plain_error: bool = False) -> LagrangianFile:
     """The file of ``img`` (8-bit grey or RGB, ``planes`` its YCbCr or grey planes) that
     the Lagrangian encoder makes for multiplier ``lam``; see the module."""
     if not (np.isfinite(lam) and lam > 0):
@@ -301,7 +311,7 @@ def encode_lambda(img, planes, lam: float, *, levels=None, chroma_levels=None,
     lam_user, lam = lam, lam * channels  # per sample -> per the error summed over samples
     found, lv, clv, merges, plain_bits, log = choose(
         img, planes, lam, levels=levels, chroma_levels=chroma_levels, merges=merges,
-        grow_for=None if grow_for is None else grow_for * channels)
+        grow_for=None if grow_for is None else grow_for * channels, plain_error=plain_error)
     state = file_state(img, planes, found, lv, clv, tonal, progress=progress,
                        chroma_merges=merges, effort="lagrangian")
     u = state.planes()
@@ -334,7 +344,9 @@ def encode_lambda(img, planes, lam: float, *, levels=None, chroma_levels=None,
             log.append({"chroma_guide": best[1]})
     data = state.write()
     out = LagrangianFile(data, pixels, lam_user, err / channels, lv, clv, merges,
-                         found.mask, plain_bits, solves_run() - start, log=log)
+                         found.mask, plain_bits, solves_run() - start, log=log,
+                         plain_sse=next((e["plain_sse"] for e in log if "plain_sse" in e),
+                                        0.0))
     return (_lossless_if_cheaper(img, out) if lossless else None) or out
 
 
@@ -477,55 +489,81 @@ def search_lambda_for_bpp(img, planes, target: float, *, lam0: float = LAMBDA_AT
     return best, log, reached
 
 
-#: Encodes a PSNR search makes at most, and the slope its first steps assume (dB per
-#: halving of lam; Kodak and the classic images: 1-2) until the target is bracketed.
+#: Real files a PSNR search makes at most; it stops early once a file reaches the target
+#: within PSNR_CLOSE_DB, or once the lam that reaches it and the one that misses lie
+#: within a tenth of an octave.
 MAX_PSNR_ENCODES = 6
-PSNR_PER_OCTAVE = 1.5
+PSNR_CLOSE_DB = 0.15
+
+
+def _psnr_of(sse_per_sample: float) -> float:
+    return math.inf if sse_per_sample <= 0 else 10.0 * math.log10(255.0 ** 2 / sse_per_sample)
 
 
 def search_lambda_for_psnr(img, planes, target: float, *, lam0: float = LAMBDA_AT_50,
                            **kwargs):
     """The smallest file found whose decoding reaches ``target`` dB, by a search over
-    ``lam``: steps of the assumed slope until one file reaches it and one misses, then
-    the secant between the nearest two, inside their bracket.  Returns (file, log,
-    reached); where no lossy file reaches the target, the lossless one (J picks it at a
-    small enough ``lam``) or the best seen."""
+    ``lam`` (in log2): after each real file, cheap estimates (the plain file's PSNR at
+    a ``lam``, with the nearest real file's choices and quantiser steps scaled, plus that
+    file's measured gain over its plain file: tonal optimisation, loop filter, chroma
+    guide) propose the next ``lam`` by secant steps, kept inside the bracket of the real
+    files that reach the target and that miss it (0.2-0.8 of it), or at most 3 octaves
+    beyond the nearest file while there is none.  Returns (file, log, reached): the
+    smallest file found that reaches the target (the lossless one, every pixel exact,
+    where ``lam`` becomes small enough for J to choose it)."""
     from .metrics import psnr as _psnr  # noqa: PLC0415
 
-    log, hit, miss = [], {}, {}  # log2 lam -> (psnr, file)
-    x = math.log2(lam0)
-    best = None
+    n = img.shape[0] * img.shape[1]
+    channels = planes.shape[2]
+    given = {"levels": kwargs.pop("levels", None),
+             "chroma_levels": kwargs.pop("chroma_levels", None)}
+    log, files, x = [], [], math.log2(lam0)
+    hit, miss = {}, {}  # log2 lam -> real file
     for _ in range(MAX_PSNR_ENCODES):
-        out = encode_lambda(img, planes, 2.0 ** x, **kwargs)
-        p = math.inf if out.lossless else _psnr(out.decoded, img)
-        log.append({"lambda": 2.0 ** x, "bpp": 8.0 * len(out.data) / (img.shape[0] * img.shape[1]),
-                    "psnr": p})
-        (hit if p >= target else miss)[x] = (p, out)
-        if p >= target and (best is None or len(out.data) < len(best.data)):
-            best = out
-        if out.lossless and p < target:
+        out = encode_lambda(img, planes, 2.0 ** x, **given, plain_error=True, **kwargs)
+        out.psnr = math.inf if out.lossless else _psnr(out.decoded, img)
+        files.append(out)
+        log.append({"lambda": 2.0 ** x, "bpp": 8.0 * len(out.data) / n, "psnr": out.psnr,
+                    "full": True})
+        (hit if out.psnr >= target else miss)[x] = out
+        if out.psnr >= target and (out.lossless or out.psnr - target <= PSNR_CLOSE_DB):
             break
-        if not hit:  # all miss: a smaller lam
+        xh = max(hit) if hit else None  # the largest lam that reaches it
+        above = [m for m in miss if xh is None or m > xh]
+        xm = min(above) if above and xh is not None else None
+        if xh is not None and xm is not None and xm - xh < 0.1:
+            break
+        gain = out.psnr - _psnr_of(out.plain_sse / n)
+
+        def estimate(y, near=out, gain=gain):
+            keep = _levels_at(near, y, channels)
+            keep.update({key: v for key, v in given.items() if v is not None})
+            *_, pl = choose(img, planes, y * channels, plain_error=True, **keep)
+            p = _psnr_of(pl[-1]["plain_sse"] / n) + gain
+            log.append({"lambda": y, "psnr_estimate": p})
+            return 10.0 ** (p / 10.0)  # falls with lam like lam^-slope
+
+        if not np.isfinite(gain):
+            y = x - 1.0
+        else:
+            lam_est, _ = _secant_log(estimate, 2.0 ** x, 10.0 ** (target / 10.0), 0.3,
+                                     10.0 ** (0.5 * PSNR_CLOSE_DB / 10.0) - 1.0,
+                                     MAX_ESTIMATES // 2)
+            y = math.log2(lam_est)
+        if xh is not None and xm is not None:  # inside the bracket
+            y = xh + (xm - xh) * float(np.clip((y - xh) / (xm - xh), 0.2, 0.8))
+        elif xh is None:  # everything misses: a smaller lam, 1 to 3 octaves
             lo = min(miss)
-            x = lo - float(np.clip((target - miss[lo][0]) / PSNR_PER_OCTAVE, 0.25, 3.0))
-            continue
-        xh = max(hit)  # the largest lam that reaches it: the smallest file so far
-        above = [m for m in miss if m > xh]
-        if not above:  # all reach it: a larger lam
-            if hit[xh][1].lossless and len(hit) == 1:
-                break
-            x = xh + float(np.clip((hit[xh][0] - target) / PSNR_PER_OCTAVE, 0.25, 3.0))
-            if x > math.log2(LAMBDA_AT_50) + 12:
-                break
-            continue
-        xm = min(above)
-        if xm - xh < 0.1:  # lam known within 7 %
-            break
-        ph, pm = hit[xh][0], miss[xm][0]
-        t = (ph - target) / (ph - pm) if np.isfinite(ph) else 0.5
-        x = xh + (xm - xh) * float(np.clip(t, 0.2, 0.8))
-    if best is None:
-        best = max((v[1] for v in miss.values()),
-                   key=lambda f: math.inf if f.lossless else _psnr(f.decoded, img))
-    return best, log, best is not None and (best.lossless or _psnr(best.decoded, img)
-                                            >= target)
+            y = lo - float(np.clip(lo - y, 1.0, 3.0))
+        else:  # everything reaches it: a larger lam, 1/2 to 3 octaves
+            y = xh + float(np.clip(y - xh, 0.5, 3.0))
+        x = y
+    hits = [f for f in files if f.psnr >= target]
+    if hits:
+        return min(hits, key=lambda f: len(f.data)), log, True
+    # no lossy file found reaches it: the lossless file does (the caller says so)
+    data, _ = lossless_file(img)
+    log.append({"lambda": 0.0, "bpp": 8.0 * len(data) / n, "psnr": math.inf, "full": True})
+    return LagrangianFile(data, np.asarray(img).copy(), 0.0, 0.0, LOSSLESS_LEVELS,
+                          LOSSLESS_LEVELS, 0, np.ones(img.shape[:2], bool), 8.0 * len(data),
+                          0, lossless=True, psnr=math.inf), log, False

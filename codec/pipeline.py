@@ -292,8 +292,10 @@ def _lagrangian_file(img, planes, quality, bpp, psnr, kw):
             raise CodecError(f"psnr must be a positive number of dB, got {psnr}")
         found, search, reached = L.search_lambda_for_psnr(img, planes, psnr, **kw)
         if not reached:
-            note = (f"no file reaches {psnr:g} dB: the best found "
-                    f"({metrics.psnr(found.decoded, img):.2f} dB) is given")
+            n = img.shape[0] * img.shape[1]
+            note = (f"no lossy file found reaches {psnr:g} dB: the lossless file is given "
+                    f"({len(found.data)} bytes, {8.0 * len(found.data) / n:.3f} bpp, against "
+                    f"{img.size} bytes of raw samples)")
     return found, search, note
 
 
