@@ -94,9 +94,18 @@ class SplitOrder:
     depth: np.ndarray
     key: np.ndarray
     cost: np.ndarray
+    #: Per split, the error score it was ordered by (map- and scale-error orders: the
+    #: cell's integral or predicted squared error, non-increasing), or None.
+    score: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.depth.size)
+
+    def prefix(self, n: int) -> SplitOrder:
+        """The first ``n`` splits as an order of their own."""
+        return SplitOrder(self.height, self.width, self.quad, self.centres, self.depth[:n],
+                          self.key[:n], self.cost[:n],
+                          None if self.score is None else self.score[:n])
 
 
 def tree_from_order(order: SplitOrder, n: int) -> Tree:
@@ -195,6 +204,16 @@ def prefix_for_points(order: SplitOrder, points: int) -> int:
 # ----------------------------------------------------------------------------- error-driven
 
 
+def _start_depth(h: int, w: int, quad: bool) -> int:
+    """Depth of the uniform tree error-driven densification starts from (at least
+    START_LEAVES leaves); its splits are never pruned."""
+    sched = schedule(h, w, quad)
+    start = 0
+    while start < len(sched) - 1 and (1 << sum(sched[start])) < START_LEAVES:
+        start += 1
+    return start
+
+
 class _Densification:
     """What error-driven and probabilistic densification share: the start (the uniform
     tree with at least START_LEAVES leaves), the current leaves, the splits made so far
@@ -204,9 +223,7 @@ class _Densification:
         self.f, self.quad, self.centres, self.tol = f, quad, centres, tol
         h, w = f.shape
         self.sched = schedule(h, w, quad)
-        start = 0
-        while start < len(self.sched) - 1 and (1 << sum(self.sched[start])) < START_LEAVES:
-            start += 1
+        start = _start_depth(h, w, quad)
         t = uniform_tree(h, w, start, quad=quad, centres=centres)
         self.depth = [np.full(s.size, d, np.int64) for d, s in enumerate(t.splits)]
         self.key = list(t.splits)
@@ -415,14 +432,20 @@ class RdoPruning:
 
     def __init__(self, image, max_points: int, *, batch: float = 0.2,
                  levels: int = RDO_LEVELS, flag_bits: float = FLAG_BITS, tol: float = 1e-3,
-                 min_error: float = 0.0):
+                 min_error: float = 0.0, grown: SplitOrder | None = None):
         f = _check(image)
         if not 0.0 < batch <= 1.0:
             raise ValueError(f"batch must lie in (0, 1], got {batch}")
         h, w = f.shape
         self.f, self.batch, self.flag_bits, self.tol = f, batch, flag_bits, tol
-        self.grown = grown = error_driven_order(f, int(max_points), tol=tol,
-                                                min_error=min_error)
+        if grown is None:
+            grown = error_driven_order(f, int(max_points), tol=tol, min_error=min_error)
+        else:  # another front-end's order (a map's): its splits above the start tree's
+            grown = SplitOrder(grown.height, grown.width, grown.quad, grown.centres,
+                               grown.depth, grown.key,
+                               (grown.depth >= _start_depth(h, w, grown.quad)).astype(
+                                   np.int64), grown.score)
+        self.grown = grown
         self.sched = schedule(h, w, grown.quad)
         full = tree_from_order(grown, len(grown))
         self.value_bits = _value_bits(f, full, levels)
@@ -671,7 +694,8 @@ def scale_error_order(shape, error_at_depth, *, quad: bool = True,
         cap = np.concatenate([v] * nc)
     depth, key, val = _joined(depth), _joined(key), _joined(val, np.float64)
     o = np.lexsort((key, depth, -val))  # ties: parent first, then by key (reproducible)
-    return SplitOrder(h, w, quad, centres, depth[o], key[o], np.zeros(o.size, np.int64))
+    return SplitOrder(h, w, quad, centres, depth[o], key[o], np.zeros(o.size, np.int64),
+                      val[o])
 
 
 def smooth_log_error(error: np.ndarray, side: int) -> np.ndarray:

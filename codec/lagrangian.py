@@ -96,11 +96,22 @@ class TreeFamily:
     Lagrangian pruning of ``tree-rdo`` (:class:`~inpcodec.baselines.tree.RdoPruning`),
     grown once for the smallest ``lam`` asked for and pruned on for larger ones."""
 
-    def __init__(self, luma: np.ndarray):
+    def __init__(self, luma: np.ndarray, front_end: str = "error"):
+        if front_end not in FRONT_ENDS:
+            raise ValueError(f"unknown front-end {front_end!r}")
         self.luma = luma
+        self.front_end = front_end
         self.pruning = None
         self.grown_for = math.inf
         self.solves = 0
+
+    def _grown(self, min_error: float):
+        """The learned front-end's growth: the tree-map network's split order (no
+        inpainting) while a split's predicted error reaches ``min_error``."""
+        from inpcodec.learned_masks.tree_map import learned_tree_order  # noqa: PLC0415
+
+        order = learned_tree_order(self.luma)
+        return order.prefix(int(np.count_nonzero(order.score >= min_error)))
 
     def mask_for(self, lam_luma: float, grow_for: float | None = None) -> MaskResult:
         """The tree of multiplier ``lam_luma`` (squared luma error per bit); a new growth
@@ -108,8 +119,10 @@ class TreeFamily:
         start = solves_run()
         grow_for = lam_luma if grow_for is None else min(grow_for, lam_luma)
         if self.pruning is None or lam_luma < self.grown_for:
-            self.pruning = RdoPruning(self.luma, self.luma.size,
-                                      min_error=grow_for * GROWTH_BITS)
+            bound = grow_for * GROWTH_BITS
+            self.pruning = RdoPruning(
+                self.luma, self.luma.size, min_error=bound,
+                grown=self._grown(bound) if self.front_end == "learned" else None)
             self.grown_for = grow_for
         n = self.pruning.prune_until(lam_luma)
         tree = tree_from_order(self.pruning.order(), n)
@@ -120,15 +133,20 @@ class TreeFamily:
 
 
 _FAMILIES: dict = {}
+#: Where the tree's growth comes from: ``error`` (error-driven densification, a few
+#: inpaintings; ``tree-rdo``) or ``learned`` (the tree-map network's predicted errors,
+#: none; ``tree-learned``).  The pruning and every later choice are the same.
+FRONT_ENDS = ("error", "learned")
 
 
-def tree_family(luma: np.ndarray) -> TreeFamily:
+def tree_family(luma: np.ndarray, front_end: str = "error") -> TreeFamily:
     """The :class:`TreeFamily` of this luma, kept for the last image (a rate search asks
     for many ``lam``)."""
-    key = (luma.shape, hashlib.sha1(np.ascontiguousarray(luma).tobytes()).hexdigest())
+    key = (front_end, luma.shape,
+           hashlib.sha1(np.ascontiguousarray(luma).tobytes()).hexdigest())
     if key not in _FAMILIES:
         _FAMILIES.clear()
-        _FAMILIES[key] = TreeFamily(luma)
+        _FAMILIES[key] = TreeFamily(luma, front_end)
     return _FAMILIES[key]
 
 
@@ -219,7 +237,7 @@ class LagrangianFile:
 
 
 def choose(img, planes, lam, *, levels=None, chroma_levels=None, merges=None, family=None,
-           grow_for=None, plain_error=False):
+           grow_for=None, plain_error=False, front_end="error"):
     """Steps 1-3 for ``lam`` (here per squared error summed over every sample): the mask,
     the chroma tree and the quantisers; those given are kept.
 
@@ -230,7 +248,7 @@ def choose(img, planes, lam, *, levels=None, chroma_levels=None, merges=None, fa
     """
     channels = planes.shape[2]
     w = _weights(channels)
-    family = family or tree_family(planes[:, :, 0])
+    family = family or tree_family(planes[:, :, 0], front_end)
     found = family.mask_for(lam / w[0], grow_for=None if grow_for is None
                             else grow_for / w[0])
     cache = {}
@@ -300,7 +318,8 @@ def choose(img, planes, lam, *, levels=None, chroma_levels=None, merges=None, fa
 def encode_lambda(img, planes, lam: float, *, levels=None, chroma_levels=None,
                   tonal: bool = True, loop_filter: bool = True, chroma_guide: bool = True,
                   merges=None, progress: bool = False, grow_for=None,
-                  lossless: bool = True, plain_error: bool = False) -> LagrangianFile:
+                  lossless: bool = True, plain_error: bool = False,
+                  front_end: str = "error") -> LagrangianFile:
     """The file of ``img`` (8-bit grey or RGB, ``planes`` its YCbCr or grey planes) that
     the Lagrangian encoder makes for multiplier ``lam``; see the module."""
     if not (np.isfinite(lam) and lam > 0):
@@ -311,7 +330,8 @@ def encode_lambda(img, planes, lam: float, *, levels=None, chroma_levels=None,
     lam_user, lam = lam, lam * channels  # per sample -> per the error summed over samples
     found, lv, clv, merges, plain_bits, log = choose(
         img, planes, lam, levels=levels, chroma_levels=chroma_levels, merges=merges,
-        grow_for=None if grow_for is None else grow_for * channels, plain_error=plain_error)
+        grow_for=None if grow_for is None else grow_for * channels, plain_error=plain_error,
+        front_end=front_end)
     state = file_state(img, planes, found, lv, clv, tonal, progress=progress,
                        chroma_merges=merges, effort="lagrangian")
     u = state.planes()
@@ -472,7 +492,8 @@ def search_lambda_for_bpp(img, planes, target: float, *, lam0: float = LAMBDA_AT
             def plain(x, last=last, ratio=ratio):
                 keep = _levels_at(last, x, channels)
                 keep.update({key: v for key, v in given.items() if v is not None})
-                *_, pb, _ = choose(img, planes, x * channels, **keep)
+                *_, pb, _ = choose(img, planes, x * channels,
+                                   front_end=kwargs.get("front_end", "error"), **keep)
                 log.append({"lambda": x, "plain_bpp": pb / n})
                 return pb * ratio
             lam, _ = _secant_log(plain, lam, goal_bits, 0.5, RATE_TOLERANCE / 3,
@@ -538,7 +559,8 @@ def search_lambda_for_psnr(img, planes, target: float, *, lam0: float = LAMBDA_A
         def estimate(y, near=out, gain=gain):
             keep = _levels_at(near, y, channels)
             keep.update({key: v for key, v in given.items() if v is not None})
-            *_, pl = choose(img, planes, y * channels, plain_error=True, **keep)
+            *_, pl = choose(img, planes, y * channels, plain_error=True,
+                            front_end=kwargs.get("front_end", "error"), **keep)
             p = _psnr_of(pl[-1]["plain_sse"] / n) + gain
             log.append({"lambda": y, "psnr_estimate": p})
             return 10.0 ** (p / 10.0)  # falls with lam like lam^-slope

@@ -50,7 +50,7 @@ from .threads import solver_threads
 DEFAULT_ENCODER = "tree-rdo"
 #: Encoders that make every choice by J = D + lam R (:mod:`.lagrangian`); the others
 #: (free masks, the other trees) search a density.
-LAGRANGIAN_ENCODERS = ("tree-rdo",)
+LAGRANGIAN_ENCODERS = {"tree-rdo": "error", "tree-learned": "learned"}
 #: Without a target, files are made at this quality (:func:`.lagrangian.quality_to_lambda`):
 #: one encode, no search, and about one visual quality on every image, as cjpeg's, cwebp's
 #: and avifenc's defaults give (a default rate gave flat images too many bits and
@@ -189,7 +189,8 @@ def encode_report(image, *, encoder: str = DEFAULT_ENCODER, density: float | Non
     if effort not in EFFORTS:
         raise CodecError(f"unknown effort {effort!r} (choose one of {', '.join(EFFORTS)})")
     with solver_threads(threads):
-        if encoder in LAGRANGIAN_ENCODERS and density is None and effort == "lagrangian":
+        if (encoder in LAGRANGIAN_ENCODERS and density is None and effort == "lagrangian"
+                and not options):  # an encoder option (weights) takes the rate search
             return _encode_lagrangian(image, quality=quality, bpp=bpp, psnr=psnr,
                                       levels=levels, chroma_levels=chroma_levels,
                                       tonal=tonal, solver=solver, progress=progress,
@@ -255,7 +256,8 @@ def _encode_lagrangian(image, *, quality, bpp, psnr, levels, chroma_levels, tona
     L.clear_families()
     planes = planes_of(img, C.COLOUR_YCBCR)
     kw = dict(levels=levels, chroma_levels=chroma_levels, tonal=tonal,
-              loop_filter=loop_filter, chroma_guide=chroma_guide)
+              loop_filter=loop_filter, chroma_guide=chroma_guide,
+              front_end=LAGRANGIAN_ENCODERS[encoder])
     note, search = "", []
     # one bar for the whole encode, its total from the cost model, counting solves
     bar = SolveBar(L.expected_solves(channels, search=quality is None), progress)

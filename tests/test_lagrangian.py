@@ -172,3 +172,24 @@ def test_one_progress_bar_for_the_whole_encode(capsys):
     encode_report(disc_image(), quality=50, progress=True)
     err = capsys.readouterr().err
     assert "encode" in err and "tonal" not in err  # no per-stage bars counting to 200
+
+
+def test_learned_front_end_grows_from_the_map_and_prunes_the_same_way():
+    """tree-learned in the Lagrangian design: the network's order (no inpainting) cut where
+    a split's predicted error falls below the growth bound, then the same pruning."""
+    pytest.importorskip("torch")
+    from inpcodec.learned_masks.tree_map import learned_tree_order
+
+    f = natural_like(64, 96).astype(np.float64)
+    order = learned_tree_order(f)
+    assert order.score is not None and np.all(np.diff(order.score) <= 0)
+    fam = L.TreeFamily(f, "learned")
+    found = fam.mask_for(50.0)
+    grown = fam.pruning.grown
+    assert len(grown) == int((order.score >= 50.0 * L.GROWTH_BITS).sum())
+    assert np.array_equal(grown.depth, order.depth[:len(grown)])
+    assert fam.pruning.pruned and found.mask.sum() > 0  # something was pruned
+    img = _grey(64, 96)
+    lo, hi = (encode_report(img, encoder="tree-learned", quality=q) for q in (30, 70))
+    assert len(lo.data) < len(hi.data) and lo.psnr < hi.psnr
+    assert np.array_equal(decode(hi.data), hi.decoded)
