@@ -27,10 +27,13 @@ def main():
     ap.add_argument("--targets", default="0.05,0.1,0.2,0.3")
     ap.add_argument("--anchors", default="jpeg,jpeg2000,belhachmi")
     ap.add_argument("--codecs", default=None, help="default: all with every image")
+    ap.add_argument("--extra", type=Path, action="append", default=[],
+                    help="another bench --out folder whose rows join these (a new codec "
+                    "run apart from the stored ones)")
     args = ap.parse_args()
     images = set(args.images.split(","))
     targets = [float(t) for t in args.targets.split(",")]
-    rows = [r for r in load_all(args.out, args.mode)
+    rows = [r for out in [args.out, *args.extra] for r in load_all(out, args.mode)
             if r["image"] in images and r["target_bpp"] in targets]
     curves = {c: v for c, v in mean_curves(rows).items() if set(v["images"]) == images
               and len(v["points"]) == len(targets)}

@@ -445,10 +445,11 @@ def _secant_log(f, x0, target, slope, tol, steps):
     return best[1], best[2]
 
 
-def _levels_at(out: LagrangianFile, lam: float, channels: int) -> dict:
-    """The choices an estimate at ``lam`` keeps from the real file ``out``: its chroma
-    tree, and its quantisers with their steps scaled by sqrt(lam / out.lam) (the
-    quantiser model's optimum at a fixed mask); levels the user gave stay."""
+def _levels_at(out, lam: float, channels: int) -> dict:
+    """The choices an estimate at ``lam`` keeps from the real or plain file ``out`` (with
+    ``levels``, ``chroma_levels``, ``merges`` and its ``log``): its chroma tree, and its
+    quantisers with their steps scaled by sqrt(lam / out.lam) (the quantiser model's
+    optimum at a fixed mask); levels the user gave stay."""
     model = next((e for e in out.log if "step_per_root_lam" in e), {})
     root = math.sqrt(lam * channels)
     s, cs = model.get("step_per_root_lam"), model.get("chroma_step_per_root_lam")
@@ -457,17 +458,29 @@ def _levels_at(out: LagrangianFile, lam: float, channels: int) -> dict:
             "merges": out.merges if channels == 3 else None}
 
 
+@dataclass
+class _Choices:
+    """The choices of a plain file (:func:`choose`), for :func:`_levels_at`."""
+
+    levels: int
+    chroma_levels: int
+    merges: int
+    log: list
+    plain_bits: float = 0.0
+
+
 def search_lambda_for_bpp(img, planes, target: float, *, lam0: float = LAMBDA_AT_50,
                           **kwargs):
     """The file within :data:`RATE_TOLERANCE` of ``target`` bpp, by a search over ``lam``.
 
-    A real file at ``lam0`` first; then cheap estimates: the plain file's bits at each
-    ``lam`` with that file's chroma tree and its quantiser steps scaled as the quantiser
-    model says (the mask's pruning only: no solve but its rounds), times the real file's
-    ratio of real to plain bits, by secant steps in log lam; then the real file there,
-    which makes its own choices.  Where it misses, its ratio and choices steer the next
-    estimates (three real files at most).  Returns (file, log, reached): the closest file
-    where none lands (a rate beyond every lossy file and below the lossless one).
+    Cheap estimates first: the plain file's bits at each ``lam`` with the chroma tree
+    and the quantiser steps of the plain file at ``lam0``, scaled as the quantiser model
+    says (the mask's pruning only: no solve but its rounds), by secant steps in log lam;
+    then the real file there, making every choice.  Its ratio of real to plain bits
+    (tonal optimisation, loop filter) then scales the estimates, now with its choices,
+    and the next real file takes the estimate's choices (three real files at most).
+    Returns (file, log, reached): the closest file where none lands (a rate beyond every
+    lossy file and below the lossless one).
     """
     from .rate import LOSSLESS_MARGIN, lossless_estimate  # noqa: PLC0415
 
@@ -484,22 +497,32 @@ def search_lambda_for_bpp(img, planes, target: float, *, lam0: float = LAMBDA_AT
     given = {"levels": kwargs.pop("levels", None),
              "chroma_levels": kwargs.pop("chroma_levels", None)}
     log, files, lam = [], [], lam0
+    # the first estimates take the choices of lam0's plain file and no ratio (no real
+    # file yet): the first real file lands near the target, a few per cent above it
+    _, lv, clv, m, pb, clog = choose(img, planes, lam0 * channels, **given,
+                                     front_end=kwargs.get("front_end", "error"))
+    first = _Choices(lv, clv, m, clog, pb)
     for _ in range(MAX_FULL_ENCODES):
-        if files:
-            last = files[-1]
-            ratio = 8.0 * len(last.data) / last.plain_bits
+        last = files[-1] if files else first
+        ratio = 8.0 * len(last.data) / last.plain_bits if files else 1.0
 
-            def plain(x, last=last, ratio=ratio):
-                keep = _levels_at(last, x, channels)
-                keep.update({key: v for key, v in given.items() if v is not None})
-                *_, pb, _ = choose(img, planes, x * channels,
-                                   front_end=kwargs.get("front_end", "error"), **keep)
-                log.append({"lambda": x, "plain_bpp": pb / n})
-                return pb * ratio
-            lam, _ = _secant_log(plain, lam, goal_bits, 0.5, RATE_TOLERANCE / 3,
-                                 MAX_ESTIMATES)
+        def keep_at(x, last=last):
+            keep = _levels_at(last, x, channels)
+            keep.update({key: v for key, v in given.items() if v is not None})
+            return keep
+
+        def plain(x, ratio=ratio, keep_at=keep_at):
+            *_, pb, _ = choose(img, planes, x * channels,
+                               front_end=kwargs.get("front_end", "error"), **keep_at(x))
+            log.append({"lambda": x, "plain_bpp": pb / n})
+            return pb * ratio
+        lam, _ = _secant_log(plain, lam, goal_bits, 0.5, RATE_TOLERANCE / 3, MAX_ESTIMATES)
+        # the first real file makes every choice at its lam; later ones take the
+        # estimate's, so that only the ratio of real to plain bits (tonal optimisation,
+        # loop filter), measured on the file before, can move them off the target
+        choices = keep_at(lam) if files else given
         # the lossless file does not fit (checked above): lossy files only
-        out = encode_lambda(img, planes, lam, **given, lossless=False, **kwargs)
+        out = encode_lambda(img, planes, lam, **choices, lossless=False, **kwargs)
         files.append(out)
         bits = 8.0 * len(out.data)
         log.append({"lambda": lam, "bpp": bits / n, "full": True})
