@@ -63,7 +63,7 @@ GROWTH_BITS = 16.0
 MODEL_LEVELS = (32, 8)
 #: Chroma trees tried: the luma's tree with this many bottom splits merged.
 CHROMA_MERGE_CANDIDATES = (1, 2, 3)
-CHROMA_MERGES_FIRST = 2
+
 #: ``quality`` to ``lam``, a fixed map: lam = LAMBDA_AT_50 * 2^((50 - quality) /
 #: QUALITY_PER_OCTAVE).  ``lam`` prices a bit in squared grey levels per sample (the RGB
 #: error of a colour image is averaged over its three channels, so one quality gives
@@ -249,6 +249,10 @@ def choose(img, planes, lam, *, levels=None, chroma_levels=None, merges=None, fa
     channels = planes.shape[2]
     w = _weights(channels)
     family = family or tree_family(planes[:, :, 0], front_end)
+    # the luma tree at the luma's price of a bit; the chroma tree follows it (its merges),
+    # so a luma split's chroma bits are repaid by its chroma error on the margin (pricing
+    # them in, or lam scaled by 0.6 or 1.6, gave J within +0.03 % and 2-3 % higher on
+    # kodim05/13/19/23 in colour: benchmarks/RESULTS.md, "The Lagrangian encoder")
     found = family.mask_for(lam / w[0], grow_for=None if grow_for is None
                             else grow_for / w[0])
     cache = {}
@@ -265,15 +269,6 @@ def choose(img, planes, lam, *, levels=None, chroma_levels=None, merges=None, fa
 
     lv0 = levels or hi
     clv0 = chroma_levels or min(MAX_LEVELS, 2 * lv0)
-    if channels == 3:
-        # a luma point brings chroma with it (on the chroma tree): price the luma splits
-        # with the chroma bits they carry, measured on this image's plain file
-        bits = _plane_bits(file_state(img, planes, found, lv0, clv0, False,
-                                      chroma_merges=merges or CHROMA_MERGES_FIRST))
-        share = float(bits.sum() / bits[0])
-        found = family.mask_for(lam * share / w[0], grow_for=None if grow_for is None
-                                else grow_for / w[0])
-        log.append({"chroma_share": share, "points": int(found.mask.sum())})
     if channels == 1:
         merges = 0
     elif merges is None:
