@@ -128,9 +128,11 @@ def _maker(kind: str):
 for _name, _kind, _about in (
         ("tree", "error", "quadtree of corners and centres, split where the inpainting "
          "error is largest (a few inpaintings; tree-coded positions)"),
-        ("tree-rdo", "rdo", "the error-driven quadtree grown to 1.5 times the points, then "
-         "pruned where a split's bits buy least error (D + lambda R, R in the value coder's "
-         "bits; local re-solves; tree-coded positions)"),
+        ("tree-rdo", "rdo", "the default: every choice by D + lambda R; the error-driven "
+         "quadtree grown while a leaf holds more error than a split's bits' price, then "
+         "pruned where a split's bits buy less error than lambda (local re-solves; "
+         "tree-coded positions; with --density: grown to 1.5 times the points, pruned to "
+         "them)"),
         ("tree-teacher", "teacher", "quadtree split by the errors that uniform trees of each "
          "depth leave (one inpainting per depth, none sequential; the tree-map network's "
          "teacher; tree-coded positions)"),

@@ -35,5 +35,6 @@ def _make_tree(luma, density, *, levels=None, seed=0, progress=False, weights=No
 
 register(MaskEncoder(
     "tree-learned", _make_tree, "quadtree split by the tree-map U-net's predicted "
-    "inpainting errors, one forward pass (no inpainting; tree-coded positions)",
+    "inpainting errors, one forward pass, then pruned at lambda as tree-rdo (with "
+    "--density or --weights: no pruning, no inpainting; tree-coded positions)",
     options=("weights", "precision")))
