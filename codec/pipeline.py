@@ -61,10 +61,8 @@ LAGRANGIAN_MEMORY = 1.6
 #: The densities a quality tries with the encoders outside the Lagrangian design.
 FREE_QUALITY_DENSITIES = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16)
 DEFAULT_LEVELS = 64
-#: The rate ``inpcodec encode`` and ``inpcodec demo`` aim at when given neither a rate nor
-#: a density: inside the 0.05-0.3 bpp range the codec is measured on, about the size of
-#: the 4 % files the command made before (a fixed density with the 64 default levels gave
-#: files 1.2 dB worse than the rate search at the same size, cameraman 512 x 512).
+#: The rate the PSNR search of the encoders outside the Lagrangian design starts from
+#: (:func:`default_bpp`); it was the command line's default before the quality.
 DEFAULT_BPP = 0.2
 #: With a target rate, the rate search aims this fraction below it to leave room for the
 #: loop filter (format version 7), which is added after the search within the target's
@@ -492,17 +490,26 @@ def encode(image, **kwargs) -> bytes:
         How the mask is chosen (on the luma): a registered mask encoder
         (:func:`inpcodec.codec.encoders.encoder_names`: ``belhachmi``, ``random``, ``ps``,
         ``ps+nlpe``, ``learned``, ...).
+    quality : float
+        0-100 (default :data:`DEFAULT_QUALITY` when no target is given): a fixed price of
+        a bit (:func:`.lagrangian.quality_to_lambda`); the default encoder makes every
+        choice by D + lambda R in one pass, the others pick a density by it.  Give at most
+        one of ``quality``, ``density``, ``bpp`` and ``psnr``.
     density : float
-        Fraction of pixels stored.  Give exactly one of ``density``, ``bpp`` and ``psnr``.
+        Fraction of pixels stored.
     bpp : float
-        Target size in bits per pixel; density and quantisation are searched to land
-        within 3 % of it.  A target at or above the size of the lossless file gives the
-        lossless file (every pixel exact).
+        Target size in bits per pixel, within 3 %: the default encoder searches lambda
+        (about two encodes), the others density and quantisation.  A target at or above
+        the size of the lossless file gives the lossless file (every pixel exact); one
+        that cannot be reached gives the nearest file and says so in the report's
+        ``note``.
     psnr : float
         Target quality instead: the smallest file found whose decoding has at least this
-        PSNR in dB (RGB for colour images), by a search over ``bpp`` (about 6
-        encodes; :data:`MAX_PSNR_ENCODES` at most).  The report's ``psnr_search`` lists
-        the encodes.
+        PSNR in dB (RGB for colour images), by a search over lambda (the default
+        encoder) or ``bpp``.  The report's ``psnr_search`` lists the encodes.
+    threads : int
+        Solver threads (default one: :mod:`.threads`; 0: every core).  The file is the
+        same for any count.
     levels, chroma_levels : int
         Quantisation levels of luma and chroma (default 64, and for chroma twice the
         luma's with tree masks, whose chroma lives on a coarser tree, half of them with
