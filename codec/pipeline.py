@@ -306,13 +306,20 @@ def _lagrangian_file(img, planes, quality, bpp, psnr, kw):
 def _encode_free_quality(image, quality, kwargs) -> EncodeReport:
     """A quality for the encoders outside the Lagrangian design (free masks, the other
     trees): the density with the least J = D + lam R over a ladder of densities, each a
-    plain file (no tonal optimisation), then the real file at that density.  Simpler than
-    the tree's choices; the rate search's options (levels by rule) apply."""
+    plain file (no tonal optimisation; the slow encoders' ladder with Belhachmi's masks),
+    then the real file at that density.  Simpler than the tree's choices."""
     t0 = time.perf_counter()
     img = _as_image(image)
     lam = L.quality_to_lambda(quality)
     channels = 1 if img.ndim == 2 else 3
     plain = dict(kwargs, tonal=False, loop_filter=False, chroma_guide=False)
+    try:
+        enc = get_encoder(kwargs["encoder"])
+    except ValueError as exc:
+        raise CodecError(str(exc)) from None
+    if not enc.cheap:  # PS, PS+NLPE: the ladder with Belhachmi's masks, as the rate search
+        plain = {k: v for k, v in plain.items() if k not in enc.options}
+        plain["encoder"] = "belhachmi"
     best = None
     for d in FREE_QUALITY_DENSITIES:
         r = _encode_classic(img, density=d, bpp=None, psnr=None, **plain)

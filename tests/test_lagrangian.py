@@ -131,6 +131,9 @@ def test_free_mask_encoders_take_a_quality():
     lo, hi = (encode_report(img, encoder="belhachmi", quality=q) for q in (20, 80))
     assert len(lo.data) < len(hi.data) and lo.psnr < hi.psnr
     assert np.array_equal(decode(hi.data), hi.decoded)
+    # a slow encoder: its density from Belhachmi's ladder, its own mask once, its options
+    ps = encode_report(img, encoder="ps", quality=60, max_seconds=0.5)
+    assert ps.encoder == "ps" and np.array_equal(decode(ps.data), ps.decoded)
 
 
 def _goldens():
