@@ -251,8 +251,8 @@ def _encode_lagrangian(image, *, quality, bpp, psnr, levels, chroma_levels, tona
         if lv is not None:
             _check_levels(lv, name)
     channels = 1 if img.ndim == 2 else 3
-    # measured peak of a colour encode at --bpp 0.1, one thread: 1.31 GB at 4.1 MP and
-    # 4.52 GB at 16.4 MP (276 bytes per pixel), the decoder's estimate x 1.6 = 336
+    # measured peak of a colour encode at --bpp 0.1, one thread: 1.25 GiB at 4.1 MP and
+    # 4.31 GiB at 16.4 MP (283 bytes per pixel); the decoder's estimate x 1.6 = 336
     check_memory(img.shape[1], img.shape[0], channels, factor=LAGRANGIAN_MEMORY)
     clear_caches()
     L.clear_families()
