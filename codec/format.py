@@ -112,6 +112,8 @@ CODED_FILTER_VERSION = 7
 _PARM = struct.Struct("<BBHH")  # mask coder, value coder, luma levels, chroma levels
 _PARM_MERGES = struct.Struct("<B")  # value coder 3 only: chroma merges
 _PARM_GUIDE = struct.Struct("<BB")  # version 4, value coder 3: guide radius, eps
+#: Bytes a chroma guide adds to a file.
+GUIDE_NBYTES = _PARM_GUIDE.size
 
 
 @dataclass(frozen=True)
@@ -229,8 +231,7 @@ def encode_with_mask(img, planes, found, levels, chroma_levels, tonal, *,
 
 def file_state(img, planes, found, levels, chroma_levels, tonal, *,
                colour: int | None = None, progress: bool = False,
-               chroma_merges: int = CHROMA_MERGES, effort: str = "best",
-               values=None) -> FileState:
+               chroma_merges: int = CHROMA_MERGES, effort: str = "best") -> FileState:
     """The file of ``img`` with this mask and these level counts.
 
     ``found`` is a mask encoder's :class:`MaskResult` (its coder stores the mask) or a
@@ -238,8 +239,7 @@ def file_state(img, planes, found, levels, chroma_levels, tonal, *,
     ``chroma_merges`` (colour tree masks only): chroma on the tree with its bottom splits
     merged that many times (format version 3; 0 gives a version-2 file).
     ``chroma_levels=None``: :func:`default_chroma_levels`.  ``effort``: the tonal
-    optimisation's settings (``TONAL_SETTINGS``); ``values``: per channel the quantised
-    symbols to store instead (from an earlier state of the same mask and levels).
+    optimisation's settings (``TONAL_SETTINGS``).
     Returns the :class:`FileState`, not yet written.
     """
     if not isinstance(found, MaskResult):
@@ -259,11 +259,8 @@ def file_state(img, planes, found, levels, chroma_levels, tonal, *,
     version = max(coder.version, VALUE_CODER_VERSION[value_coder])
     chroma_tree = value_coder in CHROMA_TREE_VALUE_CODERS
     chroma_mask = tree_mask(trees[1]) if chroma_tree else None
-    if values is None:
-        qs, spent = _values(planes, mask, levels, chroma_levels, tonal, progress,
-                            chroma_mask, effort)
-    else:
-        qs, spent = list(values), 0
+    qs, spent = _values(planes, mask, levels, chroma_levels, tonal, progress, chroma_mask,
+                        effort)
     cont = C.Container(img.shape[1], img.shape[0], channels, colour, version=version)
     cont.sections["PARM"] = _PARM.pack(found.coder, value_coder, levels, chroma_levels) + (
         _PARM_MERGES.pack(chroma_merges) if chroma_tree else b"")

@@ -40,10 +40,12 @@ from inpcodec.bitstreams.tree_coder import tree_mask
 
 from .diffusion import Inpainter, solves_run
 from .encoders import TREE_MASK_CODER, MaskResult
-from .format import GUIDE_CANDIDATES, LOSSLESS_LEVELS, file_state, lossless_file
+from .format import GUIDE_CANDIDATES, GUIDE_NBYTES, LOSSLESS_LEVELS, file_state, lossless_file
 from .limits import CodecError
 from .loop_filter import apply_loop_filter, choose_loop_filter
-from .quantiser import MAX_LEVELS
+from .metrics import psnr as _psnr
+from .quantiser import MAX_LEVELS, quantiser
+from .rate import LOSSLESS_MARGIN, lossless_estimate
 
 #: The squared RGB error a unit error in each YCbCr plane leaves (the inverse transform of
 #: codec.colour: Y enters R, G and B with weight 1; Cb with 0.344 and 1.772; Cr with 1.402
@@ -103,7 +105,6 @@ class TreeFamily:
         self.front_end = front_end
         self.pruning = None
         self.grown_for = math.inf
-        self.solves = 0
 
     def _grown(self, min_error: float):
         """The learned front-end's growth: the tree-map network's split order (no
@@ -113,20 +114,18 @@ class TreeFamily:
         order = learned_tree_order(self.luma)
         return order.prefix(int(np.count_nonzero(order.score >= min_error)))
 
-    def mask_for(self, lam_luma: float, grow_for: float | None = None) -> MaskResult:
-        """The tree of multiplier ``lam_luma`` (squared luma error per bit); a new growth
-        for ``grow_for`` (default ``lam_luma``) where it lies below the last growth's."""
-        start = solves_run()
-        grow_for = lam_luma if grow_for is None else min(grow_for, lam_luma)
+    def mask_for(self, lam_luma: float) -> MaskResult:
+        """The tree of multiplier ``lam_luma`` (squared luma error per bit): grown anew
+        where ``lam_luma`` lies below the last growth's (the growth bound depends on it),
+        pruned on from the last tree otherwise."""
         if self.pruning is None or lam_luma < self.grown_for:
-            bound = grow_for * GROWTH_BITS
+            bound = lam_luma * GROWTH_BITS
             self.pruning = RdoPruning(
                 self.luma, self.luma.size, min_error=bound,
                 grown=self._grown(bound) if self.front_end == "learned" else None)
-            self.grown_for = grow_for
+            self.grown_for = lam_luma
         n = self.pruning.prune_until(lam_luma)
         tree = tree_from_order(self.pruning.order(), n)
-        self.solves += solves_run() - start
         return MaskResult(tree_mask(tree), 0, 0.0, {"method": "tree-rdo (lambda)",
                                                      "splits": tree.n_splits()},
                           coder=TREE_MASK_CODER, structure=tree)
@@ -167,14 +166,12 @@ def _plane_bits(state) -> np.ndarray:
                      for c in range(len(state.symbols))])
 
 
-def _plane_sse(state, planes, channels, cache) -> np.ndarray:
+def _plane_sse(state, planes, channels: int, cache) -> np.ndarray:
     """Squared error of each plane of a plain state's decoded planes (unfiltered, no
     guide); luma and chroma solved apart, each solve kept in ``cache`` by its mask and
     levels."""
-    from .quantiser import quantiser  # noqa: PLC0415
-
-    out = np.zeros(len(channels))
-    groups = [(0,)] if len(channels) == 1 else [(0,), (1, 2)]
+    out = np.zeros(channels)
+    groups = [(0,)] if channels == 1 else [(0,), (1, 2)]
     for g in groups:
         mask = state.masks[g[0]][0]
         q = state.params.levels if g[0] == 0 else state.params.chroma_levels
@@ -236,8 +233,8 @@ class LagrangianFile:
         return self.sse + self.lam * 8.0 * len(self.data)
 
 
-def choose(img, planes, lam, *, levels=None, chroma_levels=None, merges=None, family=None,
-           grow_for=None, plain_error=False, front_end="error"):
+def choose(img, planes, lam, *, levels=None, chroma_levels=None, merges=None,
+           plain_error=False, front_end="error"):
     """Steps 1-3 for ``lam`` (here per squared error summed over every sample): the mask,
     the chroma tree and the quantisers; those given are kept.
 
@@ -248,13 +245,12 @@ def choose(img, planes, lam, *, levels=None, chroma_levels=None, merges=None, fa
     """
     channels = planes.shape[2]
     w = _weights(channels)
-    family = family or tree_family(planes[:, :, 0], front_end)
+    family = tree_family(planes[:, :, 0], front_end)
     # the luma tree at the luma's price of a bit; the chroma tree follows it (its merges),
     # so a luma split's chroma bits are repaid by its chroma error on the margin (pricing
     # them in, or lam scaled by 0.6 or 1.6, gave J within +0.03 % and 2-3 % higher on
     # kodim05/13/19/23 in colour: benchmarks/RESULTS.md, "The Lagrangian encoder")
-    found = family.mask_for(lam / w[0], grow_for=None if grow_for is None
-                            else grow_for / w[0])
+    found = family.mask_for(lam / w[0])
     cache = {}
     log = [{"points": int(found.mask.sum())}]
     hi, lo = MODEL_LEVELS
@@ -264,7 +260,7 @@ def choose(img, planes, lam, *, levels=None, chroma_levels=None, merges=None, fa
         key = (lv, clv, m)
         if key not in plain:
             st = file_state(img, planes, found, lv, clv, False, chroma_merges=m)
-            plain[key] = (st, _plane_bits(st), _plane_sse(st, planes, range(channels), cache))
+            plain[key] = (st, _plane_bits(st), _plane_sse(st, planes, channels, cache))
         return plain[key]
 
     lv0 = levels or hi
@@ -333,8 +329,7 @@ def choose(img, planes, lam, *, levels=None, chroma_levels=None, merges=None, fa
 
 def encode_lambda(img, planes, lam: float, *, levels=None, chroma_levels=None,
                   tonal: bool = True, loop_filter: bool = True, chroma_guide: bool = True,
-                  merges=None, progress: bool = False, grow_for=None,
-                  lossless: bool = True, plain_error: bool = False,
+                  merges=None, lossless: bool = True, plain_error: bool = False,
                   front_end: str = "error") -> LagrangianFile:
     """The file of ``img`` (8-bit grey or RGB, ``planes`` its YCbCr or grey planes) that
     the Lagrangian encoder makes for multiplier ``lam``; see the module."""
@@ -346,10 +341,9 @@ def encode_lambda(img, planes, lam: float, *, levels=None, chroma_levels=None,
     lam_user, lam = lam, lam * channels  # per sample -> per the error summed over samples
     found, lv, clv, merges, plain_bits, log = choose(
         img, planes, lam, levels=levels, chroma_levels=chroma_levels, merges=merges,
-        grow_for=None if grow_for is None else grow_for * channels, plain_error=plain_error,
-        front_end=front_end)
-    state = file_state(img, planes, found, lv, clv, tonal, progress=progress,
-                       chroma_merges=merges, effort="lagrangian")
+        plain_error=plain_error, front_end=front_end)
+    state = file_state(img, planes, found, lv, clv, tonal, chroma_merges=merges,
+                       effort="lagrangian")
     u = state.planes()
     if loop_filter:
         luma = u[:, :, 0]
@@ -372,7 +366,7 @@ def encode_lambda(img, planes, lam: float, *, levels=None, chroma_levels=None,
         best = None
         for guide in GUIDE_CANDIDATES:
             e = sse(state.pixels(u, guide))
-            if e + lam * 16.0 < err and (best is None or e < best[0]):
+            if e + lam * 8.0 * GUIDE_NBYTES < err and (best is None or e < best[0]):
                 best = (e, guide)
         if best is not None:
             state.set_chroma_guide(best[1])
@@ -386,32 +380,36 @@ def encode_lambda(img, planes, lam: float, *, levels=None, chroma_levels=None,
     return (_lossless_if_cheaper(img, out) if lossless else None) or out
 
 
+def _lossless(img, lam: float = 0.0, solves: int = 0, log=()) -> LagrangianFile:
+    """The lossless file of ``img`` (every pixel exact) as a :class:`LagrangianFile`."""
+    data, _ = lossless_file(img)
+    return LagrangianFile(data, np.asarray(img).copy(), lam, 0.0, LOSSLESS_LEVELS,
+                          LOSSLESS_LEVELS, 0, np.ones(img.shape[:2], bool), 8.0 * len(data),
+                          solves, lossless=True, log=[*log, {"lossless": True}],
+                          psnr=math.inf)
+
+
 def _lossless_if_cheaper(img, lossy: LagrangianFile):
     """The lossless file where its J (its bits alone) is below the lossy file's; its cost
     is estimated first (:func:`.rate.lossless_estimate`, which real lossless files of
     natural images exceed by at most 10 %), so it is made only where it may win."""
-    from .rate import lossless_estimate  # noqa: PLC0415
-
     n = img.shape[0] * img.shape[1]
     if lossy.lam * lossless_estimate(img) * n >= lossy.cost:
         return None
-    data, _ = lossless_file(img)
-    if lossy.lam * 8.0 * len(data) >= lossy.cost:
-        return None
-    return LagrangianFile(data, np.asarray(img).copy(), lossy.lam, 0.0, LOSSLESS_LEVELS,
-                          LOSSLESS_LEVELS, 0, np.ones(img.shape[:2], bool), 8.0 * len(data),
-                          lossy.solves, lossless=True, log=lossy.log + [{"lossless": True}])
+    out = _lossless(img, lossy.lam, lossy.solves, lossy.log)
+    return out if out.cost < lossy.cost else None
 
 
 # ----------------------------------------------------------------------------- cost
 
 #: Solves of one encode at a given lam, by stage, for the progress bar's total (measured
-#: on kodim23 at quality 50: the mask's growth and pruning 22-23, the choices 2 in grey
-#: and 12 in colour, the tonal optimisation about 37 per plane group (CGLS, two solves an
-#: iteration), the decode 1 per group).  They set the bar's total, not the file.
-COST_MASK = 23
-COST_CHOICES = {1: 2, 3: 12}
-COST_TONAL_PER_GROUP = 37
+#: on kodim23 at quality 50: the mask's growth and pruning 16, the choices 2 in grey and
+#: 6 in colour, the tonal optimisation 41 in grey and 70 for colour's two plane groups
+#: (CGLS, two solves an iteration), the reconstruction 1 per group).  They set the bar's
+#: total, not the file.
+COST_MASK = 16
+COST_CHOICES = {1: 2, 3: 6}
+COST_TONAL_PER_GROUP = 38
 #: A rate or PSNR search: its real files (two in the normal case) and the estimates
 #: between them (a few pruning rounds each).
 COST_SEARCH_FILES = 2
@@ -482,7 +480,6 @@ class _Choices:
     chroma_levels: int
     merges: int
     log: list
-    plain_bits: float = 0.0
 
 
 def search_lambda_for_bpp(img, planes, target: float, *, lam0: float = LAMBDA_AT_50,
@@ -498,26 +495,21 @@ def search_lambda_for_bpp(img, planes, target: float, *, lam0: float = LAMBDA_AT
     Returns (file, log, reached): the closest file where none lands (a rate beyond every
     lossy file and below the lossless one).
     """
-    from .rate import LOSSLESS_MARGIN, lossless_estimate  # noqa: PLC0415
-
     n = img.shape[0] * img.shape[1]
     channels = planes.shape[2]
     goal_bits = target * n
     if target * LOSSLESS_MARGIN >= lossless_estimate(img):
-        data, _ = lossless_file(img)
-        if 8.0 * len(data) <= goal_bits:  # every pixel fits exactly: nothing to search
-            return LagrangianFile(data, np.asarray(img).copy(), 0.0, 0.0, LOSSLESS_LEVELS,
-                                  LOSSLESS_LEVELS, 0, np.ones(img.shape[:2], bool),
-                                  8.0 * len(data), 0, lossless=True), [
-                {"lambda": 0.0, "bpp": 8.0 * len(data) / n, "lossless": True}], True
+        out = _lossless(img)
+        if out.plain_bits <= goal_bits:  # every pixel fits exactly: nothing to search
+            return out, [{"lambda": 0.0, "bpp": out.plain_bits / n, "lossless": True}], True
     given = {"levels": kwargs.pop("levels", None),
              "chroma_levels": kwargs.pop("chroma_levels", None)}
     log, files, lam = [], [], lam0
     # the first estimates take the choices of lam0's plain file and no ratio (no real
     # file yet): the first real file lands near the target, a few per cent above it
-    _, lv, clv, m, pb, clog = choose(img, planes, lam0 * channels, **given,
-                                     front_end=kwargs.get("front_end", "error"))
-    first = _Choices(lv, clv, m, clog, pb)
+    _, lv, clv, m, _, clog = choose(img, planes, lam0 * channels, **given,
+                                    front_end=kwargs.get("front_end", "error"))
+    first = _Choices(lv, clv, m, clog)
     for _ in range(MAX_FULL_ENCODES):
         last = files[-1] if files else first
         ratio = 8.0 * len(last.data) / last.plain_bits if files else 1.0
@@ -571,8 +563,6 @@ def search_lambda_for_psnr(img, planes, target: float, *, lam0: float = LAMBDA_A
     beyond the nearest file while there is none.  Returns (file, log, reached): the
     smallest file found that reaches the target (the lossless one, every pixel exact,
     where ``lam`` becomes small enough for J to choose it)."""
-    from .metrics import psnr as _psnr  # noqa: PLC0415
-
     n = img.shape[0] * img.shape[1]
     channels = planes.shape[2]
     given = {"levels": kwargs.pop("levels", None),
@@ -623,8 +613,6 @@ def search_lambda_for_psnr(img, planes, target: float, *, lam0: float = LAMBDA_A
     if hits:
         return min(hits, key=lambda f: len(f.data)), log, True
     # no lossy file found reaches it: the lossless file does (the caller says so)
-    data, _ = lossless_file(img)
-    log.append({"lambda": 0.0, "bpp": 8.0 * len(data) / n, "psnr": math.inf, "full": True})
-    return LagrangianFile(data, np.asarray(img).copy(), 0.0, 0.0, LOSSLESS_LEVELS,
-                          LOSSLESS_LEVELS, 0, np.ones(img.shape[:2], bool), 8.0 * len(data),
-                          0, lossless=True, psnr=math.inf), log, False
+    out = _lossless(img)
+    log.append({"lambda": 0.0, "bpp": out.plain_bits / n, "psnr": math.inf, "full": True})
+    return out, log, False

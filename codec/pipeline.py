@@ -195,7 +195,7 @@ def encode_report(image, *, encoder: str = DEFAULT_ENCODER, density: float | Non
                                       levels=levels, chroma_levels=chroma_levels,
                                       tonal=tonal, solver=solver, progress=progress,
                                       chroma_guide=chroma_guide, loop_filter=loop_filter,
-                                      encoder=encoder, options=options)
+                                      encoder=encoder)
         if quality is not None:
             return _encode_free_quality(image, quality, dict(
                 encoder=encoder, levels=levels, chroma_levels=chroma_levels, tonal=tonal,
@@ -208,16 +208,15 @@ def encode_report(image, *, encoder: str = DEFAULT_ENCODER, density: float | Non
                                loop_filter=loop_filter, **options)
 
 
-def _report(img, data, encoder, *, solver, t0, start, extra=None, **fields):
+def _report(img, data, encoder, *, solver, t0, start, **fields):
     """The :class:`EncodeReport` of a written file: decoded by the real decoder, every
     size read from the file."""
     encode_seconds = time.perf_counter() - t0
-    vc0 = vcycles_run()
+    s0, vc0 = solves_run(), vcycles_run()
     t1 = time.perf_counter()
     decoded = decode(data, solver=solver)
     decode_seconds = time.perf_counter() - t1
     per_decode = max(vcycles_run() - vc0, 1)
-    solves = solves_run() - start[0] - 1 if solver != "direct" else 0
     cont = C.read(data)
     sizes = {k: len(v) for k, v in cont.sections.items()}
     vals = sum(v for k, v in sizes.items() if k.startswith("VAL"))
@@ -235,18 +234,15 @@ def _report(img, data, encoder, *, solver, t0, start, extra=None, **fields):
         psnr_luma=metrics.psnr(luma_dec, luma), encode_seconds=encode_seconds,
         decode_seconds=decode_seconds, chroma_points=file_info.chroma_points,
         chroma_guide=file_info.chroma_guide, loop_filter=file_info.loop_filter,
-        solves=solves, solve_equivalents=(vc0 - start[1]) / per_decode, **fields)
+        solves=s0 - start[0], solve_equivalents=(vc0 - start[1]) / per_decode, **fields)
 
 
 def _encode_lagrangian(image, *, quality, bpp, psnr, levels, chroma_levels, tonal, solver,
-                       progress, chroma_guide, loop_filter, encoder, options):
+                       progress, chroma_guide, loop_filter, encoder):
     """The Lagrangian encoder (:mod:`.lagrangian`): one ``lam`` from the quality, or the
     ``lam`` a rate or PSNR search finds."""
     t0, start = time.perf_counter(), (solves_run(), vcycles_run())
     img = _as_image(image)
-    if options:
-        raise CodecError(f"encoder {encoder!r} takes no options (got "
-                         f"{', '.join(sorted(options))})")
     for lv, name in ((levels, "levels"), (chroma_levels, "chroma_levels")):
         if lv is not None:
             _check_levels(lv, name)
@@ -260,7 +256,6 @@ def _encode_lagrangian(image, *, quality, bpp, psnr, levels, chroma_levels, tona
     kw = dict(levels=levels, chroma_levels=chroma_levels, tonal=tonal,
               loop_filter=loop_filter, chroma_guide=chroma_guide,
               front_end=LAGRANGIAN_ENCODERS[encoder])
-    note, search = "", []
     # one bar for the whole encode, its total from the cost model, counting solves
     bar = SolveBar(L.expected_solves(channels, search=quality is None), progress)
     on_solve(bar)

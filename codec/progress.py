@@ -48,25 +48,20 @@ def progress_bar(total: int, desc: str, enabled: bool):
 
 class SolveBar:
     """One bar for a whole encode, counting its solves against a total known at the start
-    (the caller's cost model); where the work runs past it, the total grows by what the
-    model says is left (:meth:`expect`), so the bar never runs over."""
+    (the caller's cost model); where the work runs past it, the total follows the count,
+    so the bar never runs over."""
 
     def __init__(self, total: int, enabled: bool, desc: str = "encode"):
-        self.n, self.total, self.left_after = 0, max(int(total), 1), 0
+        self.n, self.total = 0, max(int(total), 1)
         self.bar = tqdm(total=self.total, desc=desc, disable=not enabled, leave=False,
                         unit="solve")
 
     def __call__(self):  # one solve done
         self.n += 1
         if self.n > self.total:
-            self.total = self.n + self.left_after
-            self.bar.total = self.total
+            self.total = self.bar.total = self.n
             self.bar.refresh()
         self.bar.update(1)
-
-    def expect(self, more: int) -> None:
-        """The solves the model expects after the current stage (where the total grows)."""
-        self.left_after = int(more)
 
     def close(self):
         self.bar.close()
