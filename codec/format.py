@@ -90,12 +90,13 @@ TONAL_SWEEPS = 3
 #: effort runs a few tonal optimisations and takes them looser still (kodim23 and kodim05
 #: in colour at one fixed tree mask, a one-off script: 0.04-0.08 dB lower, about 2x
 #: faster; the effort's cost in the codec: benchmarks/RESULTS.md, "Rate search effort").
-#: ``lagrangian``: the Lagrangian encoder's one tonal optimisation, without the quantised
-#: refinement sweep (kodim05/23, grey and colour, at its masks: 0.005-0.02 dB for about
-#: 10 of its 45 solves) and with inner solves to 1e-3 (the same error within 0.3 %, 10-20 %
-#: fewer V-cycles; benchmarks/RESULTS.md, "The Lagrangian encoder").
+#: ``lagrangian``: the Lagrangian encoder's one tonal optimisation, preconditioned CGLS to
+#: 0.05, one quantised refinement sweep, inner solves to 1e-3 (the same error within 0.3 %,
+#: 10-20 % fewer V-cycles than 1e-4); against the unpreconditioned CGLS to 0.1 without the
+#: sweep, on kodim01/05/13/19/23 and boat in grey and colour: J lower on 8 of the 12,
+#: 34 % fewer V-cycles (benchmarks/RESULTS.md, "Preconditioned tonal optimisation").
 TONAL_SETTINGS = {"best": (TONAL_TOL, TONAL_SOLVE_TOL, TONAL_SWEEPS), "fast": (1e-1, 1e-4, 1),
-                  "lagrangian": (1e-1, 1e-3, 0)}
+                  "lagrangian": (5e-2, 1e-3, 1)}
 #: Chroma guided by the decoded luma (format version 4): the (radius, eps) settings the
 #: encoder tries on each colour tree file, keeping the best by RGB PSNR (or none).  On 6
 #: Kodak images at 0.05-0.3 bpp (benchmarks/bench_chroma_guided.py, 49 settings): the

@@ -404,12 +404,12 @@ def _lossless_if_cheaper(img, lossy: LagrangianFile):
 
 #: Solves of one encode at a given lam, by stage, for the progress bar's total (measured
 #: on kodim23 at quality 50: the mask's growth and pruning 16, the choices 2 in grey and
-#: 6 in colour, the tonal optimisation 41 in grey and 70 for colour's two plane groups
-#: (CGLS, two solves an iteration), the reconstruction 1 per group).  They set the bar's
-#: total, not the file.
+#: 6 in colour, the preconditioned tonal optimisation 18 per plane group (CGLS, two solves
+#: an iteration, and its refinement sweep), the reconstruction 1 per group).  They set the
+#: bar's total, not the file.
 COST_MASK = 16
 COST_CHOICES = {1: 2, 3: 6}
-COST_TONAL_PER_GROUP = 38
+COST_TONAL_PER_GROUP = 18
 #: A rate or PSNR search: its real files (two in the normal case) and the estimates
 #: between them (a few pruning rounds each).
 COST_SEARCH_FILES = 2
