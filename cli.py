@@ -27,6 +27,7 @@ from inpcodec.codec.diffusion import kernels_cached
 from inpcodec.codec.encoders import encoder_names, get_encoder, make_mask
 from inpcodec.codec.format import decode as decode_bytes
 from inpcodec.codec.format import info as file_info
+from inpcodec.codec.limits import require_learned
 from inpcodec.codec.metrics import psnr
 from inpcodec.codec.pipeline import DEFAULT_ENCODER, DEFAULT_QUALITY, encode_report
 from inpcodec.codec.precision import PRECISIONS, TRAINING_PRECISIONS
@@ -525,6 +526,7 @@ def train_masks(data, val, out, density, density_min, density_max, steps, minute
     Writes the mask network to OUT (safetensors) with a provenance JSON beside it; a
     checkpoint every validation lets --resume continue an interrupted run.
     """
+    require_learned("train-masks")
     from inpcodec.learned_masks.training import TrainConfig, train  # noqa: PLC0415
 
     if density is not None:
@@ -587,6 +589,7 @@ def train_tree_map(data, val, out, crops, steps, minutes, batch, lr, val_every, 
     crops (the maps the inpainting-driven tree encoder ranks its cells by); the network
     learns them by regression, so the encoder needs no inpainting.
     """
+    require_learned("train-tree-map")
     from inpcodec.learned_masks import tree_training  # noqa: PLC0415
 
     for name, v in (("steps", steps), ("batch", batch), ("val-every", val_every),
@@ -622,6 +625,7 @@ def inpaint(image, holes, output, weights, drop_alpha, fmt, quiet):
     HOLES is a mask image of the same size: nonzero pixels are holes.  Pixels outside the
     holes are kept exactly.
     """
+    require_learned("inpaint")
     from inpcodec.codec.postprocess import inpaint_holes, load_generator  # noqa: PLC0415
 
     out = _Out(output, [image, holes], quiet)
@@ -717,6 +721,7 @@ def train_gan(task, data, val, out, cache, prepare_only, variants, cache_codec, 
     """
     from pathlib import Path  # noqa: PLC0415
 
+    require_learned("train-gan")
     from inpcodec.codec.postprocess.data import prepare_cache  # noqa: PLC0415
     from inpcodec.codec.postprocess.training import (  # noqa: PLC0415
         TrainConfig,

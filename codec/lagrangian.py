@@ -41,7 +41,7 @@ from inpcodec.bitstreams.tree_coder import tree_mask
 from .diffusion import Inpainter, solves_run
 from .encoders import TREE_MASK_CODER, MaskResult
 from .format import GUIDE_CANDIDATES, GUIDE_NBYTES, LOSSLESS_LEVELS, file_state, lossless_file
-from .limits import CodecError
+from .limits import CodecError, require_learned
 from .loop_filter import apply_loop_filter, choose_loop_filter
 from .metrics import psnr as _psnr
 from .quantiser import MAX_LEVELS, quantiser
@@ -109,6 +109,7 @@ class TreeFamily:
     def _grown(self, min_error: float):
         """The learned front-end's growth: the tree-map network's split order (no
         inpainting) while a split's predicted error reaches ``min_error``."""
+        require_learned("the tree-learned encoder")
         from inpcodec.learned_masks.tree_map import learned_tree_order  # noqa: PLC0415
 
         order = learned_tree_order(self.luma)

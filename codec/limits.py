@@ -7,11 +7,35 @@ memory first.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 
 class CodecError(ValueError):
     """Raised for input the codec refuses (one-line message)."""
+
+
+class MissingExtra(CodecError, ImportError):
+    """A feature of an optional extra was asked for where the extra is not installed."""
+
+
+#: What ``pip install 'inpcodec[learned]'`` adds: the mask networks and the GAN
+#: post-processor need PyTorch and safetensors (their weights); the codec, the classical
+#: encoders and the bench need neither.
+LEARNED_MODULES = ("torch", "safetensors")
+
+
+def require_learned(feature: str) -> None:
+    """Raise :class:`MissingExtra` naming the extra where ``feature`` (a learned encoder,
+    the GAN, training) cannot run because PyTorch or safetensors is missing."""
+    for name in LEARNED_MODULES:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):  # a broken install counts as missing
+            found = False
+        if not found:
+            raise MissingExtra(f"{feature} needs PyTorch ({name} is not installed): "
+                               "pip install 'inpcodec[learned]'")
 
 
 def available_memory() -> int:

@@ -43,27 +43,39 @@ def _tensor(img: np.ndarray):
     return torch.from_numpy(np.ascontiguousarray(a))
 
 
-def ssim(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
-    """SSIM of two images (grey or RGB, values peaking at ``peak``)."""
-    from pytorch_msssim import ssim as _ssim  # noqa: PLC0415 (imports torch)
+def _msssim_module():
+    """pytorch-msssim, or None in the light install (no PyTorch): SSIM and MS-SSIM are
+    then NaN, as for images too small for them."""
+    try:
+        import pytorch_msssim  # noqa: PLC0415 (imports torch)
+    except ImportError:
+        return None
+    return pytorch_msssim
 
-    return float(_ssim(_tensor(a), _tensor(b), data_range=peak))
+
+def ssim(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
+    """SSIM of two images (grey or RGB, values peaking at ``peak``); NaN without PyTorch."""
+    mod = _msssim_module()
+    if mod is None:
+        return math.nan
+    return float(mod.ssim(_tensor(a), _tensor(b), data_range=peak))
 
 
 def ms_ssim(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
-    """MS-SSIM of two images; NaN when the smaller side is at most ``MS_SSIM_MIN_SIDE``."""
-    from pytorch_msssim import ms_ssim as _ms_ssim  # noqa: PLC0415 (imports torch)
-
-    if min(np.shape(a)[:2]) <= MS_SSIM_MIN_SIDE:
+    """MS-SSIM of two images; NaN when the smaller side is at most ``MS_SSIM_MIN_SIDE``
+    or without PyTorch."""
+    mod = _msssim_module()
+    if mod is None or min(np.shape(a)[:2]) <= MS_SSIM_MIN_SIDE:
         return math.nan
-    return float(_ms_ssim(_tensor(a), _tensor(b), data_range=peak))
+    return float(mod.ms_ssim(_tensor(a), _tensor(b), data_range=peak))
 
 
 def quality(decoded: np.ndarray, original: np.ndarray) -> dict:
     """PSNR (all channels, and luma), SSIM and MS-SSIM (pytorch-msssim, on all channels).
 
     MS-SSIM is NaN for images whose smaller side is at most ``MS_SSIM_MIN_SIDE`` (its five
-    scales do not fit).  Computed in float64 so the figures do not depend on the machine.
+    scales do not fit); SSIM and MS-SSIM are NaN without PyTorch (the ``learned`` extra).
+    Computed in float64 so the figures do not depend on the machine.
     """
     if decoded.shape != original.shape:
         raise ValueError(f"decoded shape {decoded.shape} differs from {original.shape}")

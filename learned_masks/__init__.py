@@ -17,6 +17,9 @@ __all__ = ["DEFAULT_WEIGHTS", "binarise", "learned_mask", "load_mask_network",
 
 def __getattr__(name):
     if name in __all__:  # deferred: these import torch
+        from inpcodec.codec.limits import require_learned  # noqa: PLC0415
+
+        require_learned("the learned mask network")
         from . import inference  # noqa: PLC0415
 
         return getattr(inference, name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from inpcodec.codec.encoders import MaskEncoder, register
+from inpcodec.codec.limits import require_learned
 
 #: How the codec binarises learned masks: Floyd-Steinberg dithering of the network's
 #: confidences beat the paper's coin flip, even its best of 30, on the Kodak crops and the
@@ -13,6 +14,7 @@ BINARISATION = "dither"
 
 def _make(luma, density, *, levels=None, seed=0, progress=False, weights=None, samples=None,
           binarisation=None, precision="auto"):
+    require_learned("the learned encoder")
     from .inference import learned_mask, load_mask_network  # noqa: PLC0415 (imports torch)
 
     return learned_mask(luma, density, samples=1 if samples is None else samples,
@@ -27,6 +29,7 @@ register(MaskEncoder(
 
 def _make_tree(luma, density, *, levels=None, seed=0, progress=False, weights=None,
                precision="auto"):
+    require_learned("the tree-learned encoder")
     from .tree_map import learned_tree, load_tree_map_network  # noqa: PLC0415 (torch)
 
     return learned_tree(luma, density,

@@ -16,12 +16,14 @@ the ``gan`` post-processor with the decoder but imports no torch: the names belo
 """
 
 from inpcodec.codec.format import register_postprocessor
+from inpcodec.codec.limits import require_learned
 
 __all__ = ["DEFAULT_WEIGHTS", "inpaint_holes", "load_generator", "refine"]
 
 
 def __getattr__(name):
     if name in __all__:  # deferred: these import torch
+        require_learned("the GAN inpainter")
         from . import inference  # noqa: PLC0415
 
         return getattr(inference, name)
@@ -33,6 +35,7 @@ def _load_postprocessor(mask_coder: int, weights=None, filtered: bool = False):
     with a loop filter): with the given ``weights``, else with the post-processor trained
     on such decodes; at the strength their calibration gives for the file's mask density
     (their whole correction where they have none)."""
+    require_learned("the GAN post-processor")
     from .inference import (  # noqa: PLC0415 (imports torch)
         load_generator,
         postprocess_weights,
