@@ -439,15 +439,26 @@ MAX_ESTIMATES = 12
 
 def _secant_log(f, x0, target, slope, tol, steps):
     """x with f(x) within ``tol`` (relative) of ``target``, for f decreasing like
-    x^-slope: secant steps in log-log, starting at ``x0`` with that slope.  Returns
-    (x, f(x)) of the closest seen."""
+    x^-slope: secant steps in log-log, starting at ``x0`` with that slope, kept inside
+    the bracket of the x seen on either side of the target.  f is a step function (the
+    pruning and the level counts are discrete): where the bracket is so narrow that f,
+    were it smooth at that slope, would change by at most ``tol`` across it, the target
+    lies in a step and the search stops.  Returns (x, f(x)) of the closest seen."""
     x, best, prev = x0, None, None
+    above = below = None  # the largest x with f above the target, the smallest below
     for _ in range(steps):
         y = f(x)
         err = abs(y / target - 1.0)
         if best is None or err < best[0]:
             best = (err, x, y)
         if err <= tol:
+            break
+        if y > target:
+            above = x if above is None else max(above, x)
+        else:
+            below = x if below is None else min(below, x)
+        bracket = above is not None and below is not None and above < below
+        if bracket and slope * math.log(below / above) <= tol:
             break
         if prev is not None and prev[0] != x and prev[1] > 0 and y > 0:
             s = -math.log(y / prev[1]) / math.log(x / prev[0])
@@ -457,6 +468,8 @@ def _secant_log(f, x0, target, slope, tol, steps):
                 slope = s
         prev = (x, y)
         x = x * (y / target) ** (1.0 / slope)
+        if bracket and not above < x < below:
+            x = math.sqrt(above * below)
     return best[1], best[2]
 
 

@@ -195,3 +195,21 @@ def test_learned_front_end_grows_from_the_map_and_prunes_the_same_way():
     lo, hi = (encode_report(img, encoder="tree-learned", quality=q) for q in (30, 70))
     assert len(lo.data) < len(hi.data) and lo.psnr < hi.psnr
     assert np.array_equal(decode(hi.data), hi.decoded)
+
+
+def test_secant_search_stops_where_the_target_lies_in_a_step():
+    # bits fall like lam^-0.5 but jump over the target at lam = 1000 (a level count
+    # changing): the search brackets the jump and stops instead of bouncing across it
+    calls = []
+
+    def bits(lam):
+        calls.append(lam)
+        return 1e5 * (lam / 1000.0) ** -0.5 * (1.05 if lam < 1000.0 else 0.95)
+
+    lam, got = L._secant_log(bits, 300.0, 1e5, 0.5, 0.01, 50)
+    assert len(calls) < 15
+    assert abs(got / 1e5 - 1.0) <= 0.06
+    # the smooth case still lands within the tolerance
+    lam, got = L._secant_log(lambda x: 1e5 * (x / 1000.0) ** -0.5, 300.0, 1.2e5, 0.5,
+                             0.01, 50)
+    assert abs(got / 1.2e5 - 1.0) <= 0.01
