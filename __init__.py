@@ -13,12 +13,23 @@ format and entropy coding), :mod:`inpcodec.cli` (the ``inpcodec`` command).
 
 __version__ = "0.2.0"
 
-# Absolute imports: pytest imports this file under the folder's name too (the repository
-# root is this package), and that copy must use the one installed inpcodec, not load a
-# second copy of every module.
-from inpcodec.codec import postprocess as _postprocess  # noqa: E402, F401 (registers "gan")
-from inpcodec.codec.diffusion import inpaint  # noqa: E402
-from inpcodec.codec.format import decode  # noqa: E402
-from inpcodec.codec.pipeline import encode  # noqa: E402
-
 __all__ = ["__version__", "decode", "encode", "inpaint"]
+
+
+def __getattr__(name):
+    # Loaded on first use, so that ``import inpcodec`` (and the command's start-up, which
+    # must answer Ctrl-C with one line) does not wait for NumPy, Numba and the codec.
+    # Absolute imports: pytest imports this file under the folder's name too (the
+    # repository root is this package), and that copy must use the one installed
+    # inpcodec, not load a second copy of every module.
+    if name == "inpaint":
+        from inpcodec.codec.diffusion import inpaint  # noqa: PLC0415
+
+        return inpaint
+    if name in ("decode", "encode"):
+        from inpcodec.codec import postprocess  # noqa: F401, PLC0415 (registers "gan")
+        from inpcodec.codec.format import decode  # noqa: PLC0415
+        from inpcodec.codec.pipeline import encode  # noqa: PLC0415
+
+        return {"decode": decode, "encode": encode}[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,11 +14,14 @@ import math
 import os
 import sys
 import time
+import warnings
 
 import click
 import numpy as np
+from PIL import Image
 
 from inpcodec.codec import io as iio
+from inpcodec.codec import postprocess as _postprocess  # noqa: F401 (registers "gan")
 from inpcodec.codec.bench import DEFAULT_CODECS
 from inpcodec.codec.bench.refcodecs import pillow_decode, pillow_encode
 from inpcodec.codec.data import cameraman
@@ -38,14 +41,33 @@ SOLVER_CHOICES = ["auto", "numba", "cupy", "direct"]
 STDIO = "-"
 
 
+def _by_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or was raised while handling, a KeyboardInterrupt: Ctrl-C inside
+    a Numba kernel surfaces as ``SystemError: CPUDispatcher(...) returned a result with an
+    exception set`` whose context is the interrupt."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def _clean_errors(fn):
-    """Turn expected failures into a one-line message and exit code 2 (no traceback)."""
+    """Turn expected failures into a one-line message and exit code 2 (no traceback), and
+    Ctrl-C into one line and exit code 130."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (ValueError, RuntimeError, OSError, MemoryError) as exc:
+        except Exception as exc:
+            if _by_interrupt(exc):
+                click.echo("inpcodec: interrupted", err=True)
+                sys.exit(130)
+            if not isinstance(exc, (ValueError, RuntimeError, OSError, MemoryError)):
+                raise
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             click.echo(f"inpcodec: error: {msg}", err=True)
             sys.exit(2)
@@ -96,11 +118,34 @@ def _read(path: str) -> bytes:
 
 
 def load_image(path: str, *, drop_alpha: bool = False, grey: bool = False) -> np.ndarray:
-    """An image from a path or ``-`` (standard input), with the project's Pillow policy."""
+    """An image from a path or ``-`` (standard input), with the project's Pillow policy;
+    its conversions (16 bits to 8) are printed as notes."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", iio.PrecisionWarning)
+        if path == STDIO:
+            img = iio.load_image(sys.stdin.buffer.read(), name="standard input",
+                                 drop_alpha=drop_alpha, grey=grey)
+        else:
+            img = iio.load_image(path, drop_alpha=drop_alpha, grey=grey)
+    for w in caught:
+        if issubclass(w.category, iio.PrecisionWarning):
+            click.echo(f"inpcodec: note: {w.message}", err=True)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return img
+
+
+def _check_inpcodec_output(path: str) -> None:
+    """Refuse an encode output whose extension names an image format: ``x.webp`` would
+    hold an inpcodec file that nothing reading WebP can open."""
     if path == STDIO:
-        return iio.load_image(sys.stdin.buffer.read(), name="standard input",
-                              drop_alpha=drop_alpha, grey=grey)
-    return iio.load_image(path, drop_alpha=drop_alpha, grey=grey)
+        return
+    ext = os.path.splitext(path)[1].lower()
+    fmt = Image.registered_extensions().get(ext)
+    if fmt is not None and fmt != "INPC":
+        raise ValueError(f"{path}: {ext} names the {fmt} image format, but encode writes "
+                         "inpcodec files; name it .inpc (decode writes "
+                         f"{', '.join(sorted(iio.SAVE_FORMATS))})")
 
 
 def _notice_compile() -> None:
@@ -181,10 +226,18 @@ def _encoder_help() -> str:
 def main():
     """inpcodec: image compression with homogeneous diffusion inpainting.
 
-    Masks from Belhachmi et al. (2009), probabilistic sparsification and nonlocal pixel
-    exchange (Mainberger et al. 2011) or the learned mask network of Alt, Peter and
-    Weickert (2021); an optional GAN post-processor with multi-head temperature masked
-    self-attention (MHTMA: Zhou, Gong and Zeng).
+    \b
+    Compress and view a photo:
+      inpcodec encode photo.png photo.inpc          (quality 50; -q 0-100, --bpp, --psnr)
+      inpcodec decode photo.inpc photo-decoded.png
+
+    By default the stored pixels are the corners and centres of a quadtree grown by
+    inpainting error and pruned where a split's bits buy least error (tree-rdo), every
+    choice made by D + lambda R at the quality's price of a bit.  Other mask encoders
+    (--encoder): Belhachmi et al. (2009), probabilistic sparsification and nonlocal
+    pixel exchange (Mainberger et al. 2011), the learned mask networks of Alt, Peter and
+    Weickert (2021; needs 'inpcodec[learned]'); an optional GAN post-processor with
+    multi-head temperature masked self-attention (MHTMA: Zhou, Gong and Zeng).
     """
 
 
@@ -326,6 +379,7 @@ def encode(input_path, output_path, encoder, quality, density, bpp, psnr, levels
     if psnr is not None and not (math.isfinite(psnr) and psnr > 0):
         raise ValueError(f"--psnr must be a positive number of dB, got {psnr}")
     out = _Out(output_path, [input_path], quiet)
+    _check_inpcodec_output(output_path)
     img = load_image(input_path, drop_alpha=drop_alpha)
     if not quiet:
         _notice_compile()
@@ -340,6 +394,9 @@ def encode(input_path, output_path, encoder, quality, density, bpp, psnr, levels
         out.say(line)
     if r.note:
         click.echo(f"inpcodec: note: {r.note}", err=True)
+    if input_path != STDIO and len(r.data) > os.path.getsize(input_path):
+        click.echo(f"inpcodec: note: the file ({len(r.data)} bytes) is larger than the input "
+                   f"{input_path} ({os.path.getsize(input_path)} bytes)", err=True)
     if verbose:
         out.say(f"work       {r.solves} solves = {r.solve_equivalents:.1f} decoder solves of "
                 "this file" + (f"; lambda {r.lam:.4g} (quality {r.quality:.1f})"

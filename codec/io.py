@@ -1,10 +1,15 @@
 """Image files in and out: the one Pillow policy of the command line, the training
 loaders and the benchmark.
 
-Reading refuses rather than mangles: 16-bit and floating-point images are refused by name;
-an alpha channel is refused unless it is fully opaque or ``drop_alpha`` is given; an image
-larger than the file format's 2^26 pixels is refused from its header, before its pixels
-are decoded; the EXIF orientation is applied, so the pixels are the ones viewers show.
+Reading refuses rather than mangles:
+* 16-bit grey images are rounded to 8 bits with a warning (:class:`PrecisionWarning`;
+  inpcodec stores 8-bit samples, as JPEG and WebP do);
+* floating-point images are refused by name (their range is unknown);
+* an alpha channel is refused unless it is fully opaque or ``drop_alpha`` is given;
+* an image larger than the file format's 2^26 pixels is refused from its header, before
+  its pixels are decoded;
+* the EXIF orientation is applied, so the pixels are the ones viewers show.
+
 Writing is atomic: a temporary file in the target folder, renamed when complete, so a
 failure never leaves a partial file and never touches the file the user had.
 """
@@ -14,6 +19,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +34,12 @@ IMAGE_SUFFIXES = (".png", ".ppm", ".pgm", ".pnm", ".tif", ".tiff", ".bmp", ".web
 SAVE_FORMATS = {".png": "PNG", ".pgm": "PPM", ".ppm": "PPM", ".pnm": "PPM", ".tif": "TIFF",
                 ".tiff": "TIFF", ".bmp": "BMP", ".webp": "WEBP", ".jpg": "JPEG",
                 ".jpeg": "JPEG"}
-_SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N", "I", "F"}
+_SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
+
+
+class PrecisionWarning(UserWarning):
+    """The input had more than 8 bits per sample and was rounded to 8 (the command line
+    prints it as a note)."""
 _ALPHA = {"RGBA", "LA", "PA", "RGBa", "La"}
 
 
@@ -113,15 +124,29 @@ def load_image(source, *, name: str | None = None, drop_alpha: bool = False,
     Raises
     ------
     ValueError
-        One line naming the file and the reason: missing, not an image, damaged, 16-bit
-        or floating point, alpha, larger than the format's 2^26 pixels.
+        One line naming the file and the reason: missing, not an image, damaged,
+        floating point, alpha, larger than the format's 2^26 pixels.
+
+    Warns
+    -----
+    PrecisionWarning
+        For a 16-bit grey image, rounded to 8 bits (v * 255 / 65535).
     """
     name = name or str(source)
     im = _open(source, name)
     mode = im.mode
+    if mode == "F":
+        raise ValueError(f"{name}: floating-point images (mode F) are not supported: their "
+                         "range is unknown; convert to 8 bits per channel first")
     if mode in _SIXTEEN_BIT:
-        raise ValueError(f"{name}: {mode} images (16-bit or floating point) are not "
-                         "supported; convert to 8 bits per channel first")
+        a = np.asarray(im).astype(np.int64)
+        if a.size and (a.min() < 0 or a.max() > 65535):
+            raise ValueError(f"{name}: {mode} image with values outside 0..65535 is not "
+                             "supported; convert to 8 bits per channel first")
+        warnings.warn(f"{name}: 16-bit grey image rounded to 8 bits (inpcodec stores 8-bit "
+                      "samples)", PrecisionWarning, stacklevel=2)
+        out = ((a * 255 + 32767) // 65535).astype(np.uint8)  # v * 255 / 65535, rounded
+        return out
     if mode == "P" and "transparency" in im.info:
         mode = "PA"
     if mode in _ALPHA:

@@ -289,8 +289,8 @@ def _lagrangian_file(img, planes, quality, bpp, psnr, kw):
     else:
         if not (np.isfinite(psnr) and psnr > 0):
             raise CodecError(f"psnr must be a positive number of dB, got {psnr}")
-        found, search, reached = L.search_lambda_for_psnr(img, planes, psnr, **kw)
-        if not reached:
+        found, search, _ = L.search_lambda_for_psnr(img, planes, psnr, **kw)
+        if found.lossless:  # reached by J's own choice or as the fallback: say so either way
             n = img.shape[0] * img.shape[1]
             note = (f"no lossy file found reaches {psnr:g} dB: the lossless file is given "
                     f"({len(found.data)} bytes, {8.0 * len(found.data) / n:.3f} bpp, against "

@@ -257,3 +257,68 @@ def test_demo_reports_the_jpeg_beside_it_at_its_real_rate(tmp_path):
     jpeg = next((ln for ln in r.output.splitlines() if ln.startswith("JPEG")), "")
     if "quality" in jpeg:  # JPEG fits in the same bytes: its rate is at most ours
         assert float(jpeg.split("= ")[1].split(" bpp")[0]) <= ours + 1e-9
+
+
+def test_ctrl_c_at_any_point_of_the_default_encode_exits_130_with_one_line(tmp_path):
+    # a colour photo-like image whose default encode takes a few seconds: the signal
+    # lands in start-up, in the tree's growth and pruning (Numba kernels), in the tonal
+    # optimisation or in the writing, depending on the delay
+    rng = np.random.default_rng(0)
+    img = make_image(384, 384, colour=True).astype(np.int16)
+    img = np.clip(img + rng.integers(-6, 7, img.shape), 0, 255).astype(np.uint8)
+    src = tmp_path / "photo.png"
+    Image.fromarray(img).save(src)
+    interrupted = 0
+    for delay in (0.3, 0.8, 1.2, 1.6, 2.0, 2.6):
+        out = tmp_path / f"o{delay}.inpc"
+        p = subprocess.Popen([sys.executable, "-m", "inpcodec", "encode", str(src), str(out),
+                              "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        try:
+            p.communicate(timeout=delay)
+            assert p.returncode == 0 and out.exists()  # finished first: nothing to check
+            continue
+        except subprocess.TimeoutExpired:
+            p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+        if p.returncode == 0:  # the signal came once the file was complete: it stays
+            assert out.exists() and not err, (delay, err)
+            continue
+        assert p.returncode == 130, (delay, err)
+        assert err.strip() == "inpcodec: interrupted", (delay, err)
+        assert not out.exists() and not list(tmp_path.glob(".inpcodec-*"))
+        interrupted += 1
+    assert interrupted >= 3
+
+
+def test_an_error_raised_by_an_interrupt_is_an_interrupt():
+    # Ctrl-C inside a Numba kernel reaches Python as a SystemError in its context
+    def kernel():
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise SystemError("CPUDispatcher(<function merge_costs>) returned a result "
+                              "with an exception set") from None
+
+    assert cli._by_interrupt(_raised(kernel))
+    assert not cli._by_interrupt(_raised(lambda: int("x")))
+
+
+def _raised(fn):
+    try:
+        fn()
+    except BaseException as exc:  # noqa: BLE001
+        return exc
+    raise AssertionError("did not raise")
+
+
+def test_psnr_beyond_every_lossy_file_says_what_it_gives_and_its_size(tmp_path):
+    src = tmp_path / "g.png"
+    Image.fromarray(make_image(48, 40)).save(src)
+    out = tmp_path / "g.inpc"
+    r = invoke(["encode", str(src), str(out), "--psnr", "90", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "the lossless file is given" in r.output and "bytes of raw samples" in r.output
+    np.testing.assert_array_equal(decode(out.read_bytes()), make_image(48, 40))
+    larger = out.stat().st_size > src.stat().st_size
+    assert ("is larger than the input" in r.output) == larger

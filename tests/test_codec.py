@@ -7,7 +7,7 @@ from pathlib import Path
 import numba
 import numpy as np
 import pytest
-from _images import disc_image, make_image
+from _images import disc_image, make_image, natural_like
 from click.testing import CliRunner
 from PIL import Image
 from scipy.ndimage import gaussian_filter
@@ -18,6 +18,7 @@ from inpcodec.bitstreams import FormatError
 from inpcodec.bitstreams import container as C
 from inpcodec.bitstreams.mask_coder import decode_mask, encode_mask
 from inpcodec.bitstreams.value_coder import decode_values, encode_values
+from inpcodec.codec import io as iio
 from inpcodec.codec import limits, metrics
 from inpcodec.codec import pipeline as P
 
@@ -381,6 +382,41 @@ def test_cli_encode_decode_info_round_trip(tmp_path):
         np.testing.assert_array_equal(back, P.decode(out.read_bytes()))
 
 
+def test_sixteen_bit_grey_is_rounded_to_eight_with_a_note(tmp_path):
+    deep = np.array([[0, 128, 257, 32767], [32768, 65279, 65535, 1000]], np.uint16)
+    src = tmp_path / "deep.png"
+    Image.fromarray(deep).save(src)
+    assert Image.open(src).mode.startswith("I")
+    with pytest.warns(iio.PrecisionWarning, match="16-bit"):
+        got = iio.load_image(str(src))
+    want = np.round(deep.astype(np.int64) * 255 / 65535).astype(np.uint8)
+    np.testing.assert_array_equal(got, want)
+    r = CliRunner().invoke(cli.main, ["encode", str(src), str(tmp_path / "d.inpc"),
+                                      "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert r.output.strip() == f"inpcodec: note: {src}: 16-bit grey image rounded to 8 " \
+        "bits (inpcodec stores 8-bit samples)"
+    with pytest.raises(ValueError, match="floating-point"):
+        Image.fromarray(deep.astype(np.float32)).save(tmp_path / "f.tif")
+        iio.load_image(str(tmp_path / "f.tif"))
+
+
+def test_encode_output_naming_another_format_is_refused_and_others_pass(tmp_path):
+    src = tmp_path / "s.png"
+    Image.fromarray(natural_like(16, 16).astype(np.uint8)).save(src)
+    r = CliRunner().invoke(cli.main, ["encode", str(src), str(tmp_path / "s.jpg")])
+    assert r.exit_code == 2 and ".jpeg, .jpg" in r.output and "name it .inpc" in r.output
+    r = CliRunner().invoke(cli.main, ["encode", str(src), str(tmp_path / "s.bin"), "--quiet"])
+    assert r.exit_code == 0 and (tmp_path / "s.bin").exists()
+
+
+def test_top_level_help_starts_from_the_default():
+    r = CliRunner().invoke(cli.main, ["--help"])
+    head = r.output.splitlines()[:8]
+    assert any("inpcodec encode photo.png photo.inpc" in ln for ln in head), head
+    assert any("inpcodec decode photo.inpc" in ln for ln in head), head
+
+
 def test_cli_bad_input_is_one_line_exit_2_and_leaves_no_file(tmp_path):
     rgba = tmp_path / "a.png"
     Image.fromarray(np.zeros((8, 8, 4), np.uint8)).save(rgba)
@@ -394,7 +430,7 @@ def test_cli_bad_input_is_one_line_exit_2_and_leaves_no_file(tmp_path):
     cases = [
         (["encode", str(tmp_path / "missing.png"), str(out)], "no such file"),
         (["encode", str(rgba), str(out)], "alpha channel"),
-        (["encode", str(deep), str(out)], "16-bit"),
+        (["encode", str(deep), str(tmp_path / "o.webp")], "names the WEBP image format"),
         (["encode", str(text), str(out)], "not an image"),
         (["encode", str(rgba), str(tmp_path / "nodir" / "o.inpc"), "--drop-alpha"],
          "folder does not exist"),

@@ -37,7 +37,8 @@ def test_registry_lists_the_encoders_and_refuses_what_it_does_not_know():
 
 
 def test_registering_imports_no_torch():
-    code = ("import sys, inpcodec; from inpcodec.codec.encoders import encoder_names; "
+    code = ("import sys, inpcodec; inpcodec.encode; "
+            "from inpcodec.codec.encoders import encoder_names; "
             "assert 'learned' in encoder_names(); "
             "assert 'torch' not in sys.modules, 'torch imported'")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from inpcodec.codec import postprocess as _postprocess  # noqa: F401 (registers "gan")
 from inpcodec.codec.encoders import clear_caches, encoder_names, make_mask
 from inpcodec.codec.limits import CodecError
 from inpcodec.codec.metrics import luma, quality
