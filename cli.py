@@ -163,6 +163,73 @@ _THREADS = click.option("--threads", type=click.IntRange(min=0), default=None,
                         help="Solver threads (default 1: one thread never loses much alone "
                         "and never collapses on a busy machine; 0: every core). Files and "
                         "pixels are the same for any count.")
+_OUT_DIR = click.option(
+    "--out-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+    help="A batch: every IN (files, folders, glob patterns) into DIR/<name>; outputs that "
+    "exist are skipped unless --force; one line per file and a summary; exit 1 if any "
+    "file failed.")
+_JOBS = click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="--out-dir: files at once, on local processes through Dask "
+                     "(each with the cores shared out as its --threads).")
+_SCHEDULER = click.option("--scheduler", default=None, metavar="ADDRESS",
+                          help="--out-dir: run the files on this Dask scheduler's workers "
+                          "(tcp://host:8786; they need inpcodec installed).")
+_FORCE = click.option("--force", is_flag=True,
+                      help="--out-dir: redo files whose output exists.")
+
+
+def _batch_or_single(paths, out_dir, command: str):
+    """(IN, OUT) of a single-file command, or None for a batch (``--out-dir``)."""
+    if out_dir is not None:
+        if STDIO in paths:
+            raise ValueError("standard input (-) cannot be part of a batch")
+        return None
+    if len(paths) != 2:
+        raise ValueError(f"give IN and OUT, or several inputs and --out-dir DIR "
+                         f"(inpcodec {command} --help)")
+    return paths
+
+
+def _run_batch(kind, paths, out_dir, options, *, fmt="png", jobs, scheduler, threads, force,
+               quiet) -> None:
+    """Plan and run a batch, print a line per file and the summary; exit 1 if a file
+    failed."""
+    from inpcodec.codec import batch as B  # noqa: PLC0415
+
+    plan = B.plan(kind, paths, out_dir, fmt=fmt)
+    t0 = time.perf_counter()
+
+    def said(row):
+        for note in row["notes"]:
+            click.echo(f"inpcodec: note: {row['source']}: {note}", err=True)
+        if row["error"]:
+            named = row["error"].startswith(row["source"])
+            click.echo(f"inpcodec: error: {'' if named else row['source'] + ': '}"
+                       f"{row['error']}", err=True)
+        elif not quiet and not row.get("skipped"):
+            extra = (f", {row['bpp']:.4f} bpp, {row['psnr']:.2f} dB"
+                     if kind == "encode" else "")
+            click.echo(f"{row['source']} -> {row['target']}: {row['bytes']} bytes{extra}, "
+                       f"{row['seconds']:.1f} s")
+
+    if not quiet:
+        _notice_compile()
+    rows = B.run_batch(plan, options, jobs=jobs, scheduler=scheduler, threads=threads,
+                       force=force, on_row=said)
+    skipped = [r for r in rows if r.get("skipped")]
+    failed = [r for r in rows if r["error"]]
+    done = [r for r in rows if not r.get("skipped") and not r["error"]]
+    if not quiet:
+        for r in skipped:
+            click.echo(f"{r['source']}: skipped, {r['target']} exists (--force redoes it)")
+        size = (f": {sum(r['input_bytes'] for r in done)} -> "
+                f"{sum(r['bytes'] for r in done)} bytes" if done else "")
+        click.echo(f"{kind}d {len(done)} of {len(rows)} files ({len(skipped)} skipped, "
+                   f"{len(failed)} failed) in {time.perf_counter() - t0:.1f} s{size}")
+    if failed:
+        sys.exit(1)
+
+
 _FORMAT = click.option("--format", "fmt", default=None, metavar="EXT",
                        help="Image format of OUT (png, ppm, tiff, bmp, webp, jpg); default: "
                        "OUT's extension, PNG on standard output.")
@@ -316,8 +383,12 @@ def demo(image, quality, bpp, density, output, drop_alpha):
 
 
 @main.command()
-@click.argument("input_path", metavar="IN", type=click.Path(dir_okay=False, allow_dash=True))
-@click.argument("output_path", metavar="OUT", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("paths", metavar="IN OUT | IN... --out-dir DIR", nargs=-1, required=True,
+                type=click.Path(allow_dash=True))
+@_OUT_DIR
+@_JOBS
+@_SCHEDULER
+@_FORCE
 @click.option("--encoder", type=click.Choice(list(encoder_names())), default=DEFAULT_ENCODER,
               show_default=True, help="How the mask is chosen: " + _encoder_help() + ".")
 @click.option("--density", type=float, default=None,
@@ -363,10 +434,11 @@ def demo(image, quality, bpp, density, output, drop_alpha):
 @_DROP_ALPHA
 @_QUIET
 @_clean_errors
-def encode(input_path, output_path, encoder, quality, density, bpp, psnr, levels,
-           chroma_levels, tonal, effort, chroma_guide, loop_filter, seed, threads, verbose,
-           drop_alpha, quiet, **kwargs):
-    """Compress image IN into the inpcodec file OUT (- for standard input or output)."""
+def encode(paths, out_dir, jobs, scheduler, force, encoder, quality, density, bpp, psnr,
+           levels, chroma_levels, tonal, effort, chroma_guide, loop_filter, seed, threads,
+           verbose, drop_alpha, quiet, **kwargs):
+    """Compress image IN into the inpcodec file OUT (- for standard input or output), or
+    every IN (files, folders of images, glob patterns) into DIR/<name>.inpc."""
     options = _pick_options(encoder, kwargs)
     if sum(k is not None for k in (quality, density, bpp, psnr)) > 1:
         raise ValueError("give only one of --quality, --density, --bpp and --psnr")
@@ -378,6 +450,16 @@ def encode(input_path, output_path, encoder, quality, density, bpp, psnr, levels
         raise ValueError(f"--bpp must be positive, got {bpp}")
     if psnr is not None and not (math.isfinite(psnr) and psnr > 0):
         raise ValueError(f"--psnr must be a positive number of dB, got {psnr}")
+    single = _batch_or_single(paths, out_dir, "encode")
+    if single is None:
+        _run_batch("encode", paths, out_dir, dict(
+            encoder=encoder, quality=quality, density=density, bpp=bpp, psnr=psnr,
+            levels=levels, chroma_levels=chroma_levels, tonal=tonal, seed=seed, effort=effort,
+            chroma_guide=chroma_guide, loop_filter=loop_filter, drop_alpha=drop_alpha,
+            **options), jobs=jobs, scheduler=scheduler, threads=threads, force=force,
+            quiet=quiet)
+        return
+    input_path, output_path = single
     out = _Out(output_path, [input_path], quiet)
     _check_inpcodec_output(output_path)
     img = load_image(input_path, drop_alpha=drop_alpha)
@@ -412,8 +494,12 @@ def encode(input_path, output_path, encoder, quality, density, bpp, psnr, levels
 
 
 @main.command()
-@click.argument("input_path", metavar="IN", type=click.Path(dir_okay=False, allow_dash=True))
-@click.argument("output_path", metavar="OUT", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("paths", metavar="IN OUT | IN... --out-dir DIR", nargs=-1, required=True,
+                type=click.Path(allow_dash=True))
+@_OUT_DIR
+@_JOBS
+@_SCHEDULER
+@_FORCE
 @click.option("--solver", type=click.Choice(SOLVER_CHOICES), default="numba", show_default=True,
               help="numba: the reference, identical pixels on every machine; cupy (auto on a "
               "CUDA machine): faster, rare pixels may differ by one grey level.")
@@ -428,8 +514,19 @@ def encode(input_path, output_path, encoder, quality, density, bpp, psnr, levels
 @_THREADS
 @_QUIET
 @_clean_errors
-def decode(input_path, output_path, solver, postprocess, weights, fmt, threads, quiet):
-    """Decode the inpcodec file IN into the image OUT (- for standard input or output)."""
+def decode(paths, out_dir, jobs, scheduler, force, solver, postprocess, weights, fmt, threads,
+           quiet):
+    """Decode the inpcodec file IN into the image OUT (- for standard input or output), or
+    every IN (files, folders of .inpc files, glob patterns) into DIR/<name>.png (or
+    --format)."""
+    single = _batch_or_single(paths, out_dir, "decode")
+    if single is None:
+        _run_batch("decode", paths, out_dir, dict(solver=solver, postprocess=postprocess,
+                                                   weights=weights),
+                   fmt=fmt or "png", jobs=jobs, scheduler=scheduler, threads=threads,
+                   force=force, quiet=quiet)
+        return
+    input_path, output_path = single
     out = _Out(output_path, [input_path], quiet)
     fmt = _image_format(out, fmt)
     data = _read(input_path)

@@ -12,6 +12,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from inpcodec.codec.cluster import dask_client
+
 
 def _write_json(path: Path, obj) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -46,31 +48,13 @@ def run_jobs(jobs, images: dict, fn, out: Path, *, scheduler: str | None = None,
         one per core) is started and stopped.
     Returns the rows of all ``jobs`` (finished earlier or now), in the order of ``jobs``.
     """
-    from dask.distributed import Client, LocalCluster, as_completed  # noqa: PLC0415
+    from dask.distributed import as_completed  # noqa: PLC0415
     from tqdm import tqdm  # noqa: PLC0415
 
     out = Path(out)
     todo = [j for j in jobs if not (out / "jobs" / j.path).exists()]
     if todo:
-        cluster = None
-        if scheduler:
-            client = Client(scheduler)
-        else:
-            import dask  # noqa: PLC0415
-
-            n = workers or os.cpu_count() or 1
-            # Dask starts its workers with MALLOC_TRIM_THRESHOLD_=65536, which also turns
-            # off glibc's adaptive mmap threshold: every temporary array of the solvers was
-            # then mapped and unmapped again, and the workers spent 30 % of their time in
-            # the kernel (measured).  glibc's own ceilings keep large arrays on the heap.
-            with dask.config.set({"distributed.nanny.pre-spawn-environ": {
-                    **dask.config.get("distributed.nanny.pre-spawn-environ"),
-                    "MALLOC_TRIM_THRESHOLD_": 64 * 2**20,
-                    "MALLOC_MMAP_THRESHOLD_": 32 * 2**20}}):
-                cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                       dashboard_address=None)
-            client = Client(cluster)
-        try:
+        with dask_client(scheduler, workers) as client:
             # Send each image once; jobs refer to it.
             needed = sorted({j.image for j in todo})
             handles = {k: client.scatter(images[k], broadcast=False) for k in needed}
@@ -82,10 +66,6 @@ def run_jobs(jobs, images: dict, fn, out: Path, *, scheduler: str | None = None,
                 _write_json(out / "jobs" / job.path, fut.result())
                 bar.update()
             bar.close()
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
     return load_rows(out, jobs)
 
 

@@ -1,0 +1,173 @@
+"""Batches: many files encoded or decoded into a folder, one job per file.
+
+``inpcodec encode IN... --out-dir DIR`` and ``inpcodec decode IN... --out-dir DIR``:
+
+* the inputs are files, folders (their images, or their ``.inpc`` files for decode; not
+  recursive) and glob patterns the shell did not expand;
+* each input gives ``DIR/<its name>.inpc`` (decode: ``.png`` or ``--format``); two inputs
+  that would give the same output are refused before any work;
+* outputs that exist are skipped unless ``force``;
+* jobs run one after the other in this process (``jobs=1``), or on ``jobs`` local
+  processes through Dask, or on the workers of a Dask scheduler; with several at once
+  each job's solver threads are the cores shared out between them (at least 1), so the
+  cores are not oversubscribed (:func:`job_threads`);
+* one file's failure does not stop the others: its row holds the error;
+* every output is written atomically (a temporary file renamed when complete), so a
+  failed or interrupted job leaves nothing partial.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from inpcodec.codec import io as iio
+from inpcodec.codec import postprocess as _postprocess  # noqa: F401 (registers "gan")
+from inpcodec.codec.format import decode as decode_bytes
+from inpcodec.codec.pipeline import encode_report
+
+#: What a decode batch reads from a folder.
+FILE_SUFFIX = ".inpc"
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """One file of a batch: ``kind`` is ``"encode"`` or ``"decode"``."""
+
+    kind: str
+    source: str
+    target: str
+
+
+def _expand(inputs, suffixes) -> list[str]:
+    """Files named by ``inputs``: files as given, folders' files with ``suffixes`` (sorted),
+    glob patterns matched; one-line errors for what names nothing."""
+    files = []
+    for item in inputs:
+        if os.path.isdir(item):
+            found = sorted(str(p) for p in Path(item).iterdir()
+                           if p.is_file() and p.suffix.lower() in suffixes)
+            if not found:
+                raise ValueError(f"{item}: no {', '.join(suffixes)} files in this folder")
+            files += found
+        elif os.path.exists(item):
+            files.append(item)
+        elif glob.has_magic(item):
+            found = sorted(p for p in glob.glob(item) if os.path.isfile(p))
+            if not found:
+                raise ValueError(f"{item}: the pattern matches no file")
+            files += found
+        else:
+            raise ValueError(f"{item}: no such file")
+    seen, unique = set(), []
+    for f in files:  # a file named twice (by itself and by its folder) is one job
+        key = os.path.realpath(f)
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique
+
+
+def plan(kind: str, inputs, out_dir: str, *, fmt: str = "png") -> list[BatchJob]:
+    """The jobs of a batch (see the module); refuses a missing output folder and two
+    inputs that would write one output."""
+    if kind not in ("encode", "decode"):
+        raise ValueError(f"unknown batch kind {kind!r}")
+    if not os.path.isdir(out_dir):
+        raise ValueError(f"{out_dir}: output folder does not exist")
+    suffixes = iio.IMAGE_SUFFIXES if kind == "encode" else (FILE_SUFFIX,)
+    ext = FILE_SUFFIX if kind == "encode" else "." + fmt.lower().lstrip(".")
+    if kind == "decode":
+        iio.image_format("x" + ext)  # refuses an unknown format now, not per file
+    jobs, by_target = [], {}
+    for src in _expand(inputs, suffixes):
+        target = os.path.join(out_dir, Path(src).stem + ext)
+        if target in by_target:
+            raise ValueError(f"{by_target[target]} and {src} would both be written to "
+                             f"{target}")
+        if os.path.realpath(target) == os.path.realpath(src):
+            raise ValueError(f"{target}: is the input file {src}; choose another --out-dir")
+        by_target[target] = src
+        jobs.append(BatchJob(kind, src, target))
+    return jobs
+
+
+def run_job(job: BatchJob, options: dict, threads: int | None) -> dict:
+    """Encode or decode one file (``options``: :func:`encode_report`'s or
+    :func:`decode`'s keywords); returns its row, with ``error`` where it failed."""
+    row = {"source": job.source, "target": job.target, "error": None, "notes": []}
+    t0 = time.perf_counter()
+    try:
+        if job.kind == "encode":
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", iio.PrecisionWarning)
+                img = iio.load_image(job.source,
+                                     drop_alpha=options.get("drop_alpha", False))
+            row["notes"] += [str(w.message) for w in caught
+                             if issubclass(w.category, iio.PrecisionWarning)]
+            opts = {k: v for k, v in options.items() if k != "drop_alpha"}
+            r = encode_report(img, threads=threads, progress=False, **opts)
+            iio.write_atomic(job.target, r.data)
+            if r.note:
+                row["notes"].append(r.note)
+            row.update(bytes=len(r.data), input_bytes=os.path.getsize(job.source),
+                       bpp=r.bpp, psnr=r.psnr)
+        else:
+            data = iio.read_bytes(job.source)
+            fmt = iio.image_format(job.target)
+            img = decode_bytes(data, threads=threads, **options)
+            iio.write_atomic(job.target, iio.image_bytes(img, fmt))
+            row.update(bytes=os.path.getsize(job.target), input_bytes=len(data))
+    except (ValueError, RuntimeError, OSError, MemoryError) as exc:
+        text = str(exc).strip()
+        row["error"] = text.splitlines()[0] if text else type(exc).__name__
+    row["seconds"] = time.perf_counter() - t0
+    return row
+
+
+def job_threads(jobs: int, threads: int | None, cores: int | None = None) -> int | None:
+    """Solver threads of each job: ``threads`` where given; for one job at a time the
+    command's default (None: one thread, which never collapses on a busy machine); for
+    several, the cores shared out between them (at least 1 each)."""
+    if threads is not None or jobs <= 1:
+        return threads
+    return max(1, (cores or os.cpu_count() or 1) // jobs)
+
+
+def run_batch(batch: list[BatchJob], options: dict, *, jobs: int = 1,
+              scheduler: str | None = None, threads: int | None = None,
+              force: bool = False, on_row=None) -> list[dict]:
+    """Run the jobs whose target does not exist (all with ``force``); rows in the order of
+    ``batch``, skipped ones as ``{"skipped": True}``.  ``on_row(row)`` is called as each
+    job finishes (in finishing order)."""
+    rows = {}
+    todo = []
+    for job in batch:
+        if os.path.exists(job.target) and not force:
+            rows[job] = {"source": job.source, "target": job.target, "skipped": True,
+                         "error": None, "notes": []}
+        else:
+            todo.append(job)
+    per_job = job_threads(jobs, threads)
+    if scheduler is None and jobs <= 1:
+        for job in todo:
+            rows[job] = run_job(job, options, per_job)
+            if on_row:
+                on_row(rows[job])
+    elif todo:
+        from dask.distributed import as_completed  # noqa: PLC0415
+
+        from inpcodec.codec.cluster import dask_client  # noqa: PLC0415
+
+        with dask_client(scheduler, None if scheduler else jobs) as client:
+            futures = {client.submit(run_job, job, options, per_job, pure=False): job
+                       for job in todo}
+            for fut in as_completed(futures):
+                rows[futures[fut]] = fut.result()
+                if on_row:
+                    on_row(rows[futures[fut]])
+    return [rows[job] for job in batch]
