@@ -30,7 +30,7 @@ from inpcodec.codec.diffusion import kernels_cached
 from inpcodec.codec.encoders import encoder_names, get_encoder, make_mask
 from inpcodec.codec.format import decode as decode_bytes
 from inpcodec.codec.format import info as file_info
-from inpcodec.codec.limits import require_learned
+from inpcodec.codec.limits import DEFAULT_MAX_PIXELS, require_learned
 from inpcodec.codec.metrics import psnr
 from inpcodec.codec.pipeline import DEFAULT_ENCODER, DEFAULT_QUALITY, encode_report
 from inpcodec.codec.precision import PRECISIONS, TRAINING_PRECISIONS
@@ -506,6 +506,9 @@ def encode(paths, out_dir, jobs, scheduler, force, encoder, quality, density, bp
 @click.option("--postprocess", type=click.Choice(["none", "gan"]), default="none",
               show_default=True, help="gan: refine the reconstruction with the MHTMA GAN "
               "(Zhou, Gong and Zeng); seconds per image, not bit-exact across machines.")
+@click.option("--max-pixels", type=click.IntRange(min=0), default=DEFAULT_MAX_PIXELS,
+              show_default=True, help="Refuse files of more pixels, from their header "
+              "(as Pillow's MAX_IMAGE_PIXELS; 0: only the format's limit of 2^26).")
 @click.option("--weights", type=click.Path(dir_okay=False), default=None,
               help="--postprocess gan: generator weights (default: the shipped ones); "
               "a <stem>_strength.json beside them sets the share of their correction "
@@ -514,15 +517,16 @@ def encode(paths, out_dir, jobs, scheduler, force, encoder, quality, density, bp
 @_THREADS
 @_QUIET
 @_clean_errors
-def decode(paths, out_dir, jobs, scheduler, force, solver, postprocess, weights, fmt, threads,
-           quiet):
+def decode(paths, out_dir, jobs, scheduler, force, solver, postprocess, max_pixels, weights,
+           fmt, threads, quiet):
     """Decode the inpcodec file IN into the image OUT (- for standard input or output), or
     every IN (files, folders of .inpc files, glob patterns) into DIR/<name>.png (or
     --format)."""
     single = _batch_or_single(paths, out_dir, "decode")
     if single is None:
         _run_batch("decode", paths, out_dir, dict(solver=solver, postprocess=postprocess,
-                                                   weights=weights),
+                                                   weights=weights,
+                                                   max_pixels=max_pixels or None),
                    fmt=fmt or "png", jobs=jobs, scheduler=scheduler, threads=threads,
                    force=force, quiet=quiet)
         return
@@ -534,7 +538,7 @@ def decode(paths, out_dir, jobs, scheduler, force, solver, postprocess, weights,
         _notice_compile()
     t0 = time.perf_counter()
     img = decode_bytes(data, solver=solver, postprocess=postprocess, weights=weights,
-                       threads=threads)
+                       threads=threads, max_pixels=max_pixels or None)
     seconds = time.perf_counter() - t0
     out.write(iio.image_bytes(img, fmt))
     bpp = 8.0 * len(data) / (img.shape[0] * img.shape[1])

@@ -1,17 +1,15 @@
-"""Images that ship with the installed packages (no download, no data folder needed)."""
+"""Images that ship with the installed package (no download, no data folder needed)."""
+
+from pathlib import Path
 
 import numpy as np
+from PIL import Image
+
+SAMPLES = Path(__file__).parent / "samples"
 
 
 def cameraman() -> np.ndarray:
-    """The 512 x 512 grey cameraman bundled with scikit-image (uint8)."""
-    from skimage import data  # noqa: PLC0415
-
-    return data.camera()
-
-
-def astronaut() -> np.ndarray:
-    """The 512 x 512 RGB astronaut (NASA, public domain) bundled with scikit-image (uint8)."""
-    from skimage import data  # noqa: PLC0415
-
-    return data.astronaut()
+    """The 512 x 512 grey cameraman (uint8; CC0, Lav Varshney, as in scikit-image:
+    ``codec/samples/README.md``)."""
+    with Image.open(SAMPLES / "cameraman.png") as im:
+        return np.asarray(im.convert("L"))

@@ -35,7 +35,7 @@ from inpcodec.bitstreams.value_coder import decode_values, encode_values, max_va
 from .colour import guide_chroma, rgb_to_ycbcr, ycbcr_to_rgb
 from .diffusion import Inpainter
 from .encoders import FREE_MASK_CODER, TREE_MASK_CODER, MaskResult
-from .limits import CodecError, check_memory
+from .limits import DEFAULT_MAX_PIXELS, CodecError, check_memory, check_pixels
 from .loop_filter import LoopFilter, apply_loop_filter, choose_loop_filter
 from .quantiser import MAX_LEVELS, quantise, quantiser
 from .threads import solver_threads
@@ -499,7 +499,8 @@ def info(data: bytes) -> FileInfo:
 
 
 def decode(data: bytes, *, solver: str = "numba", postprocess: str = "none",
-           weights=None, return_info: bool = False, threads: int | None = None):
+           weights=None, return_info: bool = False, threads: int | None = None,
+           max_pixels: int | None = DEFAULT_MAX_PIXELS):
     """Decode inpcodec bytes to a uint8 image ((H, W) grey or (H, W, 3) RGB).
 
     The default solver, ``numba``, is the reference: its fixed-order arithmetic gives the
@@ -510,6 +511,10 @@ def decode(data: bytes, *, solver: str = "numba", postprocess: str = "none",
 
     ``threads``: the solver's threads (:mod:`.threads`; default one, 0 every core); the
     pixels are the same for any count.
+
+    ``max_pixels``: files of more pixels are refused from their header, before any
+    allocation (default :data:`.limits.DEFAULT_MAX_PIXELS`, 33.5 Mpixels; None: the
+    format's 2^26); so is a file whose decoding would not fit in the free memory.
 
     ``postprocess="gan"`` refines the reconstruction with the GAN post-processor
     (:mod:`inpcodec.codec.postprocess`; ``weights``: a generator file instead of the
@@ -522,13 +527,19 @@ def decode(data: bytes, *, solver: str = "numba", postprocess: str = "none",
     bitstreams.container.FormatError
         Damaged, truncated, forged or foreign data (one-line reason).
     CodecError
-        The image would not fit in memory, or an unavailable option.
+        The image is over ``max_pixels`` or would not fit in memory, or an unavailable
+        option.
     """
     if postprocess != "none" and postprocess not in POSTPROCESSORS:
         raise CodecError(f"unknown post-processor {postprocess!r} (none, "
                          f"{', '.join(POSTPROCESSORS)})")
     if postprocess == "none" and weights is not None:
         raise CodecError("weights are for a post-processor; none was asked for")
+    # the container alone (header, checksum, section frames; nothing that scales with the
+    # image): its geometry is refused before the sections' decoding allocates
+    head = C.read(data)
+    check_pixels(head.width, head.height, max_pixels)
+    check_memory(head.width, head.height, head.channels)
     cont, params = _parse(data)
     refine = None
     if postprocess != "none":
@@ -537,7 +548,6 @@ def decode(data: bytes, *, solver: str = "numba", postprocess: str = "none",
                                                  params.loop_filter is not None)
         except (OSError, ValueError) as exc:
             raise CodecError(f"post-processor {postprocess!r}: {exc}") from None
-    check_memory(cont.width, cont.height, cont.channels)
     with solver_threads(threads):
         u, masks = _reconstruct(cont, params, solver)
     out = _pixels(u, cont.colour, params.chroma_guide)

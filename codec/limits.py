@@ -57,6 +57,23 @@ def decoder_memory(width: int, height: int, channels: int) -> int:
     return width * height * (60 + 50 * channels)
 
 
+#: The decoder's default limit on a file's pixels (``decode(max_pixels=)``, ``inpcodec
+#: decode --max-pixels``), as Pillow's ``MAX_IMAGE_PIXELS``: half the format's 2^26,
+#: 33.5 Mpixels, above the photographs of most cameras (24-33 MP), so that a forged
+#: header of a few bytes cannot ask for the largest image the format allows without the
+#: user saying so.
+DEFAULT_MAX_PIXELS = 1 << 25
+
+
+def check_pixels(width: int, height: int, max_pixels: int | None) -> None:
+    """Refuse a file of more than ``max_pixels`` pixels (None: no limit but the
+    format's)."""
+    if max_pixels is not None and width * height > max_pixels:
+        raise CodecError(f"the file is {width}x{height} ({width * height / 1e6:.1f} Mpixels), "
+                         f"over the decoder's limit of {max_pixels} pixels; raise it with "
+                         "--max-pixels (max_pixels=) if you trust the file")
+
+
 def check_memory(width: int, height: int, channels: int, factor: float = 1.0) -> None:
     need = int(decoder_memory(width, height, channels) * factor)
     have = int(0.75 * available_memory())  # leave the rest of the machine some room

@@ -282,8 +282,25 @@ def test_forged_header_is_refused_before_allocation(small_file):
     with pytest.raises(FormatError, match="exceeds the limit"):
         P.decode(_refresh_crc(bytes(body)))
     struct.pack_into("<II", body, 5, 8000, 8000)
+    forged = _refresh_crc(bytes(body))
+    with pytest.raises(limits.CodecError, match="over the decoder's limit of 33554432 pixels"):
+        P.decode(forged)  # 64 Mpixels: over the default limit, refused from the header
     with pytest.raises(FormatError, match="corrupt mask data"):
-        P.decode(_refresh_crc(bytes(body)))
+        P.decode(forged, max_pixels=None)
+
+
+def test_max_pixels_refuses_from_the_header_and_the_command_names_it(small_file, tmp_path):
+    assert P.decode(small_file, max_pixels=320).shape == (16, 20, 3)
+    with pytest.raises(limits.CodecError, match="20x16 .* limit of 319 pixels"):
+        P.decode(small_file, max_pixels=319)
+    src = tmp_path / "s.inpc"
+    src.write_bytes(small_file)
+    r = CliRunner().invoke(cli.main, ["decode", str(src), str(tmp_path / "s.png"),
+                                      "--max-pixels", "100"])
+    assert r.exit_code == 2 and "limit of 100 pixels" in r.output and "--max-pixels" in r.output
+    assert not (tmp_path / "s.png").exists()
+    r = CliRunner().invoke(cli.main, ["decode", str(src), str(tmp_path / "s.png"), "--quiet"])
+    assert r.exit_code == 0
 
 
 def test_constriction_assertion_on_garbage_is_a_format_error(small_file):
