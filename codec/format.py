@@ -482,7 +482,7 @@ def _decode_mask_checked(cont, params):
 def info(data: bytes) -> FileInfo:
     """Header fields and the bytes per part, from the file alone (the mask is decoded)."""
     cont, params = _parse(data)
-    check_memory(cont.width, cont.height, 1, factor=0.2)  # the mask alone
+    check_memory(cont.width, cont.height, 1, factor=0.25)  # the mask alone
     masks = _decode_mask_checked(cont, params)
     vals = [len(cont.section(f"VAL{c}")) for c in range(cont.channels)]
     return FileInfo(cont.width, cont.height, cont.channels, C.COLOUR_NAMES[cont.colour],
@@ -590,26 +590,38 @@ def _inpaint(cont, params, masks, symbols, solver):
     mask = masks[0][0]
     if cont.channels == 1:
         u = Inpainter(mask, solver=solver).solve(planes[:, :, 0])
-    elif params.value_coder in CHROMA_TREE_VALUE_CODERS:  # luma and chroma on their masks
-        u = np.empty_like(planes)
-        u[:, :, :1] = Inpainter(mask, solver=solver).solve(planes[:, :, :1])
-        u[:, :, 1:] = Inpainter(masks[1][0], solver=solver).solve(planes[:, :, 1:])
-    else:
-        u = Inpainter(mask, solver=solver).solve(planes)
+    else:  # one channel at a time, in place: a third of the solver's memory of three
+        chroma = masks[1][0] if params.value_coder in CHROMA_TREE_VALUE_CODERS else mask
+        u, ip = planes, None
+        for c, m in enumerate((mask, chroma, chroma)):
+            if c < 2:
+                ip = None  # the luma's hierarchy goes before the chroma's is built
+                ip = Inpainter(m, solver=solver)
+            u[:, :, c] = ip.solve(planes[:, :, c])
     if params.loop_filter is not None:
         luma = u if u.ndim == 2 else u[:, :, 0]
         luma[...] = apply_loop_filter(luma, mask, params.loop_filter)
     return u
 
 
+#: Pixels per strip of the conversion to 8 bits: its float temporaries stay a few MB.
+PIXEL_STRIP = 1 << 20
+
+
 def _pixels(u, colour, chroma_guide=None):
     """The 8-bit image of inpainted planes: chroma guided by the luma (if the file says
-    so), YCbCr -> RGB, rounded half to even, clipped."""
+    so), YCbCr -> RGB, rounded half to even, clipped; converted in strips of rows (the same
+    arithmetic per pixel, a bounded amount of float memory)."""
     if chroma_guide is not None:
         u = guide_chroma(u, *chroma_guide)
-    if colour == C.COLOUR_YCBCR:
-        u = ycbcr_to_rgb(u)
-    return np.clip(np.rint(u), 0, 255).astype(np.uint8)
+    out = np.empty(u.shape, np.uint8)
+    rows = max(1, PIXEL_STRIP // max(1, u.shape[1]))
+    for y in range(0, u.shape[0], rows):
+        v = u[y:y + rows]
+        if colour == C.COLOUR_YCBCR:
+            v = ycbcr_to_rgb(v)
+        out[y:y + rows] = np.clip(np.rint(v), 0, 255)
+    return out
 
 
 def add_loop_filter(data: bytes, img, *, rd_slope: float,

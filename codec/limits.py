@@ -53,8 +53,10 @@ def available_memory() -> int:
 
 
 def decoder_memory(width: int, height: int, channels: int) -> int:
-    """Upper estimate of the decoder's working memory in bytes (measured ~75 B/pixel grey)."""
-    return width * height * (60 + 50 * channels)
+    """Upper estimate of the decoder's working memory in bytes: 80 + 10 per channel per
+    pixel (measured with tracemalloc on forged 2048 x 2048 tree files, channels solved one
+    after another: 84.7 grey, 101.6 colour; benchmarks/RESULTS.md, "Decoder memory")."""
+    return width * height * (80 + 10 * channels)
 
 
 #: The decoder's default limit on a file's pixels (``decode(max_pixels=)``, ``inpcodec

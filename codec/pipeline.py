@@ -57,7 +57,7 @@ LAGRANGIAN_ENCODERS = {"tree-rdo": "error", "tree-learned": "learned"}
 #: textured ones too few).
 DEFAULT_QUALITY = L.DEFAULT_QUALITY
 #: The Lagrangian encoder's memory over the decoder's estimate (codec.limits).
-LAGRANGIAN_MEMORY = 1.6
+LAGRANGIAN_MEMORY = 3.0
 #: The densities a quality tries with the encoders outside the Lagrangian design.
 FREE_QUALITY_DENSITIES = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16)
 DEFAULT_LEVELS = 64
@@ -248,7 +248,7 @@ def _encode_lagrangian(image, *, quality, bpp, psnr, levels, chroma_levels, tona
             _check_levels(lv, name)
     channels = 1 if img.ndim == 2 else 3
     # measured peak of a colour encode at --bpp 0.1, one thread: 1.25 GiB at 4.1 MP and
-    # 4.31 GiB at 16.4 MP (283 bytes per pixel); the decoder's estimate x 1.6 = 336
+    # 4.31 GiB at 16.4 MP (283 bytes per pixel); the decoder's estimate x 3.0 = 330
     check_memory(img.shape[1], img.shape[0], channels, factor=LAGRANGIAN_MEMORY)
     clear_caches()
     L.clear_families()
@@ -346,7 +346,7 @@ def _encode_classic(image, *, encoder, density, bpp, psnr, levels, chroma_levels
     except ValueError as exc:
         raise CodecError(str(exc)) from None
     channels = 1 if img.ndim == 2 else 3
-    check_memory(img.shape[1], img.shape[0], channels, factor=2.0)
+    check_memory(img.shape[1], img.shape[0], channels, factor=4.0)
     # The encoders keep an image's split order for the many knobs of one rate search; an
     # order kept from an earlier encode (another rate) would make this file depend on what
     # was encoded before.
