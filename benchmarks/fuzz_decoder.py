@@ -2,12 +2,17 @@
 
     python benchmarks/fuzz_decoder.py --mutations 100000 --write-results
 
-Seeded mutations of small valid files (grey and colour): byte changes, truncations and
-extensions, garbage entropy-coded payloads behind an intact header, random bytes behind
-the right magic; every other mutation gets its CRC repaired so that the parser and the
-entropy decoders see the garbage too.  Outcomes: *refused* (FormatError / CodecError,
-the expected one-line error), *decoded* (a valid-looking file: the decoder returned an
-image), *crash* (any other exception) and *hang* (a decode over ``--timeout`` seconds).
+Seeded mutations of small valid files (grey and colour, every encoder and tool of the
+codec): half are byte-level (byte changes, truncations and extensions, garbage
+entropy-coded payloads behind an intact header, random bytes behind the right magic;
+every other one gets its CRC repaired), half are structure-aware and checksum-valid (a
+header field set to a boundary or random value; a section's payload flipped, cut,
+extended, zeroed or replaced; a section dropped, duplicated, renamed or added; the file
+rebuilt with a correct CRC), so that the parsers and the entropy decoders see hostile
+input that passes the checksum.  Outcomes: *refused* (FormatError / CodecError, the
+expected error; *multi-line* if its message has more than one line), *decoded* (the
+decoder returned an image), *crash* (any other exception) and *hang* (a decode slower
+than 5 s plus 0.5 microseconds per pixel of the file's header).
 """
 
 from __future__ import annotations
@@ -67,6 +72,82 @@ def mutate(rng, data: bytes) -> bytes:
     return bytes(d)
 
 
+_HEAD = struct.Struct("<4sBIIBB")  # magic, version, width, height, channels, colour
+_SECTION = struct.Struct("<4sI")  # tag, length
+HEADER_FIELDS = ("version", "width", "height", "channels", "colour")
+
+
+def _sections(data: bytes):
+    """(header fields, [(tag bytes, payload)]) of a valid file, parsed here on purpose
+    (not with the codec's reader, whose checks are what is being tested)."""
+    body = data[:-4]
+    _, version, width, height, channels, colour = _HEAD.unpack_from(body)
+    pos, out = _HEAD.size + 1, []
+    for _ in range(body[_HEAD.size]):
+        tag, length = _SECTION.unpack_from(body, pos)
+        pos += _SECTION.size
+        out.append((tag, body[pos:pos + length]))
+        pos += length
+    return dict(zip(HEADER_FIELDS, (version, width, height, channels, colour),
+                    strict=True)), out
+
+
+def _build(head: dict, sections) -> bytes:
+    """A file with these fields and sections, and a correct CRC."""
+    parts = [_HEAD.pack(b"INPC", *(int(head[k]) & m for k, m in zip(
+        HEADER_FIELDS, (0xFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFF, 0xFF), strict=True))),
+        struct.pack("<B", len(sections) & 0xFF)]
+    for tag, payload in sections:
+        parts += [_SECTION.pack(tag, len(payload)), bytes(payload)]
+    body = b"".join(parts)
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def mutate_structured(rng, data: bytes) -> bytes:
+    """A checksum-valid mutant of a valid file: one header field or one section changed."""
+    head, sections = _sections(data)
+    kind = rng.integers(3)
+    if kind == 0 or not sections:
+        field = HEADER_FIELDS[rng.integers(len(HEADER_FIELDS))]
+        choices = [0, 1, 2, 3, 7, 255, 256, 4096, 32767, 32768, 32769, 65535, 2**31,
+                   2**32 - 1, int(rng.integers(1, 40000)), head[field] + 1,
+                   max(0, head[field] - 1), head[field] * 2, head["width"] * 1024]
+        head[field] = choices[rng.integers(len(choices))]
+    elif kind == 1:
+        i = int(rng.integers(len(sections)))
+        tag, p = sections[i]
+        p = bytearray(p)
+        how = rng.integers(5)
+        if how == 0 and p:
+            for _ in range(rng.integers(1, 4)):
+                p[rng.integers(len(p))] ^= 1 << int(rng.integers(8))
+        elif how == 1 and p:
+            p = p[:rng.integers(len(p))]
+        elif how == 2:
+            p += rng.integers(0, 256, rng.integers(1, 64), dtype=np.uint8).tobytes()
+        elif how == 3:
+            p = bytearray(len(p)) if rng.random() < 0.5 else bytearray(b"\xff" * len(p))
+        else:
+            p = bytearray(rng.integers(0, 256, len(p), dtype=np.uint8).tobytes())
+        sections[i] = (tag, bytes(p))
+    else:
+        i = int(rng.integers(len(sections)))
+        how = rng.integers(4)
+        if how == 0:
+            del sections[i]
+        elif how == 1:
+            sections.insert(int(rng.integers(len(sections) + 1)), sections[i])
+        elif how == 2:
+            known = [t for t, _ in sections] + [b"ZZZZ", b"meta", b"FILT", b"GUID"]
+            sections[i] = (known[rng.integers(len(known))], sections[i][1])
+        else:
+            sections.insert(int(rng.integers(len(sections) + 1)),
+                            (rng.integers(65, 91, 4, dtype=np.uint8).tobytes(),
+                             rng.integers(0, 256, rng.integers(0, 40),
+                                          dtype=np.uint8).tobytes()))
+    return _build(head, sections)
+
+
 def main():
     from inpcodec import decode, encode
     from inpcodec.bitstreams import FormatError
@@ -75,7 +156,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mutations", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=2026)
-    ap.add_argument("--timeout", type=float, default=10.0)
+    ap.add_argument("--timeout", type=float, default=5.0,
+                    help="seconds a decode may take beside 0.5 us per pixel")
     ap.add_argument("--write-results", action="store_true")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
@@ -96,6 +178,12 @@ def main():
         encode(_disc_image(), encoder="tree", density=0.1, tonal=False, loop_filter=False),
         # a free mask with a loop filter (version 7)
         encode(_disc_image(), encoder="belhachmi", density=0.1, tonal=False),
+        # the default (Lagrangian) encoder's files: grey, colour with the chroma tree,
+        # loop filter and chroma guide where they pay; a lossless file; a 1 x 1 image
+        encode((img_rng.random((21, 26)) * 255).astype(np.uint8)),
+        encode(_disc_image(), quality=70),
+        encode(_disc_image(8, 6), bpp=30.0),
+        encode(np.array([[[200, 10, 30]]], np.uint8)),
     ]
     # versions the encoder no longer writes (value model 1; the int16 loop filter of
     # version 6), and files with the loop filter of version 7 (grey: edge mode 1, colour:
@@ -104,20 +192,30 @@ def main():
               ((2, "grey-tree"), (3, "colour-tree"), (4, "colour-tree-guided"),
                (6, "grey-tree-filtered"), (7, "grey-tree-filtered"),
                (7, "colour-tree-filtered"))]
-    if [s[4] for s in seeds] != [1, 1, 1, 5, 5, 5, 7, 2, 3, 4, 6, 7, 7]:
+    versions = [s[4] for s in seeds]
+    print("seed versions", versions)
+    if versions[:7] != [1, 1, 1, 5, 5, 5, 7] or versions[-6:] != [2, 3, 4, 6, 7, 7]:
         raise SystemExit(f"seed versions changed: {[s[4] for s in seeds]}")
     signal.signal(signal.SIGALRM, _alarm)
-    counts = {"refused": 0, "decoded": 0, "crash": 0, "hang": 0}
+    counts = {"refused": 0, "multi-line": 0, "decoded": 0, "crash": 0, "hang": 0}
     examples = []
     t0 = time.perf_counter()
     for i in range(args.mutations):
-        data = mutate(rng, seeds[i % len(seeds)])
-        signal.setitimer(signal.ITIMER_REAL, args.timeout)
+        seed = seeds[i % len(seeds)]
+        data = mutate(rng, seed) if i % 2 else mutate_structured(rng, seed)
+        pixels = 0
+        if len(data) >= _HEAD.size:
+            _, _, w, h, _, _ = _HEAD.unpack_from(data)
+            pixels = min(w * h, 1 << 26)  # more is refused from the header
+        signal.setitimer(signal.ITIMER_REAL, args.timeout + 0.5e-6 * pixels)
         try:
             decode(data)
             counts["decoded"] += 1
-        except (FormatError, CodecError):
+        except (FormatError, CodecError) as exc:
             counts["refused"] += 1
+            if "\n" in str(exc).strip():
+                counts["multi-line"] += 1
+                examples.append(("multi-line", str(exc)))
         except _Hang:
             counts["hang"] += 1
             examples.append(("hang", data.hex()))
@@ -132,11 +230,13 @@ def main():
     text = (f"Command: `python benchmarks/fuzz_decoder.py --mutations {args.mutations} "
             f"--write-results` (seed {args.seed}, {len(seeds)} seed files: 3 free-mask, 3 "
             f"tree-mask of version 5 (grey, chroma tree, guided chroma), a free-mask file "
-            f"with a loop filter (version 7), the samples of "
-            f"versions 2, 3, 4 and 6 and the two of version 7 (loop filters); timeout "
-            f"{args.timeout:g} s): "
-            f"{args.mutations} mutated files decoded in {seconds:.0f} s: "
-            f"refused {counts['refused']}, decoded {counts['decoded']}, "
+            f"with a loop filter (version 7), 4 of the default encoder (grey, colour, "
+            f"lossless, 1 x 1), the samples of versions 2, 3, 4 and 6 and the two of "
+            f"version 7 (loop filters); half the mutants byte-level, half structure-aware "
+            f"and checksum-valid; a hang is a decode over {args.timeout:g} s plus 0.5 us "
+            f"per pixel): {args.mutations} mutated files decoded in {seconds:.0f} s: "
+            f"refused {counts['refused']} (multi-line messages {counts['multi-line']}), "
+            f"decoded {counts['decoded']}, "
             f"**crashes {counts['crash']}, hangs {counts['hang']}**.")
     print(text)
     for kind, ex in examples[:5]:

@@ -375,6 +375,33 @@ def test_fuzz_mutations_never_crash(small_file):
     assert outcomes["refused"] > 2000
 
 
+def test_structure_aware_checksum_valid_mutants_are_refused_in_one_line():
+    """benchmarks/fuzz_decoder.py's structure-aware mutants (a header field or one section
+    changed, the CRC made right) of the default encoder's files and the samples."""
+    import sys  # noqa: PLC0415
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    try:
+        import fuzz_decoder  # noqa: PLC0415
+    finally:
+        sys.path.pop(0)
+    rng = np.random.default_rng(7)
+    data_dir = Path(__file__).parent / "data"
+    files = [P.encode(make_image(21, 26)), P.encode(disc_image(24, 32), quality=70),
+             P.encode(disc_image(8, 6), bpp=30.0), P.encode(np.full((1, 1, 3), 9, np.uint8))]
+    files += [(data_dir / f"sample-v{v}-{name}.inpc").read_bytes() for v, name in
+              ((2, "grey-tree"), (4, "colour-tree-guided"), (7, "colour-tree-filtered"))]
+    refused = 0
+    for i in range(1500):
+        data = fuzz_decoder.mutate_structured(rng, files[i % len(files)])
+        try:
+            assert P.decode(data).dtype == np.uint8
+        except (FormatError, P.CodecError) as exc:
+            assert "\n" not in str(exc).strip(), str(exc)
+            refused += 1
+    assert refused > 500
+
+
 # ----------------------------------------------------------------------------- CLI
 
 
