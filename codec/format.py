@@ -194,30 +194,50 @@ def planes_of(img: np.ndarray, colour: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- encode
 
 
+@dataclass
+class TonalStart:
+    """What a plane group's tonal optimisation leaves for the next file of the same image
+    (a rate search's): the mask, CGLS's continuous values at its points and the gradient
+    norm it stopped at (:func:`.tonal.tonal_optimisation`'s ``start`` and ``stop_norm``)."""
+
+    mask: np.ndarray
+    values: np.ndarray  # (points, channels of the group)
+    stop_norm: np.ndarray
+
+
 def _values(planes, mask, levels, chroma_levels, tonal, progress=False, chroma_mask=None,
-            effort="best"):
+            effort="best", warm=None):
     """Quantised values per channel (tonal optimisation with the quantiser in the loop);
-    chroma at the points of ``chroma_mask`` (default: ``mask``)."""
+    chroma at the points of ``chroma_mask`` (default: ``mask``).  ``warm``: a previous
+    file's :class:`TonalStart` per plane group, to start from (points it did not have
+    start from the image).  Returns (values, solves spent, a TonalStart per group or
+    None without tonal optimisation)."""
     tol, solve_tol, sweeps = TONAL_SETTINGS[effort]
-    out = []
+    out, starts = [], []
     groups = [(slice(0, 1), levels, mask)]
     if planes.shape[2] == 3:
         groups.append((slice(1, 3), chroma_levels, mask if chroma_mask is None
                        else chroma_mask))
     spent = 0
-    for sl, q, m in groups:
+    for i, (sl, q, m) in enumerate(groups):
         part = planes[:, :, sl]
         if tonal:
+            start, stop = None, None
+            if warm is not None:
+                start = part.copy()
+                start[warm[i].mask] = warm[i].values
+                stop = warm[i].stop_norm
             res = tonal_optimisation(part, m, levels=quantiser(q), tol=tol,
                                      solve_tol=solve_tol, max_sweeps=sweeps,
-                                     progress=progress)
+                                     progress=progress, start=start, stop_norm=stop)
             vals = res.values[m]
             spent += res.inpaintings
+            starts.append(TonalStart(m, res.continuous[m], res.stop_norm))
         else:
             vals = part[m]
         for c in range(vals.shape[1]):
             out.append(quantise(vals[:, c], q))
-    return out, spent
+    return out, spent, (starts if tonal else None)
 
 
 def encode_with_mask(img, planes, found, levels, chroma_levels, tonal, *,
@@ -232,7 +252,8 @@ def encode_with_mask(img, planes, found, levels, chroma_levels, tonal, *,
 
 def file_state(img, planes, found, levels, chroma_levels, tonal, *,
                colour: int | None = None, progress: bool = False,
-               chroma_merges: int = CHROMA_MERGES, effort: str = "best") -> FileState:
+               chroma_merges: int = CHROMA_MERGES, effort: str = "best",
+               warm=None) -> FileState:
     """The file of ``img`` with this mask and these level counts.
 
     ``found`` is a mask encoder's :class:`MaskResult` (its coder stores the mask) or a
@@ -240,7 +261,8 @@ def file_state(img, planes, found, levels, chroma_levels, tonal, *,
     ``chroma_merges`` (colour tree masks only): chroma on the tree with its bottom splits
     merged that many times (format version 3; 0 gives a version-2 file).
     ``chroma_levels=None``: :func:`default_chroma_levels`.  ``effort``: the tonal
-    optimisation's settings (``TONAL_SETTINGS``).
+    optimisation's settings (``TONAL_SETTINGS``); ``warm``: another file's
+    ``FileState.starts`` of this image to start it from.
     Returns the :class:`FileState`, not yet written.
     """
     if not isinstance(found, MaskResult):
@@ -260,8 +282,8 @@ def file_state(img, planes, found, levels, chroma_levels, tonal, *,
     version = max(coder.version, VALUE_CODER_VERSION[value_coder])
     chroma_tree = value_coder in CHROMA_TREE_VALUE_CODERS
     chroma_mask = tree_mask(trees[1]) if chroma_tree else None
-    qs, spent = _values(planes, mask, levels, chroma_levels, tonal, progress, chroma_mask,
-                        effort)
+    qs, spent, starts = _values(planes, mask, levels, chroma_levels, tonal, progress,
+                                chroma_mask, effort, warm)
     cont = C.Container(img.shape[1], img.shape[0], channels, colour, version=version)
     cont.sections["PARM"] = _PARM.pack(found.coder, value_coder, levels, chroma_levels) + (
         _PARM_MERGES.pack(chroma_merges) if chroma_tree else b"")
@@ -276,7 +298,7 @@ def file_state(img, planes, found, levels, chroma_levels, tonal, *,
     ] * (channels - 1)
     params = _Params(found.coder, value_coder, levels, chroma_levels,
                      chroma_merges if chroma_tree else 0)
-    return FileState(cont, params, masks, qs, spent)
+    return FileState(cont, params, masks, qs, spent, starts)
 
 
 @dataclass
@@ -294,6 +316,8 @@ class FileState:
     masks: list
     symbols: list
     spent: int
+    #: The tonal optimisation's :class:`TonalStart` per plane group (None without one).
+    starts: list | None = None
 
     def nbytes(self) -> int:
         """Size of the file as it stands (the container's framing included)."""

@@ -44,6 +44,11 @@ class TonalResult:
     inpaintings : int
         Forward and adjoint solves spent.
     seconds : float
+    continuous : ndarray
+        As ``values``, with CGLS's continuous values (before the quantiser): the
+        ``start`` of a later optimisation with a similar mask.
+    stop_norm : ndarray
+        Per channel, the gradient norm at which CGLS stopped (its ``stop_norm``).
     """
 
     values: np.ndarray
@@ -53,6 +58,8 @@ class TonalResult:
     iterations: int
     inpaintings: int
     seconds: float
+    continuous: np.ndarray
+    stop_norm: np.ndarray
 
 
 class _Operator:
@@ -109,7 +116,8 @@ def _quantise(g, levels):
 def tonal_optimisation(image, mask, *, levels=None, tol: float = 1e-4, max_iter: int = 200,
                        solver: str = "numba", solve_tol: float = 1e-7, max_sweeps: int = 8,
                        max_seconds: float | None = None, max_inpaintings: int | None = None,
-                       progress: bool = False, precondition: bool = True) -> TonalResult:
+                       progress: bool = False, precondition: bool = True, start=None,
+                       stop_norm=None) -> TonalResult:
     """Grey (or colour) values at the mask pixels that minimise the reconstruction's MSE.
 
     Parameters
@@ -136,6 +144,14 @@ def tonal_optimisation(image, mask, *, levels=None, tol: float = 1e-4, max_iter:
         Show a tqdm progress bar.
     precondition : bool
         Scale the columns of B by 1 / sqrt(B^T 1) (see the module; one more solve).
+    start : array_like, optional
+        Shape of ``image``: start from its values at the mask pixels (rounded to
+        ``levels``) instead of the image's, e.g. a previous result's ``continuous`` for a
+        mask that differs a little; ``mse_before`` is then the start's error.
+    stop_norm : array_like, optional
+        Per channel: CGLS also stops once the scaled gradient norm falls to this (a
+        previous result's ``stop_norm``: the same accuracy from a warm start, whose own
+        first gradient is small).
     """
     f = np.asarray(image, dtype=np.float64)
     if f.ndim not in (2, 3) or f.size == 0:
@@ -158,7 +174,11 @@ def tonal_optimisation(image, mask, *, levels=None, tol: float = 1e-4, max_iter:
     f3 = f.reshape(f.shape[0], f.shape[1], -1)
     budget = Budget(max_seconds, max_inpaintings)
     B = _Operator(m, f3.shape, solver, solve_tol, budget)
-    g0 = f3.reshape(-1, f3.shape[2])[B.idx].copy()
+    if start is None:
+        g0 = f3.reshape(-1, f3.shape[2])[B.idx].copy()
+    else:
+        st = np.asarray(start, dtype=np.float64).reshape(f3.shape)
+        g0 = st.reshape(-1, f3.shape[2])[B.idx].copy()
     if levels is not None:
         g0 = _quantise(g0, levels)
     bar = progress_bar(max_iter, "tonal", progress)
@@ -174,6 +194,8 @@ def tonal_optimisation(image, mask, *, levels=None, tol: float = 1e-4, max_iter:
     p = s.copy()
     gamma = np.sum(s * s, axis=0)
     stop = tol * np.sqrt(gamma)
+    if stop_norm is not None:
+        stop = np.maximum(stop, np.broadcast_to(np.asarray(stop_norm, np.float64), stop.shape))
     it = 0
     while it < max_iter and np.any(np.sqrt(gamma) > stop) and not budget.exhausted():
         q = B.forward(scale * p)
@@ -198,9 +220,12 @@ def tonal_optimisation(image, mask, *, levels=None, tol: float = 1e-4, max_iter:
             B, f3, g, g0, mse_before, levels, max_sweeps, budget, area)
         it += sweeps
     values = f3.copy().reshape(-1, f3.shape[2])
+    continuous = values.copy()
     values[B.idx] = best_g
+    continuous[B.idx] = g
     return TonalResult(values.reshape(f.shape), best_u.reshape(f.shape), best_err, mse_before,
-                       it, budget.inpaintings, time.perf_counter() - t0)
+                       it, budget.inpaintings, time.perf_counter() - t0,
+                       continuous.reshape(f.shape), stop)
 
 
 def _quantised_refinement(B, f3, g_cont, g_start, err_start, levels, max_sweeps, budget,

@@ -171,3 +171,21 @@ def test_tonal_bad_input():
         tonal_optimisation(f, np.zeros((8, 8), bool))
     with pytest.raises(ValueError, match="levels"):
         tonal_optimisation(f, np.eye(8, dtype=bool), levels=[3.0])
+
+
+def test_warm_start_reaches_the_cold_accuracy_in_fewer_iterations():
+    # a second mask that differs a little (a rate search's next file): started from the
+    # first optimisation's continuous values and stopped at its gradient norm
+    f = natural_like(64, 64, seed=11)
+    mask = belhachmi_mask(f, 0.06).mask
+    first = tonal_optimisation(f, mask, tol=0.05, max_sweeps=0)
+    rng = np.random.default_rng(2)
+    second = mask.copy()
+    drop = rng.choice(np.flatnonzero(mask), 8, replace=False)
+    second.flat[drop] = False
+    cold = tonal_optimisation(f, second, tol=0.05, max_sweeps=0)
+    warm = tonal_optimisation(f, second, tol=0.05, max_sweeps=0, start=first.continuous,
+                              stop_norm=first.stop_norm)
+    assert warm.iterations < cold.iterations
+    assert warm.mse <= cold.mse * 1.01
+    np.testing.assert_array_equal(warm.values[~second], f[~second])
