@@ -178,6 +178,16 @@ _FORCE = click.option("--force", is_flag=True,
                       help="--out-dir: redo files whose output exists.")
 
 
+def _files_or_batch(fn):
+    """IN OUT, or IN... with --out-dir and the batch's options (encode, decode)."""
+    for deco in reversed((
+            click.argument("paths", metavar="IN OUT | IN... --out-dir DIR", nargs=-1,
+                           required=True, type=click.Path(allow_dash=True)),
+            _OUT_DIR, _JOBS, _SCHEDULER, _FORCE)):
+        fn = deco(fn)
+    return fn
+
+
 def _batch_or_single(paths, out_dir, command: str):
     """(IN, OUT) of a single-file command, or None for a batch (``--out-dir``)."""
     if out_dir is not None:
@@ -383,12 +393,7 @@ def demo(image, quality, bpp, density, output, drop_alpha):
 
 
 @main.command()
-@click.argument("paths", metavar="IN OUT | IN... --out-dir DIR", nargs=-1, required=True,
-                type=click.Path(allow_dash=True))
-@_OUT_DIR
-@_JOBS
-@_SCHEDULER
-@_FORCE
+@_files_or_batch
 @click.option("--encoder", type=click.Choice(list(encoder_names())), default=DEFAULT_ENCODER,
               show_default=True, help="How the mask is chosen: " + _encoder_help() + ".")
 @click.option("--density", type=float, default=None,
@@ -494,12 +499,7 @@ def encode(paths, out_dir, jobs, scheduler, force, encoder, quality, density, bp
 
 
 @main.command()
-@click.argument("paths", metavar="IN OUT | IN... --out-dir DIR", nargs=-1, required=True,
-                type=click.Path(allow_dash=True))
-@_OUT_DIR
-@_JOBS
-@_SCHEDULER
-@_FORCE
+@_files_or_batch
 @click.option("--solver", type=click.Choice(SOLVER_CHOICES), default="numba", show_default=True,
               help="numba: the reference, identical pixels on every machine; cupy (auto on a "
               "CUDA machine): faster, rare pixels may differ by one grey level.")
