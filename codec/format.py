@@ -222,17 +222,25 @@ def _values(planes, mask, levels, chroma_levels, tonal, progress=False, chroma_m
     for i, (sl, q, m) in enumerate(groups):
         part = planes[:, :, sl]
         if tonal:
-            start, stop = None, None
-            if warm is not None:
-                start = part.copy()
-                start[warm[i].mask] = warm[i].values
-                stop = warm[i].stop_norm
-            res = tonal_optimisation(part, m, levels=quantiser(q), tol=tol,
-                                     solve_tol=solve_tol, max_sweeps=sweeps,
-                                     progress=progress, start=start, stop_norm=stop)
-            vals = res.values[m]
-            spent += res.inpaintings
-            starts.append(TonalStart(m, res.continuous[m], res.stop_norm))
+            # one channel at a time: the solver's workspace and CGLS's vectors are per
+            # channel, so a group's peak memory is one channel's; each channel stops at
+            # its own tolerance
+            vals, conts, stops = [], [], []
+            for c in range(part.shape[2]):
+                start, stop = None, None
+                if warm is not None:
+                    start = part[:, :, c].copy()
+                    start[warm[i].mask] = warm[i].values[:, c]
+                    stop = warm[i].stop_norm[c]
+                res = tonal_optimisation(part[:, :, c], m, levels=quantiser(q), tol=tol,
+                                         solve_tol=solve_tol, max_sweeps=sweeps,
+                                         progress=progress, start=start, stop_norm=stop)
+                vals.append(res.values[m])
+                conts.append(res.continuous[m])
+                stops.append(float(np.asarray(res.stop_norm).ravel()[0]))
+                spent += res.inpaintings
+            vals = np.stack(vals, axis=1)
+            starts.append(TonalStart(m, np.stack(conts, axis=1), np.array(stops)))
         else:
             vals = part[m]
         for c in range(vals.shape[1]):
