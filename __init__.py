@@ -28,7 +28,7 @@ def __getattr__(name):
         return inpaint
     if name in ("decode", "encode"):
         from inpcodec.codec import postprocess  # noqa: F401, PLC0415 (registers "gan")
-        from inpcodec.codec.format import decode  # noqa: PLC0415
+        from inpcodec.codec.decoder import decode  # noqa: PLC0415
         from inpcodec.codec.pipeline import encode  # noqa: PLC0415
 
         return {"decode": decode, "encode": encode}[name]

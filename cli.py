@@ -25,11 +25,12 @@ from inpcodec.codec import postprocess as _postprocess  # noqa: F401 (registers 
 from inpcodec.codec.bench import DEFAULT_CODECS
 from inpcodec.codec.bench.refcodecs import pillow_decode, pillow_encode
 from inpcodec.codec.data import cameraman
+from inpcodec.codec.decoder import decode as decode_bytes
+from inpcodec.codec.decoder import info as file_info
+from inpcodec.codec.decoder import read_metadata
 from inpcodec.codec.diffusion import inpaint as diffusion_inpaint
 from inpcodec.codec.diffusion import kernels_cached
 from inpcodec.codec.encoders import encoder_names, get_encoder, make_mask
-from inpcodec.codec.format import decode as decode_bytes
-from inpcodec.codec.format import info as file_info
 from inpcodec.codec.limits import DEFAULT_MAX_PIXELS, require_learned
 from inpcodec.codec.metrics import psnr
 from inpcodec.codec.pipeline import DEFAULT_ENCODER, DEFAULT_QUALITY, encode_report
@@ -117,16 +118,20 @@ def _read(path: str) -> bytes:
     return sys.stdin.buffer.read() if path == STDIO else iio.read_bytes(path)
 
 
-def load_image(path: str, *, drop_alpha: bool = False, grey: bool = False) -> np.ndarray:
-    """An image from a path or ``-`` (standard input), with the project's Pillow policy;
-    its conversions (16 bits to 8) are printed as notes."""
+def load_image(path: str, *, drop_alpha: bool = False, grey: bool = False,
+               with_metadata: bool = False):
+    """An image from a path or ``-`` (standard input), with the project's Pillow policy
+    (and its metadata, with ``with_metadata``); its conversions (16 bits to 8) are
+    printed as notes."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", iio.PrecisionWarning)
         if path == STDIO:
             img = iio.load_image(sys.stdin.buffer.read(), name="standard input",
-                                 drop_alpha=drop_alpha, grey=grey)
+                                 drop_alpha=drop_alpha, grey=grey,
+                                 with_metadata=with_metadata)
         else:
-            img = iio.load_image(path, drop_alpha=drop_alpha, grey=grey)
+            img = iio.load_image(path, drop_alpha=drop_alpha, grey=grey,
+                                 with_metadata=with_metadata)
     for w in caught:
         if issubclass(w.category, iio.PrecisionWarning):
             click.echo(f"inpcodec: note: {w.message}", err=True)
@@ -159,6 +164,9 @@ _DROP_ALPHA = click.option("--drop-alpha", is_flag=True,
                            "(fully opaque alpha is accepted without this).")
 # "-q" was --quiet's short form up to 0.2; it is --quality's now, as in cjpeg and cwebp
 _QUIET = click.option("--quiet", is_flag=True, help="Print nothing but errors.")
+_STRIP = click.option("--strip", is_flag=True,
+                      help="Drop the image's metadata (ICC profile, EXIF, XMP), which is kept "
+                      "by default.")
 _THREADS = click.option("--threads", type=click.IntRange(min=0), default=None,
                         help="Solver threads (default 1: one thread never loses much alone "
                         "and never collapses on a busy machine; 0: every core). Files and "
@@ -343,7 +351,8 @@ def _report_lines(r, name) -> list[str]:
     return [
         f"image      {name}  {r.width}x{r.height}, {colour}",
         f"mask       {mask}",
-        f"size       {len(r.data)} bytes = {r.bpp:.4f} bpp (header {r.bytes_header}"
+        f"size       {len(r.data) - r.bytes_metadata} bytes = {r.bpp:.4f} bpp (header "
+        f"{r.bytes_header}"
         + (f" with a loop filter of {r.loop_filter[2]}" if r.loop_filter else "")
         + f", mask {r.bytes_mask}: {r.mask_bits_per_point:.2f} bits/point, values "
         f"{r.bytes_values}: {r.value_bits_per_point:.2f} bits/value)",
@@ -426,22 +435,23 @@ def demo(image, quality, bpp, density, output, drop_alpha):
               "optimisation).")
 @click.option("--chroma-guide/--no-chroma-guide", default=True, show_default=True,
               help="Colour tree files: the decoder reconstructs chroma guided by the "
-              "decoded luma where that pays (2 bytes; FORMAT.md, version 4).")
+              "decoded luma where that pays (section GUID, 7 bytes; FORMAT.md).")
 @click.option("--loop-filter/--no-loop-filter", default=True, show_default=True,
               help="The decoder filters the inpainted luma with a small linear filter "
-              "fitted to the image, where it gains more than its bytes cost (FORMAT.md, "
-              "version 7).")
+              "fitted to the image, where it gains more than its bytes cost (section FILT; "
+              "FORMAT.md).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @_THREADS
 @click.option("--verbose", "-v", is_flag=True,
               help="Also print the encoder's work (solves) and its search.")
 @_encoder_options
 @_DROP_ALPHA
+@_STRIP
 @_QUIET
 @_clean_errors
 def encode(paths, out_dir, jobs, scheduler, force, encoder, quality, density, bpp, psnr,
            levels, chroma_levels, tonal, effort, chroma_guide, loop_filter, seed, threads,
-           verbose, drop_alpha, quiet, **kwargs):
+           verbose, drop_alpha, strip, quiet, **kwargs):
     """Compress image IN into the inpcodec file OUT (- for standard input or output), or
     every IN (files, folders of images, glob patterns) into DIR/<name>.inpc."""
     options = _pick_options(encoder, kwargs)
@@ -461,24 +471,28 @@ def encode(paths, out_dir, jobs, scheduler, force, encoder, quality, density, bp
             encoder=encoder, quality=quality, density=density, bpp=bpp, psnr=psnr,
             levels=levels, chroma_levels=chroma_levels, tonal=tonal, seed=seed, effort=effort,
             chroma_guide=chroma_guide, loop_filter=loop_filter, drop_alpha=drop_alpha,
-            **options), jobs=jobs, scheduler=scheduler, threads=threads, force=force,
+            strip=strip, **options), jobs=jobs, scheduler=scheduler, threads=threads, force=force,
             quiet=quiet)
         return
     input_path, output_path = single
     out = _Out(output_path, [input_path], quiet)
     _check_inpcodec_output(output_path)
-    img = load_image(input_path, drop_alpha=drop_alpha)
+    img, metadata = load_image(input_path, drop_alpha=drop_alpha, with_metadata=True)
     if not quiet:
         _notice_compile()
     r = encode_report(img, encoder=encoder, quality=quality, density=density, bpp=bpp,
                       psnr=psnr, levels=levels, chroma_levels=chroma_levels, tonal=tonal,
                       seed=seed, progress=not quiet, effort=effort,
                       chroma_guide=chroma_guide, loop_filter=loop_filter, threads=threads,
-                      **options)
+                      metadata=None if strip else metadata, **options)
     out.write(r.data)
     name = "standard input" if input_path == STDIO else input_path
     for line in _report_lines(r, name):
         out.say(line)
+    if r.bytes_metadata:
+        kept = ", ".join(iio.METADATA_NAMES[k] for k in iio.METADATA_NAMES if metadata.get(k))
+        out.say(f"metadata   {kept} kept: {r.bytes_metadata} bytes more, {len(r.data)} "
+                "in the file (--strip drops them)")
     if r.note:
         click.echo(f"inpcodec: note: {r.note}", err=True)
     if input_path != STDIO and len(r.data) > os.path.getsize(input_path):
@@ -515,17 +529,18 @@ def encode(paths, out_dir, jobs, scheduler, force, encoder, quality, density, bp
               "applied by point density, else all of it.")
 @_FORMAT
 @_THREADS
+@_STRIP
 @_QUIET
 @_clean_errors
 def decode(paths, out_dir, jobs, scheduler, force, solver, postprocess, max_pixels, weights,
-           fmt, threads, quiet):
+           fmt, threads, strip, quiet):
     """Decode the inpcodec file IN into the image OUT (- for standard input or output), or
     every IN (files, folders of .inpc files, glob patterns) into DIR/<name>.png (or
     --format)."""
     single = _batch_or_single(paths, out_dir, "decode")
     if single is None:
         _run_batch("decode", paths, out_dir, dict(solver=solver, postprocess=postprocess,
-                                                   weights=weights,
+                                                   weights=weights, strip=strip,
                                                    max_pixels=max_pixels or None),
                    fmt=fmt or "png", jobs=jobs, scheduler=scheduler, threads=threads,
                    force=force, quiet=quiet)
@@ -540,12 +555,21 @@ def decode(paths, out_dir, jobs, scheduler, force, solver, postprocess, max_pixe
     img = decode_bytes(data, solver=solver, postprocess=postprocess, weights=weights,
                        threads=threads, max_pixels=max_pixels or None)
     seconds = time.perf_counter() - t0
-    out.write(iio.image_bytes(img, fmt))
+    metadata = {} if strip else read_metadata(data)
+    out.write(iio.image_bytes(img, fmt, metadata))
+    lost = iio.dropped_metadata(fmt, metadata)
+    if lost:
+        click.echo(f"inpcodec: note: {fmt} files cannot carry the file's "
+                   f"{', '.join(lost)}; written without (PNG, TIFF, JPEG and WebP keep it)",
+                   err=True)
     bpp = 8.0 * len(data) / (img.shape[0] * img.shape[1])
     out.say(f"decoded    {img.shape[1]}x{img.shape[0]} {'grey' if img.ndim == 2 else 'colour'}"
             f", {len(data)} bytes = {bpp:.4f} bpp, in {seconds:.2f} s"
             + (" (GAN post-processor)" if postprocess != "none" else "")
             + f"; written {out.name}")
+
+
+_METADATA_NAMES = {"icc_profile": "ICC profile", "exif": "EXIF", "xmp": "XMP"}
 
 
 @main.command()
@@ -556,7 +580,7 @@ def info(input_path):
     i = file_info(_read(input_path))
     px = i.width * i.height
     click.echo(f"size         {i.width}x{i.height}, {i.channels} channel(s), {i.colour}")
-    click.echo(f"format       inpcodec version {i.version}, mask: {i.mask_coder}, values: "
+    click.echo(f"format       inpcodec {i.version}, mask: {i.mask_coder}, values: "
                f"{i.value_coder}")
     chroma = f" (chroma {i.chroma_levels})" if i.channels == 3 else ""
     click.echo(f"levels       {i.levels}{chroma}")
@@ -580,6 +604,9 @@ def info(input_path):
         points = i.chroma_points if c > 0 else i.points
         click.echo(f"  {name + ' values':<12} {n} ({8 * n / px:.4f} bpp, "
                    f"{8 * n / points:.2f} bits/value)")
+    if i.metadata:
+        kept = ", ".join(f"{_METADATA_NAMES[k]} {n}" for k, n in i.metadata.items())
+        click.echo(f"  metadata    {i.bytes_metadata} ({kept}; compressed)")
 
 
 @main.command()

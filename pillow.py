@@ -32,7 +32,11 @@ one pass), ``encoder`` (default ``tree-rdo``, the command line's), ``levels``,
 ``chroma_levels``, ``tonal``, ``seed``, ``solver``, ``progress``, ``effort``,
 ``chroma_guide``, ``loop_filter`` and the chosen encoder's own options (e.g. ``sigma`` for
 ``belhachmi``); ``drop_alpha=True`` saves an image with transparent pixels without its
-alpha channel. An option given as ``None`` takes its default. Any other option raises
+alpha channel. The image's ICC profile, EXIF and XMP (``im.info``, or the save options
+``icc_profile``, ``exif`` and ``xmp``) are kept in the file, and an opened file gives
+them back in ``im.info``, as Pillow's own formats do; ``strip=True`` drops them (a
+profile is dropped too where the pixels leave its colour space: CMYK, LAB, HSV, YCbCr
+saved as RGB). An option given as ``None`` takes its default. Any other option raises
 :class:`ValueError`, as do the values :func:`inpcodec.encode` refuses
 (:class:`inpcodec.codec.limits.CodecError`).
 
@@ -51,6 +55,7 @@ from PIL import Image, ImageFile
 from inpcodec import decode, encode
 from inpcodec.bitstreams import container as _container
 from inpcodec.bitstreams.container import FormatError
+from inpcodec.codec.decoder import read_metadata
 from inpcodec.codec.encoders import get_encoder
 from inpcodec.codec.limits import CodecError
 from inpcodec.codec.pipeline import DEFAULT_ENCODER
@@ -62,6 +67,9 @@ EXTENSION = ".inpc"
 API_OPTIONS = ("encoder", "quality", "density", "bpp", "psnr", "levels", "chroma_levels",
                "tonal", "seed", "solver", "progress", "effort", "chroma_guide", "loop_filter",
                "threads")
+#: Metadata kept in a file and given back in ``im.info`` (Pillow's keys).
+METADATA_KEYS = ("icc_profile", "exif", "xmp")
+_PROFILE_MODES = {"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX"}
 _ALPHA_MODES = {"LA": "L", "La": "L", "PA": "RGB", "RGBA": "RGB", "RGBa": "RGB"}
 _AS_RGB = {"P", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"}
 
@@ -101,7 +109,15 @@ class InpcImageFile(ImageFile.ImageFile):
             self._mode = mode  # Pillow >= 10.1
         else:
             self.mode = mode
-        self.info["version"] = version
+        self.info["version"] = _container.version_name(version)
+        # the metadata sections lie after the coded image: read the file (not decoded);
+        # a damaged file keeps its header here and is refused on load()
+        start = self.fp.tell()
+        try:
+            self.info.update(read_metadata(head + self.fp.read()))
+        except FormatError:
+            pass
+        self.fp.seek(start)
         self.info["colour"] = _container.COLOUR_NAMES[colour]
         # one tile: the whole file, from byte 0, through the decoder below
         self.tile = [_tile(FORMAT, (0, 0, width, height), 0, None)]
@@ -164,10 +180,35 @@ def _options(info: dict) -> dict:
     return opts
 
 
+def _exif_bytes(exif) -> bytes:
+    if isinstance(exif, Image.Exif):
+        exif = exif.tobytes()
+    exif = bytes(exif)
+    return exif[6:] if exif.startswith(b"Exif\x00\x00") else exif
+
+
+def _metadata(im: Image.Image, info: dict) -> dict:
+    """ICC profile, EXIF and XMP to keep: the save options', else the image's (as
+    Pillow's own writers take ``icc_profile``); none with ``strip=True``."""
+    if info.get("strip"):
+        return {}
+    out = {}
+    for key in METADATA_KEYS:
+        value = info.get(key, im.info.get(key))
+        if key == "icc_profile" and im.mode not in _PROFILE_MODES:
+            continue  # saved as RGB: the profile no longer describes the pixels
+        if value:
+            out[key] = _exif_bytes(value) if key == "exif" else (
+                value.encode("utf-8") if isinstance(value, str) else bytes(value))
+    return out
+
+
 def _save(im: Image.Image, fp, filename) -> None:
     info = dict(im.encoderinfo)
-    opts = _options(info)  # before any work: a wrong option fails at once
-    data = encode(_pixels(im, bool(info.get("drop_alpha", False))), **opts)
+    metadata = _metadata(im, info)
+    opts = _options({k: v for k, v in info.items() if k not in METADATA_KEYS + ("strip",)})
+    data = encode(_pixels(im, bool(info.get("drop_alpha", False))), metadata=metadata,
+                  **opts)  # the options are checked before any work: a wrong one fails
     fp.write(data)
 
 

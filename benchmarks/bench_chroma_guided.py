@@ -19,8 +19,7 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import uniform_filter
 
-from inpcodec.bitstreams.tree_values import decode_tree_values
-from inpcodec.codec import format as F
+from inpcodec.codec import decoder as D
 from inpcodec.codec.colour import rgb_to_ycbcr, ycbcr_to_rgb
 from inpcodec.codec.diffusion import Inpainter
 from inpcodec.codec.metrics import psnr
@@ -32,14 +31,13 @@ EPS = (4.0, 9.0, 16.0, 25.0, 49.0, 100.0, 225.0)
 
 
 def planes_of_file(data):
-    cont, params = F._parse(data)
-    masks = F._decode_mask_checked(cont, params)
+    cont, desc, mask_section, values = D.parse(data)
+    masks = D.decode_masks(cont, desc, mask_section, values)
     h, w = cont.height, cont.width
     planes = np.zeros((h, w, 3))
     for c, (mask, st) in enumerate(masks):
-        q = params.levels if c == 0 else params.chroma_levels
-        vals = decode_tree_values(F._words(cont.section(f"VAL{c}")), st, q)
-        planes[:, :, c][mask] = quantiser(q)[vals]
+        vals = values[c].decompress(mask, st, c)
+        planes[:, :, c][mask] = quantiser(values[c].levels)[vals]
     u = np.empty_like(planes)
     u[:, :, :1] = Inpainter(masks[0][0]).solve(planes[:, :, :1])
     u[:, :, 1:] = Inpainter(masks[1][0]).solve(planes[:, :, 1:])

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from _results import command_line, default_file, write_section
 
-from inpcodec.codec import format as F
+from inpcodec.codec import decoder as D
 from inpcodec.codec.bench.refcodecs import encode_at_rate, pillow_decode
 from inpcodec.codec.io import load_image
 from inpcodec.codec.metrics import psnr
@@ -30,8 +30,8 @@ from inpcodec.codec.tonal import tonal_optimisation
 
 
 def budget(img, data):
-    cont, params = F._parse(data)
-    (mask, _), = F._decode_mask_checked(cont, params)
+    cont, params, mask_section, values = D.parse(data)
+    (mask, _), = D.decode_masks(cont, params, mask_section, values)
     n = img.size
     free = tonal_optimisation(img.astype(np.float64), mask, tol=1e-3, solve_tol=1e-7)
     return {"bpp": 8 * len(data) / n, "mask_bpp": 8 * len(cont.section("MASK")) / n,

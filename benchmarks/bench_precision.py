@@ -28,15 +28,16 @@ import numpy as np
 import torch
 
 from inpcodec.codec import inpaint
-from inpcodec.codec.format import MASK_CODERS, decode, info
+from inpcodec.codec.decoder import decode, info
 from inpcodec.codec.io import find_images, load_image
 from inpcodec.codec.metrics import luma, psnr
 from inpcodec.codec.precision import native_bfloat16
+from inpcodec.codec.sections import Mask
 from inpcodec.learned_masks import learned_mask, load_mask_network
 from inpcodec.learned_masks.tree_map import learned_tree, load_tree_map_network
 
 TREE_DENSITIES = (0.02, 0.04, 0.08)
-CODER_IDS = {coder.name: key for key, coder in MASK_CODERS.items()}
+CODER_IDS = {name: key for key, name in Mask.NAMES.items()}
 FREE_DENSITIES = (0.02, 0.05, 0.1)
 
 

@@ -33,12 +33,11 @@ from inpcodec.bitstreams.adaptive import doubling_chunks
 from inpcodec.bitstreams.tree_values import (
     FX,
     N_STAGE,
-    decode_tree_values,
     encode_tree_values,
     laplace_bits,
     plan,
 )
-from inpcodec.codec import format as F
+from inpcodec.codec import decoder as D
 from inpcodec.codec.io import load_image
 
 STEPS = ("model 1", "tails", "median", "unrounded", "act6", "floor")
@@ -93,12 +92,11 @@ def step_bits(tree, q, levels, step: int) -> float:
 
 def measure(data: bytes):
     """Per channel: (values, model-1 bits, model-2 bits, analytic bits per step)."""
-    cont, params = F._parse(data)
+    cont, params, mask_section, values = D.parse(data)
     out = []
-    for c, (_, tree) in enumerate(F._decode_mask_checked(cont, params)):
-        levels = params.levels if c == 0 else params.chroma_levels
-        q = decode_tree_values(F._words(cont.section(f"VAL{c}")), tree, levels,
-                               F.TREE_VALUE_MODEL[params.value_coder])
+    for c, (mask, tree) in enumerate(D.decode_masks(cont, params, mask_section, values)):
+        levels = values[c].levels
+        q = values[c].decompress(mask, tree, c)
         real = [32 * encode_tree_values(tree, q, levels, m).size for m in (1, 2)]
         out.append((q.size, *real, [step_bits(tree, q, levels, s) for s in range(6)]))
     return out

@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 from _results import write_section
 
+from inpcodec.bitstreams import container
+
 HERE = Path(__file__).resolve().parent
 SAMPLES = HERE.parent / "tests" / "data"
 MARK = "fuzz_decoder"
@@ -73,34 +75,23 @@ def mutate(rng, data: bytes) -> bytes:
 
 
 _HEAD = struct.Struct("<4sBIIBB")  # magic, version, width, height, channels, colour
-_SECTION = struct.Struct("<4sI")  # tag, length
 HEADER_FIELDS = ("version", "width", "height", "channels", "colour")
+#: Tags a renamed or added section takes: every known one, unknown critical and ancillary.
+TAGS = [b"MASK", b"CTRE", b"VAL0", b"VAL1", b"VAL2", b"GUID", b"FILT", b"PARM", b"iccp",
+        b"exif", b"xmp ", b"zzzz", b"ZZZZ"]
 
 
 def _sections(data: bytes):
-    """(header fields, [(tag bytes, payload)]) of a valid file, parsed here on purpose
-    (not with the codec's reader, whose checks are what is being tested)."""
-    body = data[:-4]
-    _, version, width, height, channels, colour = _HEAD.unpack_from(body)
-    pos, out = _HEAD.size + 1, []
-    for _ in range(body[_HEAD.size]):
-        tag, length = _SECTION.unpack_from(body, pos)
-        pos += _SECTION.size
-        out.append((tag, body[pos:pos + length]))
-        pos += length
-    return dict(zip(HEADER_FIELDS, (version, width, height, channels, colour),
-                    strict=True)), out
+    """(header fields, [(tag bytes, payload)]) of a valid file: the container's framing
+    alone (:func:`container.unframe`), not the checks of the sections being tested."""
+    head, frames = container.unframe(data)
+    return {k: getattr(head, k) for k in HEADER_FIELDS}, list(frames)
 
 
 def _build(head: dict, sections) -> bytes:
-    """A file with these fields and sections, and a correct CRC."""
-    parts = [_HEAD.pack(b"INPC", *(int(head[k]) & m for k, m in zip(
-        HEADER_FIELDS, (0xFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFF, 0xFF), strict=True))),
-        struct.pack("<B", len(sections) & 0xFF)]
-    for tag, payload in sections:
-        parts += [_SECTION.pack(tag, len(payload)), bytes(payload)]
-    body = b"".join(parts)
-    return body + struct.pack("<I", zlib.crc32(body))
+    """A file with these fields and sections, framed as its version says, with a correct
+    CRC (:func:`container.frame` checks nothing)."""
+    return container.frame(*(int(head[k]) for k in HEADER_FIELDS), sections)
 
 
 def mutate_structured(rng, data: bytes) -> bytes:
@@ -109,7 +100,7 @@ def mutate_structured(rng, data: bytes) -> bytes:
     kind = rng.integers(3)
     if kind == 0 or not sections:
         field = HEADER_FIELDS[rng.integers(len(HEADER_FIELDS))]
-        choices = [0, 1, 2, 3, 7, 255, 256, 4096, 32767, 32768, 32769, 65535, 2**31,
+        choices = [0, 1, 2, 3, 7, 16, 17, 31, 32, 255, 256, 4096, 32767, 32768, 32769, 65535, 2**31,
                    2**32 - 1, int(rng.integers(1, 40000)), head[field] + 1,
                    max(0, head[field] - 1), head[field] * 2, head["width"] * 1024]
         head[field] = choices[rng.integers(len(choices))]
@@ -138,11 +129,13 @@ def mutate_structured(rng, data: bytes) -> bytes:
         elif how == 1:
             sections.insert(int(rng.integers(len(sections) + 1)), sections[i])
         elif how == 2:
-            known = [t for t, _ in sections] + [b"ZZZZ", b"meta", b"FILT", b"GUID"]
+            known = [t for t, _ in sections] + TAGS
             sections[i] = (known[rng.integers(len(known))], sections[i][1])
         else:
+            tag = (TAGS[rng.integers(len(TAGS))] if rng.random() < 0.5
+                   else rng.integers(65, 91, 4, dtype=np.uint8).tobytes())
             sections.insert(int(rng.integers(len(sections) + 1)),
-                            (rng.integers(65, 91, 4, dtype=np.uint8).tobytes(),
+                            (tag,
                              rng.integers(0, 256, rng.integers(0, 40),
                                           dtype=np.uint8).tobytes()))
     return _build(head, sections)
@@ -169,14 +162,14 @@ def main():
                density=0.3, tonal=False, loop_filter=False),
         encode(np.full((40, 33), 77, np.uint8), encoder="belhachmi", density=0.02, tonal=False,
                loop_filter=False),
-        # tree-coded masks, format version 5 (value model 2): grey; colour with chroma
-        # on a coarser tree; the same with chroma guided by the luma
+        # tree-coded masks (value model 2): grey; colour with chroma on a coarser tree;
+        # the same with chroma guided by the luma
         encode((img_rng.random((24, 30)) * 255).astype(np.uint8), encoder="tree",
                density=0.1, tonal=False, loop_filter=False),
         encode((img_rng.random((20, 17, 3)) * 255).astype(np.uint8), encoder="tree-map",
                density=0.15, tonal=False, chroma_guide=False, loop_filter=False),
         encode(_disc_image(), encoder="tree", density=0.1, tonal=False, loop_filter=False),
-        # a free mask with a loop filter (version 7)
+        # a free mask with a loop filter
         encode(_disc_image(), encoder="belhachmi", density=0.1, tonal=False),
         # the default (Lagrangian) encoder's files: grey, colour with the chroma tree,
         # loop filter and chroma guide where they pay; a lossless file; a 1 x 1 image
@@ -185,17 +178,16 @@ def main():
         encode(_disc_image(8, 6), bpp=30.0),
         encode(np.array([[[200, 10, 30]]], np.uint8)),
     ]
-    # versions the encoder no longer writes (value model 1; the int16 loop filter of
-    # version 6), and files with the loop filter of version 7 (grey: edge mode 1, colour:
-    # edge mode 2): the committed samples
+    # inpcodec 0.2.0's files (versions 1 and 2), and the conformance set of format 1.0
+    # (every tool: loop filters of edge modes 1 and 2, metadata, value model 1 on a tree)
     seeds += [(SAMPLES / f"sample-v{v}-{name}.inpc").read_bytes() for v, name in
-              ((2, "grey-tree"), (3, "colour-tree"), (4, "colour-tree-guided"),
-               (6, "grey-tree-filtered"), (7, "grey-tree-filtered"),
-               (7, "colour-tree-filtered"))]
-    versions = [s[4] for s in seeds]
-    print("seed versions", versions)
-    if versions[:7] != [1, 1, 1, 5, 5, 5, 7] or versions[-6:] != [2, 3, 4, 6, 7, 7]:
-        raise SystemExit(f"seed versions changed: {[s[4] for s in seeds]}")
+              ((1, "colour"), (2, "grey-tree"))]
+    seeds += [p.read_bytes() for p in sorted((SAMPLES / "conformance").glob("*.inpc"))
+              if not p.name.startswith("refuse-")]
+    versions = sorted({s[4] for s in seeds})
+    print(len(seeds), "seeds of versions", versions)
+    if versions != [1, 2, container.VERSION]:
+        raise SystemExit(f"seed versions changed: {versions}")
     signal.signal(signal.SIGALRM, _alarm)
     counts = {"refused": 0, "multi-line": 0, "decoded": 0, "crash": 0, "hang": 0}
     examples = []
@@ -229,10 +221,10 @@ def main():
     seconds = time.perf_counter() - t0
     text = (f"Command: `python benchmarks/fuzz_decoder.py --mutations {args.mutations} "
             f"--write-results` (seed {args.seed}, {len(seeds)} seed files: 3 free-mask, 3 "
-            f"tree-mask of version 5 (grey, chroma tree, guided chroma), a free-mask file "
-            f"with a loop filter (version 7), 4 of the default encoder (grey, colour, "
-            f"lossless, 1 x 1), the samples of versions 2, 3, 4 and 6 and the two of "
-            f"version 7 (loop filters); half the mutants byte-level, half structure-aware "
+            f"tree-mask (grey, chroma tree, guided chroma), a free-mask file with a loop "
+            f"filter, 4 of the default encoder (grey, colour, lossless, 1 x 1), inpcodec "
+            f"0.2.0's samples of versions 1 and 2, and the format 1.0 conformance set; "
+            f"half the mutants byte-level, half structure-aware "
             f"and checksum-valid; a hang is a decode over {args.timeout:g} s plus 0.5 us "
             f"per pixel): {args.mutations} mutated files decoded in {seconds:.0f} s: "
             f"refused {counts['refused']} (multi-line messages {counts['multi-line']}), "

@@ -30,10 +30,10 @@ weights 2 midpoints - 1 corners 2.627, 2 midpoints + 1 corners 2.612); at 16 lev
 
 Two value models share that order (``model``; the file's value coder names it):
 
-* model 1 (value coders 2 and 3, format versions 2-4): the residual from the rounded
+* model 1 (inpcodec 0.2.0's version-2 files): the residual from the rounded
   prediction, quantised Laplace of mean 0 over [-(L - 1), L - 1], contexts stage x 3
   activity classes, scale at least 0.3;
-* model 2 (value coders 4 and 5, format version 5): the value itself, quantised Laplace
+* model 2 (format 1.0's value model 2): the value itself, quantised Laplace
   over [0, L - 1] centred on the *unrounded* prediction (fixed point, 1/256 of a level),
   so the probability of values the prediction cannot reach is not wasted and the model's
   edge bins take the tails (tonally optimised values pile up at 0 and L - 1); the centres

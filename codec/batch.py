@@ -27,7 +27,8 @@ from pathlib import Path
 
 from inpcodec.codec import io as iio
 from inpcodec.codec import postprocess as _postprocess  # noqa: F401 (registers "gan")
-from inpcodec.codec.format import decode as decode_bytes
+from inpcodec.codec.decoder import decode as decode_bytes
+from inpcodec.codec.decoder import read_metadata
 from inpcodec.codec.pipeline import encode_report
 
 #: What a decode batch reads from a folder.
@@ -105,12 +106,14 @@ def run_job(job: BatchJob, options: dict, threads: int | None) -> dict:
         if job.kind == "encode":
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", iio.PrecisionWarning)
-                img = iio.load_image(job.source,
-                                     drop_alpha=options.get("drop_alpha", False))
+                img, metadata = iio.load_image(
+                    job.source, drop_alpha=options.get("drop_alpha", False),
+                    with_metadata=True)
             row["notes"] += [str(w.message) for w in caught
                              if issubclass(w.category, iio.PrecisionWarning)]
-            opts = {k: v for k, v in options.items() if k != "drop_alpha"}
-            r = encode_report(img, threads=threads, progress=False, **opts)
+            opts = {k: v for k, v in options.items() if k not in ("drop_alpha", "strip")}
+            r = encode_report(img, threads=threads, progress=False,
+                              metadata=None if options.get("strip") else metadata, **opts)
             iio.write_atomic(job.target, r.data)
             if r.note:
                 row["notes"].append(r.note)
@@ -119,8 +122,14 @@ def run_job(job: BatchJob, options: dict, threads: int | None) -> dict:
         else:
             data = iio.read_bytes(job.source)
             fmt = iio.image_format(job.target)
-            img = decode_bytes(data, threads=threads, **options)
-            iio.write_atomic(job.target, iio.image_bytes(img, fmt))
+            opts = {k: v for k, v in options.items() if k != "strip"}
+            img = decode_bytes(data, threads=threads, **opts)
+            metadata = {} if options.get("strip") else read_metadata(data)
+            iio.write_atomic(job.target, iio.image_bytes(img, fmt, metadata))
+            lost = iio.dropped_metadata(fmt, metadata)
+            if lost:
+                row["notes"].append(f"{fmt} cannot carry the {', '.join(lost)}; "
+                                    "written without")
             row.update(bytes=os.path.getsize(job.target), input_bytes=len(data))
     except (ValueError, RuntimeError, OSError, MemoryError) as exc:
         text = str(exc).strip()

@@ -10,6 +10,10 @@ Reading refuses rather than mangles:
   its pixels are decoded;
 * the EXIF orientation is applied, so the pixels are the ones viewers show.
 
+The ICC profile, EXIF (its orientation reset, since it is applied) and XMP of an image can
+be read with it (``with_metadata=True``) and written back into the formats that carry
+them (PNG, TIFF, JPEG, WebP: :data:`METADATA_FORMATS`).
+
 Writing is atomic: a temporary file in the target folder, renamed when complete, so a
 failure never leaves a partial file and never touches the file the user had.
 """
@@ -35,6 +39,13 @@ SAVE_FORMATS = {".png": "PNG", ".pgm": "PPM", ".ppm": "PPM", ".pnm": "PPM", ".ti
                 ".tiff": "TIFF", ".bmp": "BMP", ".webp": "WEBP", ".jpg": "JPEG",
                 ".jpeg": "JPEG"}
 _SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
+#: Formats whose files carry an ICC profile, EXIF and XMP (Pillow writes all three).
+METADATA_FORMATS = ("PNG", "TIFF", "JPEG", "WEBP")
+#: What each metadata key is, for messages.
+METADATA_NAMES = {"icc_profile": "ICC profile", "exif": "EXIF", "xmp": "XMP"}
+#: Modes whose pixels keep their colour space when read as L or RGB (an ICC profile of
+#: any other, e.g. CMYK or LAB, no longer describes the converted pixels: dropped).
+_PROFILE_MODES = {"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX"} | _SIXTEEN_BIT
 
 
 class PrecisionWarning(UserWarning):
@@ -106,8 +117,24 @@ def _opaque(im: Image.Image) -> bool:
     return im.convert("RGBA").getchannel("A").getextrema() == (255, 255)
 
 
+def _metadata(im: Image.Image) -> dict:
+    """ICC profile, EXIF (a TIFF structure, without JPEG's ``Exif\\0\\0``) and XMP of an
+    opened (orientation-applied) image, as bytes; absent items are left out."""
+    out = {}
+    if im.info.get("icc_profile"):
+        out["icc_profile"] = bytes(im.info["icc_profile"])
+    exif = im.getexif()
+    if len(exif):
+        raw = exif.tobytes()
+        out["exif"] = raw[6:] if raw.startswith(b"Exif\x00\x00") else raw
+    xmp = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp")
+    if xmp:
+        out["xmp"] = xmp.encode("utf-8") if isinstance(xmp, str) else bytes(xmp)
+    return out
+
+
 def load_image(source, *, name: str | None = None, drop_alpha: bool = False,
-               grey: bool = False) -> np.ndarray:
+               grey: bool = False, with_metadata: bool = False):
     """8-bit grey (H, W) or RGB (H, W, 3) from any format Pillow reads.
 
     Parameters
@@ -120,6 +147,16 @@ def load_image(source, *, name: str | None = None, drop_alpha: bool = False,
         Accept an image with a (not fully opaque) alpha channel and ignore the alpha.
     grey : bool
         Convert colour images to grey (Pillow's ITU-R 601-2 luma).
+    with_metadata : bool
+        Also return the image's ICC profile, EXIF and XMP: a dict with the keys of
+        Pillow's ``im.info`` (``icc_profile``, ``exif``, ``xmp``) for those it has.  The
+        EXIF orientation is applied to the pixels and reset in the EXIF; a profile is
+        dropped where the pixels leave its colour space (CMYK or LAB read as RGB, colour
+        read as grey).
+
+    Returns
+    -------
+    ndarray, or (ndarray, dict) with ``with_metadata``
 
     Raises
     ------
@@ -134,6 +171,17 @@ def load_image(source, *, name: str | None = None, drop_alpha: bool = False,
     """
     name = name or str(source)
     im = _open(source, name)
+    img = _pixels(im, name, drop_alpha, grey)
+    if not with_metadata:
+        return img
+    meta = _metadata(im)
+    was_grey = im.mode in {"1", "L", "LA", "La"} | _SIXTEEN_BIT
+    if im.mode not in _PROFILE_MODES or (grey and not was_grey):
+        meta.pop("icc_profile", None)
+    return img, meta
+
+
+def _pixels(im: Image.Image, name: str, drop_alpha: bool, grey: bool) -> np.ndarray:
     mode = im.mode
     if mode == "F":
         raise ValueError(f"{name}: floating-point images (mode F) are not supported: their "
@@ -144,7 +192,7 @@ def load_image(source, *, name: str | None = None, drop_alpha: bool = False,
             raise ValueError(f"{name}: {mode} image with values outside 0..65535 is not "
                              "supported; convert to 8 bits per channel first")
         warnings.warn(f"{name}: 16-bit grey image rounded to 8 bits (inpcodec stores 8-bit "
-                      "samples)", PrecisionWarning, stacklevel=2)
+                      "samples)", PrecisionWarning, stacklevel=3)
         out = ((a * 255 + 32767) // 65535).astype(np.uint8)  # v * 255 / 65535, rounded
         return out
     if mode == "P" and "transparency" in im.info:
@@ -175,21 +223,58 @@ def image_format(path: str) -> str:
     return SAVE_FORMATS[ext]
 
 
-def image_bytes(img: np.ndarray, fmt: str = "PNG") -> bytes:
-    """The image (rounded and clipped to 8 bits) as a file of Pillow format ``fmt``.
+def _metadata_options(fmt: str, metadata: dict) -> dict:
+    """Pillow's save options that write ``metadata`` into a file of format ``fmt``."""
+    opts = {}
+    if metadata.get("icc_profile"):
+        opts["icc_profile"] = bytes(metadata["icc_profile"])
+    exif = Image.Exif()
+    if metadata.get("exif"):
+        exif.load(bytes(metadata["exif"]))  # each plugin frames it as its format wants
+    xmp = metadata.get("xmp")
+    if xmp:
+        xmp = bytes(xmp)
+        if fmt == "PNG":  # Pillow's PNG writer takes XMP as its iTXt chunk
+            from PIL.PngImagePlugin import PngInfo
+
+            info = PngInfo()
+            info.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8", "replace"))
+            opts["pnginfo"] = info
+        elif fmt == "TIFF":
+            exif[700] = xmp  # the XMP tag, beside the EXIF's in the first IFD
+        else:
+            opts["xmp"] = xmp
+    if len(exif):
+        opts["exif"] = exif
+    return opts
+
+
+def image_bytes(img: np.ndarray, fmt: str = "PNG", metadata: dict | None = None) -> bytes:
+    """The image (rounded and clipped to 8 bits) as a file of Pillow format ``fmt``, with
+    ``metadata`` (``icc_profile``, ``exif``, ``xmp``) where the format carries it
+    (:data:`METADATA_FORMATS`; elsewhere it is left out: see :func:`dropped_metadata`).
 
     WebP is written lossless and JPEG at quality 100: an output should not add loss.
     """
     out = np.clip(np.rint(img), 0, 255).astype(np.uint8)
     opts = {"WEBP": {"lossless": True}, "JPEG": {"quality": 100}}.get(fmt, {})
+    if metadata and fmt in METADATA_FORMATS:
+        opts.update(_metadata_options(fmt, metadata))
     buf = io.BytesIO()
     Image.fromarray(out).save(buf, format=fmt, **opts)
     return buf.getvalue()
 
 
-def save_image(path: str, img: np.ndarray) -> None:
+def dropped_metadata(fmt: str, metadata: dict | None) -> list[str]:
+    """Names of the metadata items a file of format ``fmt`` cannot carry."""
+    if fmt in METADATA_FORMATS or not metadata:
+        return []
+    return [METADATA_NAMES[k] for k in METADATA_NAMES if metadata.get(k)]
+
+
+def save_image(path: str, img: np.ndarray, metadata: dict | None = None) -> None:
     """Write an image atomically, format from the file extension."""
-    write_atomic(path, image_bytes(img, image_format(path)))
+    write_atomic(path, image_bytes(img, image_format(path), metadata))
 
 
 def write_atomic(path: str, data: bytes) -> None:

@@ -355,7 +355,7 @@ def encode_lambda(img, planes, lam: float, *, levels=None, chroma_levels=None,
     if loop_filter:
         luma = u[:, :, 0]
         filt = choose_loop_filter(luma, planes[:, :, 0], state.masks[0][0], state.nbytes(),
-                                  section_overhead=C.SECTION_HEADER_SIZE, lam=lam / w[0])
+                                  lam=lam / w[0])
         if filt is not None:
             state.set_loop_filter(filt)
             # what the decoder does after its solve, on the same planes: no second solve

@@ -26,8 +26,7 @@ the identity, k the distance class).  With E >= 1 the offsets of a pixel whose g
 lies along y are transposed and those of an antidiagonal edge mirrored (T), so that one
 set of coefficients serves both edges of a pair; E = 2 also gives flat pixels, edges near
 an axis and diagonal edges coefficients of their own (k = 3 x distance class + that
-group).  Format version 6 knows only E = 0 and stores the coefficients as int16; version
-7 codes them with a Rice code (:meth:`LoopFilter.to_bytes`).
+group).  The coefficients are stored with a Rice code (:meth:`LoopFilter.to_bytes`).
 
 Decoding is float64 arithmetic in a fixed order per pixel (:func:`apply_loop_filter`), so
 it gives the same values on every machine and thread count, like the solver.
@@ -43,6 +42,8 @@ import numpy as np
 from numba import njit, prange
 from scipy.ndimage import distance_transform_cdt
 
+from inpcodec.bitstreams.container import section_header_size
+
 #: Largest radius, distance-class count and edge mode a file may hold (the encoder tries
 #: all of them).
 MAX_RADIUS = 3
@@ -53,9 +54,6 @@ MAX_EDGES = 2
 #: file of kodim01-24 at 0.05/0.1/0.3 bpp, a one-off script), coarser steps save bytes.
 SHIFTS = (5, 6, 7, 8, 9, 10)
 MAX_SHIFT = 15
-#: The version whose FILT section holds int16 coefficients and no edge mode.
-INT16_VERSION = 6
-_HEAD_INT16 = struct.Struct("<BBB")  # radius, classes, shift
 _HEAD = struct.Struct("<BBBBB")  # radius, classes, edges, shift, Rice parameter
 _MAX_RICE = 15
 #: The largest coded payload (bytes) a decoder accepts: MAX_RADIUS, MAX_CLASSES and
@@ -93,7 +91,7 @@ class LoopFilter:
     edges: int = 0
 
     def to_bytes(self) -> bytes:
-        """The ``FILT`` payload of format version 7: the header, then the coefficients
+        """The ``FILT`` payload (FORMAT.md): the header, then the coefficients
         row by row, each zigzag-mapped (c >= 0: 2c, c < 0: -2c - 1) and Rice-coded with
         the header's parameter k (the quotient z >> k in unary as ones ended by a zero,
         then the k low bits, most significant first), packed from the most significant
@@ -107,11 +105,9 @@ class LoopFilter:
                 + np.packbits(np.array(bits, np.uint8)).tobytes())
 
     @classmethod
-    def from_bytes(cls, data: bytes, version: int) -> LoopFilter:
-        """Parse a ``FILT`` section of a file of this format version; ValueError (one
+    def from_bytes(cls, data: bytes) -> LoopFilter:
+        """Parse a ``FILT`` payload; ValueError (one
         line) for anything malformed."""
-        if version <= INT16_VERSION:
-            return cls._from_int16(data)
         if len(data) < _HEAD.size:
             raise ValueError("loop filter section is too short")
         if len(data) > MAX_PAYLOAD:
@@ -140,19 +136,6 @@ class LoopFilter:
             raise ValueError("loop filter section has the wrong length")
         coeffs = _unzigzag(z).reshape(classes * _groups(edges), -1)
         return cls(radius, classes, shift, coeffs, edges)
-
-    @classmethod
-    def _from_int16(cls, data: bytes) -> LoopFilter:
-        """A version-6 section: radius, classes, shift, then int16 coefficients."""
-        if len(data) < _HEAD_INT16.size:
-            raise ValueError("loop filter section is too short")
-        radius, classes, shift = _HEAD_INT16.unpack(data[:_HEAD_INT16.size])
-        _check(radius, classes, shift, 0)
-        n = len(offsets(radius)) + 1
-        if len(data) != _HEAD_INT16.size + 2 * classes * n:
-            raise ValueError("loop filter section has the wrong length")
-        coeffs = np.frombuffer(data[_HEAD_INT16.size:], "<i2").astype(np.int64)
-        return cls(radius, classes, shift, coeffs.reshape(classes, n))
 
     @property
     def nbytes(self) -> int:
@@ -439,7 +422,7 @@ def fit_loop_filter(u: np.ndarray, target: np.ndarray, mask: np.ndarray, radius:
 
 
 def choose_loop_filter(u: np.ndarray, target: np.ndarray, mask: np.ndarray,
-                       file_bytes: int, *, section_overhead: int, rd_slope: float | None = None,
+                       file_bytes: int, *, rd_slope: float | None = None,
                        lam: float | None = None, max_bytes: int | None = None):
     """The filter that pays most, or None where none pays.
 
@@ -448,8 +431,8 @@ def choose_loop_filter(u: np.ndarray, target: np.ndarray, mask: np.ndarray,
     shift of SHIFTS, and judged by its squared error against ``target`` (exact for the
     quantised coefficients, before rounding to 8 bits).  A filter pays where its PSNR
     gain exceeds the cost of its bytes at ``rd_slope`` dB per doubling of the file
-    (codec.rate.RD_SLOPE), and the file with it and its section's ``section_overhead``
-    bytes must stay within ``max_bytes``.  With ``lam`` instead of ``rd_slope`` the
+    (codec.rate.RD_SLOPE), and the file with it and its section's framing must stay
+    within ``max_bytes``.  With ``lam`` instead of ``rd_slope`` the
     filter is judged by the Lagrangian J = squared error + ``lam`` x its bits.
     """
     if (rd_slope is None) == (lam is None):
@@ -476,7 +459,7 @@ def choose_loop_filter(u: np.ndarray, target: np.ndarray, mask: np.ndarray,
                 sols = _solve(gram, rhs)
                 for shift in SHIFTS:
                     filt = _quantised(sols, radius, classes, edges, shift)
-                    size = file_bytes + filt.nbytes + section_overhead
+                    size = file_bytes + filt.nbytes + section_header_size(filt.nbytes)
                     if max_bytes is not None and size > max_bytes:
                         continue
                     q = filt.coeffs * 2.0 ** -filt.shift

@@ -25,15 +25,15 @@ from inpcodec.bitstreams import container as C
 from . import lagrangian as L
 from . import metrics
 from .colour import rgb_to_ycbcr
+from .decoder import decode, info  # noqa: F401 (decode, info: the API)
 from .diffusion import off_solve, on_solve, solves_run, vcycles_run
 from .encoders import check_options, clear_caches, get_encoder, make_mask
-from .format import (  # noqa: F401 (decode, info: the API)
+from .format import (
     add_chroma_guide,
     add_loop_filter,
-    decode,
+    add_metadata,
     default_chroma_levels,
     encode_with_mask,
-    info,
     planes_of,
 )
 from .limits import CodecError, check_memory
@@ -65,7 +65,7 @@ DEFAULT_LEVELS = 64
 #: (:func:`default_bpp`); it was the command line's default before the quality.
 DEFAULT_BPP = 0.2
 #: With a target rate, the rate search aims this fraction below it to leave room for the
-#: loop filter (format version 7), which is added after the search within the target's
+#: loop filter (section FILT), which is added after the search within the target's
 #: tolerance; only where that room holds the smallest filter (21 bytes with its section).
 #: The filters chosen on Kodak take 1-2 % of the file (benchmarks/RESULTS.md, "The loop
 #: filter").
@@ -150,10 +150,14 @@ class EncodeReport:
     solve_equivalents: float = 0.0
     #: Set where a target (rate or PSNR) could not be met: what was given instead.
     note: str = ""
+    #: Bytes of the metadata sections (ICC profile, EXIF, XMP) in ``data``.
+    bytes_metadata: int = 0
 
     @property
     def bpp(self) -> float:
-        return 8.0 * len(self.data) / (self.width * self.height)
+        """Bits per pixel of the image: the file without its metadata sections (what a
+        rate target and the comparisons with other codecs count)."""
+        return 8.0 * (len(self.data) - self.bytes_metadata) / (self.width * self.height)
 
     @property
     def mask_bits_per_point(self) -> float:
@@ -172,7 +176,17 @@ def _check_levels(levels, name="levels"):
     return int(levels)
 
 
-def encode_report(image, *, encoder: str = DEFAULT_ENCODER, density: float | None = None,
+def encode_report(image, *, metadata: dict | None = None, **kwargs) -> EncodeReport:
+    """Encode an 8-bit grey or RGB image; see :func:`encode`.  Returns the full report."""
+    r = _encode_report(image, **kwargs)
+    if metadata:
+        before = len(r.data)
+        r.data = add_metadata(r.data, metadata)
+        r.bytes_metadata = len(r.data) - before
+    return r
+
+
+def _encode_report(image, *, encoder: str = DEFAULT_ENCODER, density: float | None = None,
                   bpp: float | None = None, psnr: float | None = None,
                   quality: float | None = None, levels: int | None = None,
                   chroma_levels: int | None = None, tonal: bool = True, seed: int = 0,
@@ -180,7 +194,6 @@ def encode_report(image, *, encoder: str = DEFAULT_ENCODER, density: float | Non
                   effort: str = DEFAULT_EFFORT, chroma_guide: bool = True,
                   loop_filter: bool = True, threads: int | None = None,
                   **options) -> EncodeReport:
-    """Encode an 8-bit grey or RGB image; see :func:`encode`.  Returns the full report."""
     given = sum(k is not None for k in (density, bpp, psnr, quality))
     if given > 1:
         raise CodecError("give at most one of density, bpp, psnr or quality")
@@ -369,7 +382,7 @@ def _encode_classic(image, *, encoder, density, bpp, psnr, levels, chroma_levels
         spent += res.inpaintings
     else:
         aim = bpp
-        smallest = smallest_nbytes() + C.SECTION_HEADER_SIZE
+        smallest = smallest_nbytes() + C.section_header_size(smallest_nbytes())
         if loop_filter and LOOP_FILTER_RESERVE * bpp * luma.size / 8 >= smallest:
             aim = bpp * (1 - LOOP_FILTER_RESERVE)
         found = search_rate(img, planes, aim, enc, levels=levels, chroma_levels=chroma_levels,
@@ -534,8 +547,14 @@ def encode(image, **kwargs) -> bytes:
         False keeps plain chroma.
     loop_filter : bool
         Let the decoder filter the inpainted luma with a small linear filter fitted to the
-        image (format version 7, ``bitstreams/FORMAT.md``, "Loop filter"), where it gains
+        image (section FILT, ``bitstreams/FORMAT.md``, "Loop filter"), where it gains
         more than its bytes cost; False writes files without it.
+    metadata : dict
+        ICC profile, EXIF and XMP to keep in the file's ancillary sections, keyed as
+        Pillow's ``im.info`` (``icc_profile``, ``exif``, ``xmp``; bytes), as
+        :func:`inpcodec.codec.io.load_image` gives them with ``with_metadata=True``;
+        :func:`inpcodec.codec.decoder.read_metadata` gives them back.  They are not part
+        of a rate target.
     **options
         The encoder's own options (``get_encoder(encoder).options``), e.g. ``weights``
         for ``learned``, ``max_seconds`` and ``runs`` for ``ps``.

@@ -28,11 +28,11 @@ from tqdm.auto import tqdm
 
 from inpcodec.bitstreams import container as C
 
+from .decoder import decode
 from .encoders import TREE_MASK_CODER, MaskEncoder, get_encoder, refine_mask
 from .format import (
     CHROMA_MERGES,
     LOSSLESS_LEVELS,
-    decode,
     default_chroma_levels,
     encode_with_mask,
     lossless_file,

@@ -8,7 +8,7 @@ from PIL import Image
 
 from inpcodec import cli
 from inpcodec.codec import batch as B
-from inpcodec.codec.format import decode
+from inpcodec.codec.decoder import decode
 
 
 def invoke(*args):

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from inpcodec import cli
-from inpcodec.codec.format import decode
+from inpcodec.codec.decoder import decode
 from inpcodec.codec.metrics import psnr
 
 

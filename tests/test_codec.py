@@ -261,7 +261,8 @@ def test_container_errors_name_the_problem(small_file):
         b"PNG\x89" + small_file[4:]: "wrong magic",
         small_file[:10]: "truncated",
         small_file[:-7] + small_file[-6:]: "checksum",
-        small_file[:4] + bytes([9]) + small_file[5:]: "format version 9 is newer",
+        small_file[:4] + bytes([0x21]) + small_file[5:]: "format version 2.1 is newer",
+        small_file[:4] + bytes([9]) + small_file[5:]: "format version 9 is not valid",
     }
     for data, message in cases.items():
         with pytest.raises(FormatError, match=message):
@@ -324,11 +325,9 @@ def test_every_single_bit_flip_is_detected(small_file):
 
 def test_fuzz_mutations_never_crash(small_file):
     """Seeded mutations, also with the CRC repaired so the parser and decoders see garbage;
-    free-mask files without (version 1) and with a loop filter (version 7), tree files of
-    the value model 2 (version 5: grey, colour with chroma on a coarser tree, guided by the
-    luma; version 7: with a loop filter) and the committed samples of the versions the
-    encoder no longer writes (2: grey tree, 3: chroma tree, 4: guided, 6: an int16 loop
-    filter)."""
+    free-mask files without and with a loop filter, tree files (grey, colour with chroma
+    on a coarser tree, guided by the luma, with a loop filter), inpcodec 0.2.0's samples
+    (version 2: grey tree) and conformance files (metadata, value model 1 on a tree)."""
     rng = np.random.default_rng(12345)
     outcomes = {"refused": 0, "decoded": 0}
     data_dir = Path(__file__).parent / "data"
@@ -342,11 +341,12 @@ def test_fuzz_mutations_never_crash(small_file):
              P.encode(disc_image(24, 32), encoder="tree", density=0.1, tonal=False,
                       loop_filter=False),
              P.encode(make_image(40, 33), encoder="tree-map", density=0.05, tonal=False)]
-    files += [(data_dir / f"sample-v{v}-{name}.inpc").read_bytes() for v, name in
-              ((2, "grey-tree"), (3, "colour-tree"), (4, "colour-tree-guided"),
-               (6, "grey-tree-filtered"))]
-    assert [f[4] for f in files] == [7, 1, 5, 5, 5, 7, 2, 3, 4, 6]
-    assert P.info(files[4]).chroma_guide is not None  # the guided version-5 file
+    files += [(data_dir / name).read_bytes() for name in
+              ("sample-v2-grey-tree.inpc", "conformance/grey-tree-metadata.inpc",
+               "conformance/grey-tree-quadtree-values.inpc",
+               "conformance/colour-tree-ctre-guid-filt.inpc")]
+    assert [f[4] for f in files] == [16] * 6 + [2] + [16] * 3
+    assert P.info(files[4]).chroma_guide is not None  # the guided file
     assert P.info(files[0]).loop_filter is not None and P.info(files[5]).loop_filter
     for i in range(8000):  # 800 per file
         data = bytearray(files[i % len(files)])
@@ -389,8 +389,10 @@ def test_structure_aware_checksum_valid_mutants_are_refused_in_one_line():
     data_dir = Path(__file__).parent / "data"
     files = [P.encode(make_image(21, 26)), P.encode(disc_image(24, 32), quality=70),
              P.encode(disc_image(8, 6), bpp=30.0), P.encode(np.full((1, 1, 3), 9, np.uint8))]
-    files += [(data_dir / f"sample-v{v}-{name}.inpc").read_bytes() for v, name in
-              ((2, "grey-tree"), (4, "colour-tree-guided"), (7, "colour-tree-filtered"))]
+    files += [(data_dir / name).read_bytes() for name in
+              ("sample-v1-colour.inpc", "sample-v2-grey-tree.inpc",
+               "conformance/colour-tree-ctre-guid-filt.inpc",
+               "conformance/grey-tree-metadata.inpc")]
     refused = 0
     for i in range(1500):
         data = fuzz_decoder.mutate_structured(rng, files[i % len(files)])
@@ -469,7 +471,7 @@ def test_cli_bad_input_is_one_line_exit_2_and_leaves_no_file(tmp_path):
     text = tmp_path / "t.png"
     text.write_text("not an image")
     junk = tmp_path / "j.inpc"
-    junk.write_bytes(b"INPC" + bytes(range(60)))
+    junk.write_bytes(b"INPC\x10" + bytes(range(60)))
     out = tmp_path / "o.inpc"
     cases = [
         (["encode", str(tmp_path / "missing.png"), str(out)], "no such file"),

@@ -2,13 +2,13 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from _images import disc_image, make_image
 
 import inpcodec
+from inpcodec.bitstreams import container as C_
 from inpcodec.codec import encoders as E
 from inpcodec.codec.pipeline import encode_report
 
@@ -104,90 +104,93 @@ def test_a_target_just_below_the_lossless_size_is_met_or_refused_in_bpp():
         assert abs(r.bpp / (0.99 * lossless) - 1) <= 0.03 or "cannot be reached" in r.note
 
 
-def test_colour_tree_files_store_chroma_on_a_coarser_tree(monkeypatch):
+def test_colour_tree_files_store_chroma_on_a_coarser_tree():
     from inpcodec.bitstreams import container
     from inpcodec.bitstreams.tree_coder import merge_bottom_splits, tree_mask
     from inpcodec.bitstreams.tree_values import decode_tree_values
     from inpcodec.codec.colour import ycbcr_to_rgb
+    from inpcodec.codec.decoder import info
     from inpcodec.codec.diffusion import Inpainter
-    from inpcodec.codec.format import encode_with_mask, info, planes_of
+    from inpcodec.codec.format import encode_with_mask, planes_of
     from inpcodec.codec.quantiser import quantiser
 
     img = make_image(40, 48, colour=True)
     planes = planes_of(img, container.COLOUR_YCBCR)
     found = E.get_encoder("tree").make(planes[:, :, 0], 0.15)
-    # chroma at every luma point (value coder 4) and on a coarser tree (value coder 5)
-    v2, _, _ = encode_with_mask(img, planes, found, 16, 8, True, chroma_merges=0)
-    v3, cont, _ = encode_with_mask(img, planes, found, 16, 8, True, chroma_merges=1)
-    assert v2[4] == v3[4] == 5
-    assert [container.read(d).sections["PARM"][1] for d in (v2, v3)] == [4, 5]
-    i2, i3 = info(v2), info(v3)
+    # chroma at every luma point (no CTRE section) and on a coarser tree (CTRE, k = 1)
+    flat, _, _ = encode_with_mask(img, planes, found, 16, 8, True, chroma_merges=0)
+    coarser, cont, _ = encode_with_mask(img, planes, found, 16, 8, True, chroma_merges=1)
+    assert flat[4] == coarser[4] == container.VERSION
+    assert "CTRE" not in container.read(flat).sections
+    assert cont.sections["CTRE"] == bytes([1])
+    i2, i3 = info(flat), info(coarser)
     coarse_tree = merge_bottom_splits(found.structure, 1)
     coarse = tree_mask(coarse_tree)
     assert i3.points == i2.points == i2.chroma_points == int(found.mask.sum())
     assert i3.chroma_points == int(coarse.sum()) < i2.chroma_points
     assert sum(i3.bytes_values[1:]) < sum(i2.bytes_values[1:])
     # reference: the stored values inpainted by SciPy's direct solve, luma on the luma
-    # tree's mask, chroma on the merged tree's
+    # tree's mask, chroma on the merged tree's; each VALc is u8 model 2, u16 levels, words
     u = np.zeros(planes.shape)
     for c, (tree, m, q) in enumerate([(found.structure, found.mask, 16),
                                       (coarse_tree, coarse, 8), (coarse_tree, coarse, 8)]):
-        words = np.frombuffer(cont.sections[f"VAL{c}"], "<u4")
+        payload = cont.sections[f"VAL{c}"]
+        assert payload[0] == 2 and int.from_bytes(payload[1:3], "little") == q
+        words = np.frombuffer(payload[3:], "<u4")
         data = np.zeros(img.shape[:2])
         data[m] = quantiser(q)[decode_tree_values(words, tree, q)]
         u[:, :, c] = Inpainter(m, solver="direct").solve(data)
     ref = np.clip(np.rint(ycbcr_to_rgb(u)), 0, 255)
-    out = inpcodec.decode(v3)
+    out = inpcodec.decode(coarser)
     assert np.abs(out - ref).max() <= 1 and np.mean(out != ref) < 0.01
-    # a version-4 decoder refuses version 5 by name
-    monkeypatch.setattr(container, "VERSION", 4)
-    with pytest.raises(container.FormatError, match="format version 5 is newer"):
-        inpcodec.decode(v3)
-    monkeypatch.undo()
-    # forged parameters: value coder 5 in a version-4 file, 0 merges, a grey file
-    for version, merges, channels in ((4, 1, 3), (5, 0, 3), (5, 1, 1)):
-        forged = container.read(v3)
-        forged.version = version
-        forged.sections["PARM"] = forged.sections["PARM"][:6] + bytes([merges])
-        if channels == 1:
+    # forged chroma trees: 0 or 16 merges, in a grey file, in a free-mask file
+    free = inpcodec.encode(img, encoder="belhachmi", density=0.1, loop_filter=False)
+    for base, merges, grey in ((coarser, 0, False), (coarser, 16, False),
+                               (coarser, 1, True), (free, 1, False)):
+        forged = container.read(base)
+        forged.sections["CTRE"] = bytes([merges])
+        if grey:
             forged.channels, forged.colour = 1, container.COLOUR_GREY
             del forged.sections["VAL1"], forged.sections["VAL2"]
-        with pytest.raises(container.FormatError):
+        with pytest.raises(container.FormatError, match="chroma"):
             inpcodec.decode(container.write(forged))
 
 
-def test_tree_files_are_version_5_and_free_masks_stay_version_1(monkeypatch):
+def test_every_encoder_writes_format_1_0():
     from inpcodec.bitstreams import container
 
     img = make_image(40, 48)
     free = inpcodec.encode(img, encoder="belhachmi", density=0.05, tonal=False,
                            loop_filter=False)
     tree = encode_report(img, encoder="tree", density=0.05, tonal=False, loop_filter=False)
-    assert free[4] == 1 and tree.data[4] == 5
-    assert container.read(tree.data).version == 5
-    # with the loop filter (where it pays): version 7, which a version-6 decoder refuses
     filtered = encode_report(img, encoder="tree", density=0.05, tonal=False).data
-    assert filtered[4] == 7
-    for version in (5, 6):
-        monkeypatch.setattr(container, "VERSION", version)
-        with pytest.raises(container.FormatError, match="format version 7 is newer"):
-            inpcodec.decode(filtered)
-    monkeypatch.undo()
+    default = inpcodec.encode(img)
+    for data in (free, tree.data, filtered, default):
+        assert data[4] == container.VERSION == 0x10
+    assert container.read(free).sections["MASK"][0] == 1  # free mask
+    assert container.read(tree.data).sections["MASK"][0] == 2  # split tree
+    assert "FILT" in container.read(filtered).sections
     # positions cost a fraction of a free mask's
     freer = encode_report(img, encoder="belhachmi", density=tree.density, tonal=False)
     assert tree.mask_bits_per_point < 0.5 * freer.mask_bits_per_point
-    # a decoder of version 1 (or 4) refuses version 5 by name
-    for version in (1, 4):
-        monkeypatch.setattr(container, "VERSION", version)
-        with pytest.raises(container.FormatError, match="format version 5 is newer"):
-            inpcodec.decode(tree.data)
-    monkeypatch.undo()
-    # the model 2 value coder (4) in a file that claims version 2 or 4: refused
-    for version in (2, 4):
-        forged = container.read(tree.data)
-        forged.version = version
-        with pytest.raises(container.FormatError, match="value coder 4 needs format version 5"):
-            inpcodec.decode(container.write(forged))
+    # a newer major version, a development version, a bad version: refused by name
+    for version, why in ((0x20, "format version 2.0 is newer"),
+                         (5, "development version"), (9, "not valid")):
+        forged = bytearray(tree.data)
+        forged[4] = version
+        with pytest.raises(container.FormatError, match=why):
+            inpcodec.decode(bytes(forged))
+    # a later minor version (1.1) is read: what it adds is in sections
+    minor = container.read(tree.data)
+    minor.version = 0x11
+    body = container.frame(0x11, minor.width, minor.height, minor.channels, minor.colour,
+                           [(t.encode(), p) for t, p in minor.sections.items()])
+    np.testing.assert_array_equal(inpcodec.decode(body), inpcodec.decode(tree.data))
+    # tree values (model 2) in a free-mask file: refused
+    forged = container.read(free)
+    forged.sections["VAL0"] = bytes([2]) + forged.sections["VAL0"][1:]
+    with pytest.raises(container.FormatError, match="needs a split tree"):
+        inpcodec.decode(container.write(forged))
 
 
 def test_fast_levels_rule_hand_computed():
@@ -229,7 +232,7 @@ def test_fast_effort_hits_the_target_with_few_tonal_encodes(colour):
             below = round(cands[0] / (cands[1] / cands[0]) ** 0.5) if not colour else None
             assert r.levels in cands or r.levels == below or (
                 not colour and cands[0] < r.levels < 1.5 * cands[1])
-        assert r.data[4] in (5, 7)  # a tree file (7: with a loop filter)
+        assert C_.read(r.data).sections["MASK"][0] == 2  # a tree file
         tonal_encodes = [e for e in r.search if e.get("effort") == "fast"]
         # one per level count tried (grey 3 or 4, colour 1), up to 2 more for the winner
         assert 1 <= len(tonal_encodes) <= (6 if not colour else 3)
@@ -257,7 +260,7 @@ def test_fast_effort_tries_fewer_levels_where_the_fewest_win():
 def test_fast_effort_leaves_free_masks_to_the_full_search_and_refuses_unknown_efforts():
     img = make_image(48, 64)
     r = encode_report(img, encoder="belhachmi", bpp=0.5, effort="fast")
-    assert abs(r.bpp / 0.5 - 1) <= 0.03 and r.data[4] == 1
+    assert abs(r.bpp / 0.5 - 1) <= 0.03 and C_.read(r.data).sections["MASK"][0] == 1
     assert not any(e.get("effort") == "fast" for e in r.search)
     with pytest.raises(inpcodec.codec.limits.CodecError, match="unknown effort 'quick'"):
         encode_report(img, bpp=0.5, effort="quick")
@@ -266,7 +269,7 @@ def test_fast_effort_leaves_free_masks_to_the_full_search_and_refuses_unknown_ef
 def test_report_counts_the_chroma_points_of_a_chroma_tree():
     img = make_image(64, 80, colour=True)
     r = encode_report(img, density=0.1, levels=16, tonal=False)
-    i = inpcodec.codec.format.info(r.data)
+    i = inpcodec.codec.decoder.info(r.data)
     assert r.chroma_points == i.chroma_points < r.points
     assert r.value_bits_per_point == pytest.approx(
         8 * r.bytes_values / (r.points + 2 * r.chroma_points))
@@ -279,6 +282,7 @@ def test_chroma_guided_by_the_luma(monkeypatch):
     from test_colour import brute_guided
 
     from inpcodec.bitstreams import container
+    from inpcodec.codec import decoder as D
     from inpcodec.codec import format as F
     from inpcodec.codec.colour import ycbcr_to_rgb
     from inpcodec.codec.diffusion import Inpainter
@@ -288,20 +292,21 @@ def test_chroma_guided_by_the_luma(monkeypatch):
     plain = encode_report(img, encoder="tree", density=0.1, chroma_guide=False,
                           loop_filter=False)
     guided = encode_report(img, encoder="tree", density=0.1, loop_filter=False)
-    assert plain.data[4] == guided.data[4] == 5 and plain.chroma_guide is None
+    assert plain.chroma_guide is None
     assert guided.chroma_guide in F.GUIDE_CANDIDATES
-    assert F.info(guided.data).chroma_guide == guided.chroma_guide
-    assert len(guided.data) == len(plain.data) + 2  # two PARM bytes, the rest the same
+    assert D.info(guided.data).chroma_guide == guided.chroma_guide
+    guide = container.read(guided.data).sections["GUID"]
+    assert tuple(guide) == guided.chroma_guide
+    assert len(guided.data) == len(plain.data) + F.GUIDE_NBYTES  # the rest the same
     assert guided.psnr > plain.psnr + 0.1
     # reference: the stored values inpainted by SciPy's direct solve, chroma replaced by
     # the guided filter computed window by window
-    cont, params = F._parse(plain.data)
+    cont, desc, mask, values = D.parse(plain.data)
     u = np.zeros(img.shape)
-    for c, (m, tree) in enumerate(F._decode_mask_checked(cont, params)):
-        q = params.levels if c == 0 else params.chroma_levels
+    for c, (m, tree) in enumerate(D.decode_masks(cont, desc, mask, values)):
+        q = values[c].levels
         data = np.zeros(img.shape[:2])
-        data[m] = quantiser(q)[F.decode_tree_values(F._words(cont.sections[f"VAL{c}"]),
-                                                    tree, q)]
+        data[m] = quantiser(q)[values[c].decompress(m, tree, c)]
         u[:, :, c] = Inpainter(m, solver="direct").solve(data)
     r, eps = guided.chroma_guide
     for c in (1, 2):
@@ -317,17 +322,17 @@ def test_chroma_guided_by_the_luma(monkeypatch):
         np.testing.assert_array_equal(inpcodec.decode(guided.data), out)
     finally:
         numba.set_num_threads(before)
-    # no room for the two bytes, or nothing to gain (grey, free masks): unchanged
+    # no room for the section, or nothing to gain (grey, free masks): unchanged
     assert F.add_chroma_guide(plain.data, img, max_bytes=len(plain.data) + 1) is plain.data
     free = inpcodec.encode(img, encoder="belhachmi", density=0.1, loop_filter=False)
-    assert F.add_chroma_guide(free, img) is free and free[4] == 1
-    # forged guides: radius 0 or too large, eps 0; a guide in a version-3 file (the
-    # committed sample: value coder 3, model 1)
-    v3 = (Path(__file__).parent / "data" / "sample-v3-colour-tree.inpc").read_bytes()
-    for data, radius, eps in ((guided.data, 0, 16), (guided.data, F.MAX_GUIDE_RADIUS + 1, 16),
-                              (guided.data, 3, 0), (v3, 3, 16)):
+    assert F.add_chroma_guide(free, img) is free
+    # forged guides: radius 0 or too large, eps 0, a wrong length; a guide in a grey file
+    grey = inpcodec.encode(img[:, :, 0], encoder="tree", density=0.1, loop_filter=False)
+    for data, payload in ((guided.data, bytes([0, 16])), (guided.data, bytes([65, 16])),
+                          (guided.data, bytes([3, 0])), (guided.data, bytes([3])),
+                          (grey, bytes([3, 16]))):
         forged = container.read(data)
-        forged.sections["PARM"] = forged.sections["PARM"][:7] + bytes([radius, eps])
+        forged.sections["GUID"] = payload
         with pytest.raises(container.FormatError, match="chroma guide"):
             inpcodec.decode(container.write(forged))
 
@@ -337,6 +342,7 @@ def test_fast_search_chooses_the_chroma_tree_per_file(monkeypatch):
     choice lands on the target and beats the default's file at the target rate."""
     import math
 
+    from inpcodec.codec import decoder as D
     from inpcodec.codec import format as F
     from inpcodec.codec import rate as R
     from inpcodec.codec.metrics import psnr
@@ -348,7 +354,7 @@ def test_fast_search_chooses_the_chroma_tree_per_file(monkeypatch):
     smooth = make_image(96, 128, colour=True)  # chroma as busy as the luma
 
     def merges(data):
-        return F._parse(data)[1].chroma_merges
+        return D.parse(data)[1].chroma_merges
 
     def score(r, bpp):  # PSNR at the target rate, as the search ranks files
         return psnr(inpcodec.decode(r.data), textured) + R.RD_SLOPE * math.log2(bpp / r.bpp)

@@ -15,7 +15,7 @@ from _images import disc_image, make_image, natural_like
 from inpcodec.baselines.tree import RdoPruning, tree_from_order
 from inpcodec.bitstreams.tree_coder import tree_mask
 from inpcodec.codec import lagrangian as L
-from inpcodec.codec.format import decode
+from inpcodec.codec.decoder import decode
 from inpcodec.codec.limits import CodecError
 from inpcodec.codec.pipeline import encode_report
 

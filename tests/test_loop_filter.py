@@ -13,7 +13,6 @@ from scipy.ndimage import correlate, correlate1d, gaussian_filter
 from inpcodec import cli
 from inpcodec.bitstreams import container as C
 from inpcodec.codec import pipeline as P
-from inpcodec.codec.format import CODED_FILTER_VERSION, LOOP_FILTER_VERSION
 from inpcodec.codec.loop_filter import (
     EDGE_ANTI,
     EDGE_DIAG,
@@ -287,27 +286,21 @@ def test_fit_recovers_an_exact_filter(edges):
     target = apply_loop_filter(u, mask, true)
     got = fit_loop_filter(u, target, mask, 2, 2, edges)
     np.testing.assert_array_equal(got.coeffs, true.coeffs)
-    chosen = choose_loop_filter(u, target, mask, file_bytes=4000, rd_slope=1.7,
-                                section_overhead=8)
+    chosen = choose_loop_filter(u, target, mask, file_bytes=4000, rd_slope=1.7)
     assert (chosen.radius, chosen.classes, chosen.edges) == (2, 2, edges)
 
 
 def test_choice_pays_for_its_bytes():
     u, mask = _plane(80, 96), _mask(80, 96)
     target = gaussian_filter(u, 1.0)  # a blur a filter models well
-    kw = dict(rd_slope=1.7, section_overhead=8)
+    kw = dict(rd_slope=1.7)
     filt = choose_loop_filter(u, target, mask, file_bytes=400, **kw)
     assert filt is not None
     assert psnr(target, apply_loop_filter(u, mask, filt), peak=255) > psnr(target, u, peak=255)
     assert choose_loop_filter(u, u, mask, file_bytes=400, **kw) is None  # nothing to gain
     assert choose_loop_filter(u, target, mask, file_bytes=400, max_bytes=410, **kw) is None
     small = choose_loop_filter(u, target, mask, file_bytes=400, max_bytes=400 + 40, **kw)
-    assert small is None or small.nbytes + 8 <= 40
-
-
-def _int16_section(radius, classes, shift, coeffs):
-    """A version-6 FILT payload, as FORMAT.md lays it out."""
-    return bytes([radius, classes, shift]) + np.asarray(coeffs, "<i2").tobytes()
+    assert small is None or small.nbytes + C.section_header_size(small.nbytes) <= 40
 
 
 def test_section_round_trip_and_bad_sections():
@@ -317,7 +310,7 @@ def test_section_round_trip_and_bad_sections():
     for coeffs in (np.arange(12 * n).reshape(-1, n) - 40, rng.integers(-32767, 32768, (12, n)),
                    np.zeros((12, n), int), np.full((12, n), -32767)):
         filt = LoopFilter(3, MAX_CLASSES, 12, coeffs, 2)
-        back = LoopFilter.from_bytes(filt.to_bytes(), CODED_FILTER_VERSION)
+        back = LoopFilter.from_bytes(filt.to_bytes())
         assert (back.radius, back.classes, back.shift, back.edges) == (3, MAX_CLASSES, 12, 2)
         np.testing.assert_array_equal(back.coeffs, filt.coeffs)
         assert filt.nbytes == len(filt.to_bytes()) <= MAX_PAYLOAD
@@ -326,11 +319,6 @@ def test_section_round_trip_and_bad_sections():
     # top bit and padded with zeros
     small = LoopFilter(1, 1, 7, np.array([[0, -1, 1, -2, 0]]))
     assert small.to_bytes() == bytes([1, 1, 0, 7, 0, 0b01011011, 0b10000000])
-    # version 6: int16 coefficients, no edge mode
-    coeffs = np.arange(2 * n).reshape(2, n) - 30
-    old = LoopFilter.from_bytes(_int16_section(3, 2, 11, coeffs), LOOP_FILTER_VERSION)
-    assert (old.radius, old.classes, old.shift, old.edges) == (3, 2, 11, 0)
-    np.testing.assert_array_equal(old.coeffs, coeffs)
     good = small.to_bytes()
     for bad, why in ((b"\x01", "too short"), (bytes([4, 1, 0, 10, 1]), "outside"),
                      (bytes([1, 0, 0, 10, 1]), "outside"), (bytes([1, 1, 0, 16, 1]), "outside"),
@@ -340,17 +328,11 @@ def test_section_round_trip_and_bad_sections():
                      (bytes([1, 1, 0, 7, 15, 0b11000000, 0, 0]), "int16"),  # 2 << 15
                      (good + bytes(MAX_PAYLOAD), f"longer than {MAX_PAYLOAD}")):
         with pytest.raises(ValueError, match=why):
-            LoopFilter.from_bytes(bad, CODED_FILTER_VERSION)
-    for bad, why in ((b"\x01", "too short"), (bytes([4, 1, 10]), "outside"),
-                     (bytes([1, 0, 10]), "outside"), (bytes([1, 1, 16]), "outside"),
-                     (bytes([1, 1, 10, 0, 0]), "wrong length")):
-        with pytest.raises(ValueError, match=why):
-            LoopFilter.from_bytes(bad, LOOP_FILTER_VERSION)
+            LoopFilter.from_bytes(bad)
 
 
-def _with_filter_section(data: bytes, payload: bytes, version: int) -> bytes:
+def _with_filter_section(data: bytes, payload: bytes) -> bytes:
     cont = C.read(data)
-    cont.version = version
     cont.sections["FILT"] = payload
     return C.write(cont)
 
@@ -360,8 +342,9 @@ def test_file_with_filter_decodes_better_and_deterministically():
     plain = P.encode(img, encoder="tree", density=0.1, loop_filter=False)
     data = P.encode(img, encoder="tree", density=0.1)
     i = P.info(data)
-    assert data[4] == CODED_FILTER_VERSION and i.loop_filter is not None
-    assert P.info(plain).loop_filter is None and plain[4] == 5
+    assert i.loop_filter is not None and "FILT" in C.read(data).sections
+    assert P.info(plain).loop_filter is None and "FILT" not in C.read(plain).sections
+    assert data[4] == plain[4] == C.VERSION
     assert len(data) == len(plain) + i.loop_filter[2]  # the same file plus its section
     out = P.decode(data)
     assert psnr(out, img) > psnr(P.decode(plain), img)
@@ -372,24 +355,16 @@ def test_forged_filter_sections_are_refused():
     img = make_image(32, 40, seed=2)
     plain = P.encode(img, encoder="tree", density=0.1, loop_filter=False)
     identity = LoopFilter(1, 1, 10, np.zeros((1, 5), np.int64))
-    for version, good in ((LOOP_FILTER_VERSION, _int16_section(1, 1, 10, np.zeros(5))),
-                          (CODED_FILTER_VERSION, identity.to_bytes())):
-        with pytest.raises(C.FormatError, match="do not match"):  # a section version 5 lacks
-            P.decode(_with_filter_section(plain, good, 5))
-        np.testing.assert_array_equal(P.decode(_with_filter_section(plain, good, version)),
-                                      P.decode(plain))  # the identity filter
-        for bad in (good[:-1], bytes([9]) + good[1:], b""):
-            with pytest.raises(C.FormatError, match="loop filter"):
-                P.decode(_with_filter_section(plain, bad, version))
-    # a version-7 section read as version 6 is refused, not misread
-    with pytest.raises(C.FormatError, match="loop filter"):
-        P.decode(_with_filter_section(plain, identity.to_bytes(), LOOP_FILTER_VERSION))
+    good = identity.to_bytes()
+    np.testing.assert_array_equal(P.decode(_with_filter_section(plain, good)),
+                                  P.decode(plain))  # the identity filter
+    for bad in (good[:-1], bytes([9]) + good[1:], b""):
+        with pytest.raises(C.FormatError, match="loop filter"):
+            P.decode(_with_filter_section(plain, bad))
     # wild coefficients decode to clipped pixels, never an error or a crash
-    for version, wild in ((LOOP_FILTER_VERSION, _int16_section(3, 4, 0, np.full(100, 32767))),
-                          (CODED_FILTER_VERSION,
-                           LoopFilter(3, 4, 0, np.full((12, 25), -32767), 2).to_bytes())):
-        out = P.decode(_with_filter_section(plain, wild, version))
-        assert out.dtype == np.uint8 and out.shape == img.shape
+    wild = LoopFilter(3, 4, 0, np.full((12, 25), -32767), 2).to_bytes()
+    out = P.decode(_with_filter_section(plain, wild))
+    assert out.dtype == np.uint8 and out.shape == img.shape
 
 
 def test_rate_target_holds_with_the_filter():

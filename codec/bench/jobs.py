@@ -29,7 +29,7 @@ class CodecSpec(NamedTuple):
     tonal: bool  # inpcodec: tonal optimisation of the stored values
     postprocess: str  # inpcodec: the decoder's post-processor, "none" or "gan"
     effort: str = "best"  # inpcodec: the rate search's effort (codec.rate.EFFORTS)
-    loop_filter: bool = True  # inpcodec: files may carry a loop filter (format version 6)
+    loop_filter: bool = True  # inpcodec: files may carry a loop filter (section FILT)
 
 
 #: Suffixes of the inpcodec encoders, in this order: ``tree-fast-notonal-nofilter-gan``.
@@ -37,7 +37,7 @@ class CodecSpec(NamedTuple):
 #: lambda for the rate); ``-fast``: the rate search's fast effort (the default before
 #: it); neither: effort ``best`` (as every row recorded before the fast effort existed);
 #: ``-nofilter`` writes files without the loop filter (as every row recorded before
-#: format version 6).
+#: section FILT).
 INPCODEC_SUFFIXES = ("lambda", "fast", "notonal", "nofilter", "gan")
 
 

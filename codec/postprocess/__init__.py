@@ -15,7 +15,7 @@ the ``gan`` post-processor with the decoder but imports no torch: the names belo
 :mod:`.inference` (and torch) when first used.
 """
 
-from inpcodec.codec.format import register_postprocessor
+from inpcodec.codec.decoder import register_postprocessor
 from inpcodec.codec.limits import require_learned
 
 __all__ = ["DEFAULT_WEIGHTS", "inpaint_holes", "load_generator", "refine"]

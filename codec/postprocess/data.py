@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inpcodec.codec.format import decode
+from inpcodec.codec.decoder import decode
 from inpcodec.codec.io import find_images, load_image
 from inpcodec.codec.pipeline import DEFAULT_ENCODER, encode
 
