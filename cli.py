@@ -580,7 +580,9 @@ def info(input_path):
     i = file_info(_read(input_path))
     px = i.width * i.height
     click.echo(f"size         {i.width}x{i.height}, {i.channels} channel(s), {i.colour}")
-    click.echo(f"format       inpcodec {i.version}, mask: {i.mask_coder}, values: "
+    version = (f"inpcodec format {i.version}" if "." in i.version
+               else f"inpcodec 0.2.0's format version {i.version}")
+    click.echo(f"format       {version}, mask: {i.mask_coder}, values: "
                f"{i.value_coder}")
     chroma = f" (chroma {i.chroma_levels})" if i.channels == 3 else ""
     click.echo(f"levels       {i.levels}{chroma}")
