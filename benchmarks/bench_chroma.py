@@ -3,7 +3,7 @@
     python benchmarks/bench_chroma.py --kodak ../shared/data/kodak --write-results
 
 A colour tree file may store Cb and Cr on the luma's tree with its bottom splits merged
-k times (``codec.format.encode_with_mask(chroma_merges=k)``, format version 3): each
+k times (``codec.format.encode_with_mask(chroma_merges=k)``, section CTRE): each
 merge halves the tree's resolution everywhere, as 4:2:0 subsampling does for a pixel
 grid, and divides the chroma points by about 3-4.  k = 0 stores chroma at every luma
 point (format version 2).  For each image and density: the default tree encoder's mask
@@ -39,8 +39,9 @@ def parse_variants(text: str) -> list[tuple[int, int]]:
 
 
 def run_case(rgb, density, variants, levels):
+    from inpcodec.codec.decoder import decode, info
     from inpcodec.codec.encoders import get_encoder
-    from inpcodec.codec.format import decode, encode_with_mask, info, planes_of
+    from inpcodec.codec.format import encode_with_mask, planes_of
     from inpcodec.codec.metrics import psnr
     from inpcodec.codec.pipeline import DEFAULT_ENCODER
 

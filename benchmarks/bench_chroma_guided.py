@@ -9,7 +9,7 @@ plane by He et al.'s guided filter of it with the decoded luma as guide (radius 
 regularisation eps on the 0-255 scale) and prints the RGB PSNR change per setting, then
 per setting the mean gain over the files, and the mean gain when each file takes the
 best of a candidate set (what an encoder that tries them and stores its choice gets).
-With ``--codec``: the codec's own choice (format version 4) on each file, against the
+With ``--codec``: the codec's own choice (section GUID) on each file, against the
 same file with plain chroma.
 """
 import argparse
@@ -65,7 +65,8 @@ ap.add_argument("--codec", action="store_true",
                 "both files' real bpp and RGB PSNR (the decoder's output).")
 args = ap.parse_args()
 if args.codec:
-    from inpcodec.codec.format import add_chroma_guide, decode, info
+    from inpcodec.codec.decoder import decode, info
+    from inpcodec.codec.format import add_chroma_guide
     from inpcodec.codec.pipeline import encode_report
 
     rows = []

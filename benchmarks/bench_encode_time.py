@@ -6,7 +6,7 @@ Each encoder encodes twice at ``--bpp`` (rate search included, kernels warm, the
 encoders' caches cleared before each encode); the decode is the median of 5.  All run in
 the same process, so their times compare.  ``ENCODER:EFFORT`` picks the rate search's
 effort (default: the codec's), ``ENCODER:EFFORT:nofilter`` writes the file without the
-loop filter (format version 6).  ``--gan`` also times the decode with the GAN
+loop filter (section FILT).  ``--gan`` also times the decode with the GAN
 post-processor (median of 3, after one warm-up) beside the plain decode of the same file.
 """
 

@@ -3,7 +3,7 @@
     python benchmarks/calibrate_gan_blend.py --data ../shared/data/train/bsds500/test \
         --skip 8 [--weights codec/postprocess/weights/gan_postprocess_tree.safetensors]
 
-Over the oriented loop filter of format version 7 the post-processor trained on unfiltered
+Over the oriented loop filter (section FILT) the post-processor trained on unfiltered
 tree decodes gains PSNR at low rates and loses it at high ones (benchmarks/RESULTS.md,
 "Oriented loop filters").  This script measures, on images held out from the
 post-processor's training (BSDS500's test split without train-gan's 8 validation images:
