@@ -1,11 +1,12 @@
 #!/bin/bash
 # usage: benchmarks/speed.sh IMAGE ARGS...   (inpcodec and python of the environment on PATH)
-# Prints inpcodec's encode wall time and peak RSS (/usr/bin/time, KiB), then Pillow's AVIF
+# Prints inpcodec's encode wall time and peak RSS (/usr/bin/time, KiB; --strip: the photo's
+# metadata is left out, as Pillow's encoders below leave it), then Pillow's AVIF
 # time at the largest quality whose file is no larger, and JPEG, JPEG 2000 (ratio 50), WebP
 # and JPEG XL at quality 50; benchmarks/plot_speed_scaling.py reads its output.
 img=$1; shift
 out=${TMPDIR:-/tmp}/speed-$$.inpc
-/usr/bin/time -f "inpcodec_wall %e s peak_rss %M KB" inpcodec encode "$img" $out --quiet "$@" 2>&1 | tail -3
+/usr/bin/time -f "inpcodec_wall %e s peak_rss %M KB" inpcodec encode "$img" $out --quiet --strip "$@" 2>&1 | tail -3
 python - "$img" $out <<'PY'
 import sys, time, numpy as np
 from PIL import Image

@@ -327,7 +327,7 @@ def inpaint_planes(head, desc, masks, symbols, solver="numba"):
 
 
 #: Pixels per strip of the conversion to 8 bits: its float temporaries stay a few MB.
-PIXEL_STRIP = 1 << 20
+PIXEL_STRIP = 1 << 16
 
 
 def to_pixels(u, colour, chroma_guide=None):

@@ -238,7 +238,7 @@ class FileState:
         """The decoder's 8-bit image of :meth:`planes` (with the file's chroma guide, or
         ``chroma_guide`` to try another)."""
         guide = self.params.chroma_guide if chroma_guide is None else tuple(chroma_guide)
-        u = planes[:, :, 0] if planes.shape[2] == 1 else planes.copy()
+        u = planes[:, :, 0] if planes.shape[2] == 1 else planes  # read, never written
         return to_pixels(u, self.cont.colour, guide)
 
     def set_loop_filter(self, filt) -> None:

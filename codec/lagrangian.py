@@ -157,6 +157,22 @@ def clear_families() -> None:
 # ----------------------------------------------------------------------------- measures
 
 
+#: Rows of pixels whose error is summed at a time: the int64 differences of a strip, not
+#: of the image, are in memory.
+_SSE_STRIP = 1 << 16
+
+
+def squared_error(a, b) -> float:
+    """Sum of squared differences of two 8-bit images, exact (int64 per strip of rows)."""
+    a, b = np.asarray(a), np.asarray(b)
+    rows = max(1, _SSE_STRIP // max(1, a[0].size))
+    total = 0
+    for y in range(0, a.shape[0], rows):
+        d = a[y:y + rows].astype(np.int64) - b[y:y + rows]
+        total += int(np.dot(d.ravel(), d.ravel()))
+    return float(total)
+
+
 def _weights(channels: int) -> np.ndarray:
     return np.array(PLANE_WEIGHTS if channels == 3 else (1.0,))
 
@@ -353,19 +369,16 @@ def encode_lambda(img, planes, lam: float, *, levels=None, chroma_levels=None,
                        warm=None if warm is None or warm.starts is None else warm.starts)
     u = state.planes()
     if loop_filter:
-        luma = u[:, :, 0]
-        filt = choose_loop_filter(luma, planes[:, :, 0], state.masks[0][0], state.nbytes(),
-                                  lam=lam / w[0])
+        filt = choose_loop_filter(u[:, :, 0], planes[:, :, 0], state.masks[0][0],
+                                  state.nbytes(), lam=lam / w[0])
         if filt is not None:
             state.set_loop_filter(filt)
             # what the decoder does after its solve, on the same planes: no second solve
-            u = u.copy()
             u[:, :, 0] = apply_loop_filter(u[:, :, 0], state.masks[0][0], filt)
             log.append({"loop_filter": (filt.radius, filt.classes, filt.edges)})
-    ref = np.asarray(img, np.int64)
 
     def sse(pixels):
-        return float(((pixels.astype(np.int64) - ref) ** 2).sum())
+        return squared_error(pixels, img)
 
     pixels = state.pixels(u)
     err = sse(pixels)

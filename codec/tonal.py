@@ -216,6 +216,7 @@ def tonal_optimisation(image, mask, *, levels=None, tol: float = 1e-4, max_iter:
         if best_err > mse_before:  # inexact inner solves can only cost a rounding error
             best_g, best_u, best_err = g0, B.forward(g0), mse_before
     else:
+        u = r = q = None  # CGLS's images: not needed by the refinement (its peak memory)
         best_g, best_u, best_err, sweeps = _quantised_refinement(
             B, f3, g, g0, mse_before, levels, max_sweeps, budget, area)
         it += sweeps
