@@ -27,7 +27,7 @@ from inpcodec.codec.bench.refcodecs import pillow_decode, pillow_encode
 from inpcodec.codec.data import cameraman
 from inpcodec.codec.decoder import decode as decode_bytes
 from inpcodec.codec.decoder import info as file_info
-from inpcodec.codec.decoder import read_metadata
+from inpcodec.codec.decoder import metadata_nbytes, read_metadata
 from inpcodec.codec.diffusion import inpaint as diffusion_inpaint
 from inpcodec.codec.diffusion import kernels_cached
 from inpcodec.codec.encoders import encoder_names, get_encoder, make_mask
@@ -562,9 +562,12 @@ def decode(paths, out_dir, jobs, scheduler, force, solver, postprocess, max_pixe
         click.echo(f"inpcodec: note: {fmt} files cannot carry the file's "
                    f"{', '.join(lost)}; written without (PNG, TIFF, JPEG and WebP keep it)",
                    err=True)
-    bpp = 8.0 * len(data) / (img.shape[0] * img.shape[1])
+    meta = metadata_nbytes(data)
+    bpp = 8.0 * (len(data) - meta) / (img.shape[0] * img.shape[1])
     out.say(f"decoded    {img.shape[1]}x{img.shape[0]} {'grey' if img.ndim == 2 else 'colour'}"
-            f", {len(data)} bytes = {bpp:.4f} bpp, in {seconds:.2f} s"
+            f", {len(data) - meta} bytes = {bpp:.4f} bpp"
+            + (f" (and {meta} bytes of metadata)" if meta else "")
+            + f", in {seconds:.2f} s"
             + (" (GAN post-processor)" if postprocess != "none" else "")
             + f"; written {out.name}")
 

@@ -207,6 +207,14 @@ def read_metadata(data: bytes) -> dict:
     return Metadata.decompress(cont.sections)
 
 
+def metadata_nbytes(data: bytes) -> int:
+    """Bytes of a file's metadata sections, their framing included (what ``bpp`` leaves
+    out: the image's rate is the rest)."""
+    cont = C.read(data)
+    return sum(len(p) + C.section_header_size(len(p), cont.version)
+               for t, p in cont.sections.items() if t in Metadata.TAGS.values())
+
+
 def info(data: bytes) -> FileInfo:
     """Header fields and the bytes per part, from the file alone (the mask is decoded)."""
     cont, desc, mask, values = parse(data)

@@ -14,7 +14,7 @@ import inpcodec.pillow  # noqa: F401 (registers the format)
 from inpcodec import cli
 from inpcodec.bitstreams import container as C
 from inpcodec.codec import io as iio
-from inpcodec.codec.decoder import info, read_metadata
+from inpcodec.codec.decoder import info, metadata_nbytes, read_metadata
 from inpcodec.codec.pipeline import encode_report
 from inpcodec.codec.sections import Metadata
 
@@ -97,6 +97,7 @@ def test_the_rate_target_counts_the_image_not_its_metadata():
     assert r.bytes_metadata > 3000 and len(r.data) == len(plain.data) + r.bytes_metadata
     assert r.bpp == plain.bpp and abs(r.bpp / 1.0 - 1) <= 0.03 and not r.note
     assert read_metadata(r.data) == meta
+    assert metadata_nbytes(r.data) == r.bytes_metadata and metadata_nbytes(plain.data) == 0
 
 
 def test_pillow_plugin_keeps_the_metadata(tmp_path):
