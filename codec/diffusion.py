@@ -369,7 +369,10 @@ class Inpainter:
         if x0 is None:
             ws.x[...] = 0.0
         else:
-            be.upload(_to_padded(x0) * hier.unk, ws.x)  # the iterate lives on unknowns
+            x = _to_padded(x0)
+            x *= hier.unk  # the iterate lives on unknowns; in place: no third image
+            be.upload(x, ws.x)
+            x = None
             be.fine_residual(ws.r, ws.x, ws.r)  # r = b - A x0
         for c in np.flatnonzero(bnorm == 0.0):  # no data in this channel: u = 0 exactly
             ws.x[c] = 0.0

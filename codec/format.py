@@ -109,6 +109,14 @@ class TonalStart:
     stop_norm: np.ndarray
 
 
+def _warm_start(plane, warm: TonalStart, c: int) -> np.ndarray:
+    """The image a warm tonal optimisation starts from: ``plane`` with channel ``c`` of
+    the earlier file's continuous values at that file's points."""
+    start = plane.copy()
+    start[warm.mask] = warm.values[:, c]
+    return start
+
+
 def _values(planes, mask, levels, chroma_levels, tonal, progress=False, chroma_mask=None,
             effort="best", warm=None):
     """Quantised values per channel (tonal optimisation with the quantiser in the loop);
@@ -131,18 +139,20 @@ def _values(planes, mask, levels, chroma_levels, tonal, progress=False, chroma_m
             # its own tolerance
             vals, conts, stops = [], [], []
             for c in range(part.shape[2]):
-                start, stop = None, None
-                if warm is not None:
-                    start = part[:, :, c].copy()
-                    start[warm[i].mask] = warm[i].values[:, c]
-                    stop = warm[i].stop_norm[c]
+                stop = None if warm is None else warm[i].stop_norm[c]
+                # the start image is built in the call, so that only the callee holds it
+                # (it drops it once it has read the values at the points)
                 res = tonal_optimisation(part[:, :, c], m, levels=quantiser(q), tol=tol,
                                          solve_tol=solve_tol, max_sweeps=sweeps,
-                                         progress=progress, start=start, stop_norm=stop)
+                                         progress=progress, stop_norm=stop,
+                                         start=None if warm is None else _warm_start(
+                                             part[:, :, c], warm[i], c))
                 vals.append(res.values[m])
                 conts.append(res.continuous[m])
                 stops.append(float(np.asarray(res.stop_norm).ravel()[0]))
                 spent += res.inpaintings
+                res = None  # its whole-image arrays go before the next channel's
+
             vals = np.stack(vals, axis=1)
             starts.append(TonalStart(m, np.stack(conts, axis=1), np.array(stops)))
         else:

@@ -194,11 +194,17 @@ def _plane_sse(state, planes, channels: int, cache) -> np.ndarray:
         q = state.params.levels if g[0] == 0 else state.params.chroma_levels
         key = (g, q, hashlib.sha1(np.packbits(mask).tobytes()).hexdigest())
         if key not in cache:
-            vals = np.zeros(mask.shape + (len(g),))
-            for i, c in enumerate(g):
-                vals[:, :, i][mask] = quantiser(q)[state.symbols[c]]
-            u = Inpainter(mask).solve(vals)
-            cache[key] = ((u - planes[:, :, list(g)]) ** 2).sum(axis=(0, 1))
+            # one channel at a time: a solve's workspace is one channel's (this is the
+            # peak of a large encode's memory)
+            ip, errors = Inpainter(mask), []
+            for c in g:
+                vals = np.zeros(mask.shape)
+                vals[mask] = quantiser(q)[state.symbols[c]]
+                d = ip.solve(vals)
+                d -= planes[:, :, c]
+                errors.append(float(np.dot(d.ravel(), d.ravel())))
+                vals = d = None
+            cache[key] = np.array(errors)
         out[list(g)] = cache[key]
     return out
 

@@ -179,6 +179,7 @@ def tonal_optimisation(image, mask, *, levels=None, tol: float = 1e-4, max_iter:
     else:
         st = np.asarray(start, dtype=np.float64).reshape(f3.shape)
         g0 = st.reshape(-1, f3.shape[2])[B.idx].copy()
+        st = start = None  # a whole image no longer needed
     if levels is not None:
         g0 = _quantise(g0, levels)
     bar = progress_bar(max_iter, "tonal", progress)
@@ -190,6 +191,7 @@ def tonal_optimisation(image, mask, *, levels=None, tol: float = 1e-4, max_iter:
     u = B.forward(g)
     mse_before = _mse(u, f3)
     r = f3 - u
+    u = None  # one image fewer during CGLS (the peak of an encode's memory)
     s = scale * B.adjoint(r)
     p = s.copy()
     gamma = np.sum(s * s, axis=0)
