@@ -206,6 +206,13 @@ class NumbaBackend:
     def upload(self, host, dst):
         np.copyto(dst, host)
 
+    def upload_interior(self, host, mult, dst):
+        """dst (C, H + 2, W + 2) = host (H, W, C) x mult's interior, zero ghosts; in
+        place, with no padded copy of host (an image fewer at an encode's peak)."""
+        dst[...] = 0.0
+        for c in range(dst.shape[0]):
+            np.multiply(host[:, :, c], mult[1:-1, 1:-1], out=dst[c, 1:-1, 1:-1])
+
     def rhs(self, mask_p, values, out):
         K.fine_rhs(mask_p, values, out)
 
@@ -314,6 +321,13 @@ class ArrayBackend:
 
     def upload(self, host, dst):
         dst[...] = self.xp.asarray(host)
+
+    def upload_interior(self, host, mult, dst):
+        """dst (C, H + 2, W + 2) = host (H, W, C) x mult's interior, zero ghosts."""
+        padded = np.zeros(dst.shape)
+        padded[:, 1:-1, 1:-1] = np.moveaxis(host, -1, 0)
+        padded *= mult
+        self.upload(padded, dst)
 
     def rhs(self, mask_p, values, out):  # assembled on the CPU (cheap, one pass), then sent
         host = np.zeros(out.shape)

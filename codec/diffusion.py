@@ -197,15 +197,6 @@ def _check_values(values, mask: np.ndarray, name: str = "values") -> np.ndarray:
     return v
 
 
-def _to_padded(v: np.ndarray) -> np.ndarray:
-    """(H, W[, C]) -> contiguous float64 (C, H + 2, W + 2) with zero ghosts."""
-    h, w = v.shape[:2]
-    chans = v.reshape(h, w, -1)
-    out = np.zeros((chans.shape[2], h + 2, w + 2))
-    out[:, 1:-1, 1:-1] = np.moveaxis(chans, -1, 0)
-    return out
-
-
 def _out_dtype(v: np.ndarray):
     return np.float32 if v.dtype == np.float32 else np.float64
 
@@ -339,40 +330,35 @@ class Inpainter:
         r3 = r.reshape(h, w, -1)
         if self.solver == "direct":
             raise ValueError("solve_unknowns needs an iterative solver (numba or cupy)")
-        host = np.zeros((r3.shape[2], h + 2, w + 2))
-        for c in range(r3.shape[2]):
-            host[c, 1:-1, 1:-1] = r3[:, :, c] * self.hierarchy.unk[1:-1, 1:-1]
         if x0 is not None:
             x0 = _as_real_array(x0, "x0")
             if x0.shape != r.shape:
                 raise ValueError(f"x0 shape {x0.shape} does not match rhs shape {r.shape}")
-        x, *_ = self._solve_mg(None, x0, tol, int(max_iter), rhs_padded=host)
+        x, *_ = self._solve_mg(None, x0, tol, int(max_iter), rhs_unknowns=r3)
         return np.ascontiguousarray(np.moveaxis(x[:, 1:-1, 1:-1], 0, -1)).reshape(r.shape)
 
-    def _solve_mg(self, v3, x0, tol, max_iter, rhs_padded=None):
+    def _solve_mg(self, v3, x0, tol, max_iter, rhs_unknowns=None):
         global _SOLVES
         _SOLVES += 1
         hier, be = self.hierarchy, self._backend
-        channels = v3.shape[2] if rhs_padded is None else rhs_padded.shape[0]
+        channels = v3.shape[2] if rhs_unknowns is None else rhs_unknowns.shape[2]
         if hier.n_unknown == 0:
             return np.zeros((channels,) + self._mask_p.shape), 0, np.zeros(channels), True
         ws = be.workspace(channels)
 
         def fill_rhs(out):
-            if rhs_padded is None:
+            if rhs_unknowns is None:
                 be.rhs(self._mask_p, v3, out)
-            else:
-                be.upload(rhs_padded, out)
+            else:  # (H, W, C), read at the unknowns
+                be.upload_interior(rhs_unknowns, hier.unk, out)
 
         fill_rhs(ws.r)  # r = b
         bnorm = np.sqrt(be.dot(ws.r, ws.r))
         if x0 is None:
             ws.x[...] = 0.0
         else:
-            x = _to_padded(x0)
-            x *= hier.unk  # the iterate lives on unknowns; in place: no third image
-            be.upload(x, ws.x)
-            x = None
+            # the iterate lives on the unknowns
+            be.upload_interior(x0.reshape(x0.shape[0], x0.shape[1], -1), hier.unk, ws.x)
             be.fine_residual(ws.r, ws.x, ws.r)  # r = b - A x0
         for c in np.flatnonzero(bnorm == 0.0):  # no data in this channel: u = 0 exactly
             ws.x[c] = 0.0
