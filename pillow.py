@@ -57,6 +57,7 @@ from inpcodec.bitstreams import container as _container
 from inpcodec.bitstreams.container import FormatError
 from inpcodec.codec.decoder import read_metadata
 from inpcodec.codec.encoders import get_encoder
+from inpcodec.codec.io import PROFILE_MODES, metadata_bytes
 from inpcodec.codec.limits import CodecError
 from inpcodec.codec.pipeline import DEFAULT_ENCODER
 
@@ -69,7 +70,6 @@ API_OPTIONS = ("encoder", "quality", "density", "bpp", "psnr", "levels", "chroma
                "threads")
 #: Metadata kept in a file and given back in ``im.info`` (Pillow's keys).
 METADATA_KEYS = ("icc_profile", "exif", "xmp")
-_PROFILE_MODES = {"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX"}
 _ALPHA_MODES = {"LA": "L", "La": "L", "PA": "RGB", "RGBA": "RGB", "RGBa": "RGB"}
 _AS_RGB = {"P", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"}
 
@@ -180,13 +180,6 @@ def _options(info: dict) -> dict:
     return opts
 
 
-def _exif_bytes(exif) -> bytes:
-    if isinstance(exif, Image.Exif):
-        exif = exif.tobytes()
-    exif = bytes(exif)
-    return exif[6:] if exif.startswith(b"Exif\x00\x00") else exif
-
-
 def _metadata(im: Image.Image, info: dict) -> dict:
     """ICC profile, EXIF and XMP to keep: the save options', else the image's (as
     Pillow's own writers take ``icc_profile``); none with ``strip=True``."""
@@ -195,11 +188,10 @@ def _metadata(im: Image.Image, info: dict) -> dict:
     out = {}
     for key in METADATA_KEYS:
         value = info.get(key, im.info.get(key))
-        if key == "icc_profile" and im.mode not in _PROFILE_MODES:
+        if key == "icc_profile" and im.mode not in PROFILE_MODES:
             continue  # saved as RGB: the profile no longer describes the pixels
         if value:
-            out[key] = _exif_bytes(value) if key == "exif" else (
-                value.encode("utf-8") if isinstance(value, str) else bytes(value))
+            out[key] = metadata_bytes(key, value)
     return out
 
 

@@ -147,11 +147,12 @@ def _parse_legacy(cont):
                                      tuple(v.levels for v in values))
 
 
-def parse(data: bytes):
-    """Check a file's framing and every section's fields (nothing that scales with the
-    image is allocated).  Returns (container, :class:`Description`, the :class:`Mask`,
-    the :class:`Values` per channel)."""
-    cont = C.read(data)
+def parse(data):
+    """Check a file's framing (``data``: its bytes, or the container already read from
+    them) and every section's fields (nothing that scales with the image is allocated).
+    Returns (container, :class:`Description`, the :class:`Mask`, the :class:`Values` per
+    channel)."""
+    cont = data if isinstance(data, C.Container) else C.read(data)
     if cont.version in C.LEGACY_VERSIONS:
         mask, values, desc = _parse_legacy(cont)
         return cont, desc, mask, values
@@ -281,7 +282,7 @@ def decode(data: bytes, *, solver: str = "numba", postprocess: str = "none",
     head = C.read(data)
     check_pixels(head.width, head.height, max_pixels)
     check_memory(head.width, head.height, head.channels)
-    cont, desc, mask, values = parse(data)
+    cont, desc, mask, values = parse(head)
     refine = None
     if postprocess != "none":
         try:  # before any decoding work: a missing model fails at once

@@ -23,6 +23,7 @@ from .decoder import Description, inpaint_planes, parse, reconstruct, to_pixels
 from .encoders import FREE_MASK_CODER, TREE_MASK_CODER, MaskResult
 from .limits import check_memory
 from .loop_filter import choose_loop_filter
+from .metrics import squared_error
 from .quantiser import MAX_LEVELS, quantise, quantiser
 from .sections import (
     QUADTREE_VALUES,
@@ -69,8 +70,8 @@ GUIDE_CANDIDATES = ((3, 16), (6, 9), (2, 16))
 #: Bytes a chroma guide adds to a file.
 GUIDE_NBYTES = ChromaGuide.NBYTES
 #: The order a writer puts the critical sections in (the ancillary ones follow).
-SECTION_ORDER = (Mask.TAG, ChromaTree.TAG, "VAL0", "VAL1", "VAL2", ChromaGuide.TAG,
-                 LoopFilterSection.TAG)
+SECTION_ORDER = (Mask.TAG, ChromaTree.TAG, *(Values.tag(c) for c in range(3)),
+                 ChromaGuide.TAG, LoopFilterSection.TAG)
 
 
 def default_chroma_levels(found, levels: int, chroma_merges: int = CHROMA_MERGES) -> int:
@@ -341,10 +342,9 @@ def add_chroma_guide(data: bytes, img, *, max_bytes: int | None = None,
             or (max_bytes is not None and len(data) + GUIDE_NBYTES > max_bytes)):
         return data
     u, _ = reconstruct(cont, desc, mask, values)
-    img = np.asarray(img, np.int64)
 
     def error(guide):
-        return int(((to_pixels(u, cont.colour, guide).astype(np.int64) - img) ** 2).sum())
+        return squared_error(to_pixels(u, cont.colour, guide), img)
 
     best, best_err = None, error(None)
     for guide in candidates:

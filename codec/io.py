@@ -45,7 +45,7 @@ METADATA_FORMATS = ("PNG", "TIFF", "JPEG", "WEBP")
 METADATA_NAMES = {"icc_profile": "ICC profile", "exif": "EXIF", "xmp": "XMP"}
 #: Modes whose pixels keep their colour space when read as L or RGB (an ICC profile of
 #: any other, e.g. CMYK or LAB, no longer describes the converted pixels: dropped).
-_PROFILE_MODES = {"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX"} | _SIXTEEN_BIT
+PROFILE_MODES = {"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX"} | _SIXTEEN_BIT
 
 
 class PrecisionWarning(UserWarning):
@@ -117,20 +117,26 @@ def _opaque(im: Image.Image) -> bool:
     return im.convert("RGBA").getchannel("A").getextrema() == (255, 255)
 
 
+def metadata_bytes(key: str, value) -> bytes:
+    """A metadata item as the bytes a file stores: EXIF (an :class:`PIL.Image.Exif` or
+    bytes) as its TIFF structure without JPEG's ``Exif\\0\\0``, text as UTF-8."""
+    if isinstance(value, Image.Exif):
+        value = value.tobytes()
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    value = bytes(value)
+    if key == "exif" and value.startswith(b"Exif\x00\x00"):
+        value = value[6:]
+    return value
+
+
 def _metadata(im: Image.Image) -> dict:
-    """ICC profile, EXIF (a TIFF structure, without JPEG's ``Exif\\0\\0``) and XMP of an
-    opened (orientation-applied) image, as bytes; absent items are left out."""
-    out = {}
-    if im.info.get("icc_profile"):
-        out["icc_profile"] = bytes(im.info["icc_profile"])
+    """ICC profile, EXIF and XMP of an opened (orientation-applied) image, as
+    :func:`metadata_bytes`; absent items are left out."""
     exif = im.getexif()
-    if len(exif):
-        raw = exif.tobytes()
-        out["exif"] = raw[6:] if raw.startswith(b"Exif\x00\x00") else raw
-    xmp = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp")
-    if xmp:
-        out["xmp"] = xmp.encode("utf-8") if isinstance(xmp, str) else bytes(xmp)
-    return out
+    items = {"icc_profile": im.info.get("icc_profile"), "exif": exif if len(exif) else None,
+             "xmp": im.info.get("xmp") or im.info.get("XML:com.adobe.xmp")}
+    return {k: metadata_bytes(k, v) for k, v in items.items() if v}
 
 
 def load_image(source, *, name: str | None = None, drop_alpha: bool = False,
@@ -176,7 +182,7 @@ def load_image(source, *, name: str | None = None, drop_alpha: bool = False,
         return img
     meta = _metadata(im)
     was_grey = im.mode in {"1", "L", "LA", "La"} | _SIXTEEN_BIT
-    if im.mode not in _PROFILE_MODES or (grey and not was_grey):
+    if im.mode not in PROFILE_MODES or (grey and not was_grey):
         meta.pop("icc_profile", None)
     return img, meta
 

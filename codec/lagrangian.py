@@ -44,6 +44,7 @@ from .format import GUIDE_CANDIDATES, GUIDE_NBYTES, LOSSLESS_LEVELS, file_state,
 from .limits import CodecError, require_learned
 from .loop_filter import apply_loop_filter, choose_loop_filter
 from .metrics import psnr as _psnr
+from .metrics import squared_error
 from .quantiser import MAX_LEVELS, quantiser
 from .rate import LOSSLESS_MARGIN, lossless_estimate
 
@@ -155,22 +156,6 @@ def clear_families() -> None:
 
 
 # ----------------------------------------------------------------------------- measures
-
-
-#: Rows of pixels whose error is summed at a time: the int64 differences of a strip, not
-#: of the image, are in memory.
-_SSE_STRIP = 1 << 16
-
-
-def squared_error(a, b) -> float:
-    """Sum of squared differences of two 8-bit images, exact (int64 per strip of rows)."""
-    a, b = np.asarray(a), np.asarray(b)
-    rows = max(1, _SSE_STRIP // max(1, a[0].size))
-    total = 0
-    for y in range(0, a.shape[0], rows):
-        d = a[y:y + rows].astype(np.int64) - b[y:y + rows]
-        total += int(np.dot(d.ravel(), d.ravel()))
-    return float(total)
 
 
 def _weights(channels: int) -> np.ndarray:
@@ -384,7 +369,7 @@ def encode_lambda(img, planes, lam: float, *, levels=None, chroma_levels=None,
             log.append({"loop_filter": (filt.radius, filt.classes, filt.edges)})
 
     def sse(pixels):
-        return squared_error(pixels, img)
+        return float(squared_error(pixels, img))
 
     pixels = state.pixels(u)
     err = sse(pixels)

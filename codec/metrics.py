@@ -27,6 +27,22 @@ def mse(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(d * d))
 
 
+#: Pixels whose differences are summed at a time: the int64 differences of a strip of
+#: rows, not of the image, are in memory.
+_SSE_STRIP = 1 << 16
+
+
+def squared_error(a: np.ndarray, b: np.ndarray) -> int:
+    """Sum of squared differences of two integer images, exact (int64 per strip of rows)."""
+    a, b = np.asarray(a), np.asarray(b)
+    rows = max(1, _SSE_STRIP // max(1, a[0].size))
+    total = 0
+    for y in range(0, a.shape[0], rows):
+        d = a[y:y + rows].astype(np.int64) - b[y:y + rows]
+        total += int(np.dot(d.ravel(), d.ravel()))
+    return total
+
+
 def luma(img: np.ndarray) -> np.ndarray:
     """ITU-R BT.601 luma Y' in [0, 255] (float64); grey images pass through."""
     img = np.asarray(img, np.float64)

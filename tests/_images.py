@@ -30,3 +30,22 @@ def disc_image(h=48, w=64):
     img[(i - 20) ** 2 + (j - 24) ** 2 < 150] = (220, 40, 50)
     img[30:40, 40:60] = (30, 90, 200)
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def grey_image(h=24, w=32):
+    """Integer recipe (exact on every machine): a gradient, a bright disc, an edge.  The
+    committed format samples and the conformance set were made from it: do not change."""
+    i, j = np.mgrid[:h, :w]
+    img = 40 + 4 * i + 3 * j
+    img[(i - 12) ** 2 + (j - 10) ** 2 < 36] = 230
+    img[:, 22:] -= 30
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def colour_image(h=24, w=32):
+    """R: the grey recipe; G: it turned by 180 degrees; B: vertical bars on a ramp (the
+    samples' colour recipe: do not change)."""
+    g = grey_image(h, w)
+    i, j = np.mgrid[:h, :w]
+    b = 60 + 5 * i + 80 * ((j // 8) % 2)
+    return np.stack([g, g[::-1, ::-1], np.clip(b, 0, 255).astype(np.uint8)], axis=-1)

@@ -14,28 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _images import colour_image, grey_image
 
 import inpcodec
 from inpcodec.bitstreams import container as C
 
 DATA = Path(__file__).parent / "data"
-
-
-def grey_image(h=24, w=32):
-    """Integer recipe (exact on every machine): a gradient, a bright disc, an edge."""
-    i, j = np.mgrid[:h, :w]
-    img = 40 + 4 * i + 3 * j
-    img[(i - 12) ** 2 + (j - 10) ** 2 < 36] = 230
-    img[:, 22:] -= 30
-    return np.clip(img, 0, 255).astype(np.uint8)
-
-
-def colour_image(h=24, w=32):
-    """R: the grey recipe; G: it turned by 180 degrees; B: vertical bars on a ramp."""
-    g = grey_image(h, w)
-    i, j = np.mgrid[:h, :w]
-    b = 60 + 5 * i + 80 * ((j // 8) % 2)
-    return np.stack([g, g[::-1, ::-1], np.clip(b, 0, 255).astype(np.uint8)], axis=-1)
 
 
 #: file name -> (image recipe, inpcodec 0.2.0's encode arguments); numba solver.
