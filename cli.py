@@ -499,9 +499,10 @@ def encode(paths, out_dir, jobs, scheduler, force, encoder, quality, density, bp
         click.echo(f"inpcodec: note: the file ({len(r.data)} bytes) is larger than the input "
                    f"{input_path} ({os.path.getsize(input_path)} bytes)", err=True)
     if verbose:
-        out.say(f"work       {r.solves} solves = {r.solve_equivalents:.1f} decoder solves of "
-                "this file" + (f"; lambda {r.lam:.4g} (quality {r.quality:.1f})"
-                               if r.lam is not None else ""))
+        out.say(f"work       {r.solve_equivalents:.1f} decoder solves of this file "
+                f"({r.solves} solves of the image or its tiles)"
+                + (f"; lambda {r.lam:.4g} (quality {r.quality:.1f})"
+                   if r.lam is not None else ""))
         for step in r.search:
             out.say("search     " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float)
                                               else f"{k} {v}" for k, v in step.items()))

@@ -449,7 +449,8 @@ class RdoPruning:
         self.sched = schedule(h, w, grown.quad)
         full = tree_from_order(grown, len(grown))
         self.value_bits = _value_bits(f, full, levels)
-        self.count = np.zeros(h * w, np.int32)  # how many leaves hold each pixel as a point
+        # how many leaves hold each pixel as a point (a few: int8, 3 bytes a pixel less)
+        self.count = np.zeros(h * w, np.int8)
         for grid, keys in leaves(full):
             np.add.at(self.count, cell_points(h, w, grid, keys, grown.centres).ravel(), 1)
         self.split = [np.sort(grown.key[grown.depth == d]) for d in range(len(self.sched))]
@@ -486,6 +487,9 @@ class RdoPruning:
         while not self.exhausted and lam > self.lam_done:
             if not self._round(lam):
                 self.lam_done = max(self.lam_done, lam)
+        # the reconstruction is only the next round's warm start: a whole float image kept
+        # between a rate search's steps, at its peak memory; the next round solves anew
+        self.u = None
         # pruned_slope is non-decreasing: the twigs pruned below lam stay pruned, the later
         # ones (first in the order's reversed tail) come back
         gone = int(np.searchsorted(np.asarray(self.pruned_slope, np.float64), lam))

@@ -123,15 +123,29 @@ def guide_chroma(planes: np.ndarray, radius: int, eps: float) -> np.ndarray:
     reconstructs chroma (``bitstreams/FORMAT.md``, "Chroma guided by the luma").
     """
     planes = np.ascontiguousarray(planes, np.float64)
+    return guided_rows(planes, guide_sums(planes, radius, eps), radius, slice(None))
+
+
+def guide_sums(planes: np.ndarray, radius: int, eps: float) -> np.ndarray:
+    """The window sums of the guided filter's coefficients a_Cb, a_Cr, b_Cb, b_Cr (in
+    the first four planes of the (6, H, W) array returned): what
+    :func:`guided_rows` turns into chroma, a strip of rows at a time if need be."""
     r = int(radius)
     k2 = float((2 * r + 1) ** 2)
-    work = _guide_inputs(planes)
+    work = _guide_inputs(np.ascontiguousarray(planes, np.float64))
     # in place (O(H W) memory): each plane's row sums are taken before its window sums
     # are written, and each pixel's coefficients after its sums are read
     _box_sums(work, r, work)
     _guide_coefficients(work, k2, float(eps))
     _box_sums(work[:4], r, work[:4])
-    return _guide_apply(planes, work, k2)
+    return work
+
+
+def guided_rows(planes: np.ndarray, sums: np.ndarray, radius: int, rows: slice) -> np.ndarray:
+    """Rows ``rows`` of :func:`guide_chroma`'s result, from :func:`guide_sums`'s ``sums``
+    (the same arithmetic per pixel, whichever rows)."""
+    k2 = float((2 * int(radius) + 1) ** 2)
+    return _guide_apply(planes[rows], sums[:, rows], k2)
 
 
 @njit(parallel=True, cache=True)

@@ -19,10 +19,16 @@ import numpy as np
 from inpcodec.bitstreams import container as C
 from inpcodec.bitstreams.tree_coder import merge_bottom_splits, tree_mask
 
-from .colour import guide_chroma, ycbcr_to_rgb
+from .colour import guide_sums, guided_rows, ycbcr_to_rgb
 from .diffusion import Inpainter
 from .encoders import FREE_MASK_CODER, TREE_MASK_CODER
-from .limits import DEFAULT_MAX_PIXELS, CodecError, check_memory, check_pixels
+from .limits import (
+    DEFAULT_MAX_PIXELS,
+    CodecError,
+    check_memory,
+    check_pixels,
+    release_free_memory,
+)
 from .loop_filter import LoopFilter, apply_loop_filter
 from .quantiser import quantiser
 from .sections import (
@@ -316,19 +322,21 @@ def inpaint_planes(head, desc, masks, symbols, solver="numba"):
     """The inpainted planes of decoded (or encoder-side) symbols: what the decoder does
     after entropy decoding, shared by the encoder so that it sees the same pixels."""
     h, w = head.height, head.width
+    release_free_memory()  # before the largest allocations of a decode (or an encode)
     planes = np.zeros((h, w, head.channels))
     for c, (mask, _) in enumerate(masks):
         planes[:, :, c][mask] = quantiser(desc.levels_per_channel[c])[symbols[c]]
     mask = masks[0][0]
     if head.channels == 1:
-        u = Inpainter(mask, solver=solver).solve(planes[:, :, 0])
+        u = planes[:, :, 0]
+        Inpainter(mask, solver=solver).solve(u, out=u)
     else:  # one channel at a time, in place: a third of the solver's memory of three
         u, ip = planes, None
         for c in range(3):
             if c < 2:
                 ip = None  # the luma's hierarchy goes before the chroma's is built
                 ip = Inpainter(masks[c][0], solver=solver)
-            u[:, :, c] = ip.solve(planes[:, :, c])
+            ip.solve(u[:, :, c], out=u[:, :, c])
     if desc.loop_filter is not None:
         luma = u if u.ndim == 2 else u[:, :, 0]
         luma[...] = apply_loop_filter(luma, mask, desc.loop_filter)
@@ -343,12 +351,14 @@ def to_pixels(u, colour, chroma_guide=None):
     """The 8-bit image of inpainted planes: chroma guided by the luma (if the file says
     so), YCbCr -> RGB, rounded half to even, clipped; converted in strips of rows (the same
     arithmetic per pixel, a bounded amount of float memory)."""
-    if chroma_guide is not None:
-        u = guide_chroma(u, *chroma_guide)
+    # the guided chroma a strip at a time, from the filter's window sums: no guided
+    # copy of the planes (24 bytes a pixel at the encoder's and the decoder's peak)
+    sums = None if chroma_guide is None else guide_sums(u, *chroma_guide)
     out = np.empty(u.shape, np.uint8)
     rows = max(1, PIXEL_STRIP // max(1, u.shape[1]))
     for y in range(0, u.shape[0], rows):
-        v = u[y:y + rows]
+        v = u[y:y + rows] if sums is None else guided_rows(u, sums, chroma_guide[0],
+                                                           slice(y, y + rows))
         if colour == C.COLOUR_YCBCR:
             v = ycbcr_to_rgb(v)
         out[y:y + rows] = np.clip(np.rint(v), 0, 255)

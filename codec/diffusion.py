@@ -39,18 +39,20 @@ DEFAULT_MAX_ITER = 500
 
 
 #: Iterative solves and their preconditioned CG iterations (V-cycles, weighted by the
-#: channels solved) run in this process: the encoder reports its cost from their
-#: differences (:func:`solves_run`, :func:`vcycles_run`).
+#: channels and pixels solved) run in this process: the encoder reports its cost from
+#: their differences (:func:`solves_run`, :func:`vcycles_run`).
 _SOLVES = 0
 _VCYCLES = 0
 
 
-#: Called after every iterative solve with no argument (the encoder's progress bar).
+#: Called after every iterative solve with its number of pixels (the encoder's progress
+#: bar, which counts a window's solve by its share of the image).
 _SOLVE_HOOKS: list = []
 
 
 def on_solve(hook):
-    """Call ``hook()`` after every iterative solve until :func:`off_solve` removes it."""
+    """Call ``hook(pixels)`` after every iterative solve (``pixels``: the solved grid's
+    size) until :func:`off_solve` removes it."""
     _SOLVE_HOOKS.append(hook)
 
 
@@ -65,9 +67,9 @@ def solves_run() -> int:
 
 
 def vcycles_run() -> int:
-    """V-cycles times channels of all iterative solves this process has run: the measure of
-    solver work behind ``EncodeReport.solve_equivalents`` (divided by the decoder's own
-    count for the file)."""
+    """V-cycles times channels times pixels of all iterative solves this process has run:
+    the measure of solver work behind ``EncodeReport.solve_equivalents`` (divided by the
+    decoder's own count for the file), in which a window's solve counts by its size."""
     return _VCYCLES
 
 
@@ -226,7 +228,10 @@ class Inpainter:
         m = check_mask(mask)
         t0 = time.perf_counter()
         h, w = m.shape
-        self._mask_p = np.zeros((h + 2, w + 2))
+        # a binary mask (the codec's) is held in bytes, 7 bytes a pixel less than float64
+        # at a decode's peak; the kernels read 0 and 1 the same in either type
+        binary = bool(np.all((m == 0.0) | (m == 1.0)))
+        self._mask_p = np.zeros((h + 2, w + 2), np.uint8 if binary else np.float64)
         self._mask_p[1:-1, 1:-1] = m
         del m
         self.mask = self._mask_p[1:-1, 1:-1]  # view: one copy of the mask in memory
@@ -249,7 +254,7 @@ class Inpainter:
         return self.mask.shape
 
     def solve(self, values, *, tol: float = DEFAULT_TOL, x0=None,
-              max_iter: int = DEFAULT_MAX_ITER, return_info: bool = False):
+              max_iter: int = DEFAULT_MAX_ITER, return_info: bool = False, out=None):
         """Inpaint ``values`` (H, W) or (H, W, C) with this mask.
 
         Parameters
@@ -266,6 +271,10 @@ class Inpainter:
             Iteration limit; a :class:`RuntimeWarning` is issued if it is hit.
         return_info : bool
             Also return a :class:`SolveInfo`.
+        out : ndarray, optional
+            Where to write the reconstruction (shape of ``values``, its output dtype); may
+            be ``values`` itself (each pixel is read before it is written), so that a
+            plane is inpainted in place without a second copy of it.
 
         Returns
         -------
@@ -298,9 +307,16 @@ class Inpainter:
             it, res, converged = 0, _residual(self._mask_p, v3, x), True
         else:
             x, it, res, converged = self._solve_mg(v3, x0, tol, int(max_iter))
-        u = np.empty(v3.shape, _out_dtype(v))
+        if out is None:
+            u = np.empty(v3.shape, _out_dtype(v))
+        else:
+            if not (isinstance(out, np.ndarray) and out.shape == v.shape
+                    and out.dtype == _out_dtype(v)):
+                raise ValueError(f"out must be a {_out_dtype(v).__name__} array of shape "
+                                 f"{v.shape}")
+            u = out[:, :, None] if out.ndim == 2 else out  # a view, never a copy
         K.assemble(self._mask_p, v3, x, u)  # known pixels hold their values exactly
-        u = u.reshape(v.shape)
+        u = out if out is not None else u.reshape(v.shape)
         info = SolveInfo(self.solver, it, float(np.max(res)), converged,
                          self.setup_time, time.perf_counter() - t0, self.levels)
         if not converged:
@@ -365,9 +381,10 @@ class Inpainter:
             ws.r[c] = 0.0
         out = MG.pcg(be, hier, ws, bnorm, tol, max_iter)
         global _VCYCLES
-        _VCYCLES += (out.iterations + 1) * channels
+        pixels = self.mask.size
+        _VCYCLES += (out.iterations + 1) * channels * pixels
         for hook in _SOLVE_HOOKS:
-            hook()
+            hook(pixels)
         # report the true residual b - A x, not CG's recursively updated one
         fill_rhs(ws.W)
         be.fine_residual(ws.W, ws.x, ws.W)
@@ -407,7 +424,7 @@ def _direct_factor(mask: np.ndarray):
     import scipy.sparse.linalg as spl  # noqa: PLC0415
 
     h, w = mask.shape
-    c = mask.ravel()
+    c = mask.ravel().astype(np.float64)
     system = sp.diags(c) - sp.diags(1.0 - c) @ _neumann_laplacian(h, w)
     return spl.splu(system.tocsc())
 

@@ -35,7 +35,7 @@ from .sections import (
     Metadata,
     Values,
 )
-from .tonal import tonal_optimisation
+from .tonal import tiled_tonal_optimisation
 
 #: Merges of the luma tree that give the chroma tree of a colour tree file (0: chroma at
 #: every luma point).  Measured: benchmarks/RESULTS.md, "Chroma on a coarser tree".
@@ -107,7 +107,7 @@ class TonalStart:
 
     mask: np.ndarray
     values: np.ndarray  # (points, channels of the group)
-    stop_norm: np.ndarray
+    stop_norm: np.ndarray  # (channels of the group, tiles)
 
 
 def _warm_start(plane, warm: TonalStart, c: int) -> np.ndarray:
@@ -142,17 +142,14 @@ def _values(planes, mask, levels, chroma_levels, tonal, progress=False, chroma_m
             for c in range(part.shape[2]):
                 stop = None if warm is None else warm[i].stop_norm[c]
                 # the start image is built in the call, so that only the callee holds it
-                # (it drops it once it has read the values at the points)
-                res = tonal_optimisation(part[:, :, c], m, levels=quantiser(q), tol=tol,
-                                         solve_tol=solve_tol, max_sweeps=sweeps,
-                                         progress=progress, stop_norm=stop,
-                                         start=None if warm is None else _warm_start(
-                                             part[:, :, c], warm[i], c))
-                vals.append(res.values[m])
-                conts.append(res.continuous[m])
-                stops.append(float(np.asarray(res.stop_norm).ravel()[0]))
+                res = tiled_tonal_optimisation(
+                    part[:, :, c], m, levels=quantiser(q), tol=tol, solve_tol=solve_tol,
+                    max_sweeps=sweeps, progress=progress, stop_norm=stop,
+                    start=None if warm is None else _warm_start(part[:, :, c], warm[i], c))
+                vals.append(res.values[:, 0])
+                conts.append(res.continuous[:, 0])
+                stops.append(res.stop_norm[:, 0])
                 spent += res.inpaintings
-                res = None  # its whole-image arrays go before the next channel's
 
             vals = np.stack(vals, axis=1)
             starts.append(TonalStart(m, np.stack(conts, axis=1), np.array(stops)))

@@ -83,3 +83,35 @@ def check_memory(width: int, height: int, channels: int, factor: float = 1.0) ->
         raise CodecError(f"a {width}x{height} image needs about {need / 2**30:.1f} GiB, "
                          f"more than the {have / 2**30:.1f} GiB of memory available to "
                          "inpcodec (75 % of the free memory)")
+
+
+def release_free_memory() -> None:
+    """Give the memory the process has freed back to the system (glibc's ``malloc_trim``;
+    nothing elsewhere).
+
+    Arrays of a few MB (a tile's, a strip's) come from malloc's heap once glibc's
+    adaptive threshold has risen past them, and the heap keeps the pages they freed:
+    at 16 MP the encoder's resident memory was about twice what was live at its peak.
+    Called between the encoder's stages, it costs milliseconds.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+def _malloc_trim():
+    global _TRIM
+    if _TRIM is False:
+        import ctypes  # noqa: PLC0415
+        import ctypes.util  # noqa: PLC0415
+
+        _TRIM = None
+        name = ctypes.util.find_library("c")
+        try:
+            _TRIM = ctypes.CDLL(name).malloc_trim if name else None
+        except (OSError, AttributeError):  # not glibc (macOS, musl without it, Windows)
+            _TRIM = None
+    return _TRIM
+
+
+_TRIM = False

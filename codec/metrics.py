@@ -15,29 +15,50 @@ import numpy as np
 MS_SSIM_MIN_SIDE = 160
 
 
-def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
-    """PSNR in dB of two images whose values peak at ``peak``; inf when they are equal."""
-    e = mse(a, b)
+def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0, *, transform=None) -> float:
+    """PSNR in dB of two images whose values peak at ``peak``; inf when they are equal
+    (``transform``: as :func:`mse`)."""
+    e = mse(a, b, transform=transform)
     return math.inf if e == 0 else float(10 * np.log10(peak**2 / e))
 
 
-def mse(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean squared error in float64."""
-    d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
-    return float(np.mean(d * d))
-
-
-#: Pixels whose differences are summed at a time: the int64 differences of a strip of
-#: rows, not of the image, are in memory.
+#: Pixels whose differences are taken at a time: a strip of rows, not the image, is in
+#: memory (as float64 or int64 differences).
 _SSE_STRIP = 1 << 16
+
+
+def _strips(a: np.ndarray):
+    rows = max(1, _SSE_STRIP // max(1, a[0].size))
+    return range(0, a.shape[0], rows), rows
+
+
+def mse(a: np.ndarray, b: np.ndarray, *, transform=None) -> float:
+    """Mean squared error in float64, summed over strips of rows (so a large image's
+    float copies are never whole); ``transform`` maps each strip of both first (e.g. RGB
+    to luma)."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        raise ValueError(f"shapes {a.shape} and {b.shape} differ")
+    if a.size == 0:
+        return math.nan
+    starts, rows = _strips(a)
+    total, count = 0.0, 0
+    for y in starts:
+        sa, sb = a[y:y + rows].astype(np.float64), b[y:y + rows].astype(np.float64)
+        if transform is not None:
+            sa, sb = transform(sa), transform(sb)
+        d = (sa - sb).ravel()
+        total += float(np.dot(d, d))
+        count += d.size
+    return total / count
 
 
 def squared_error(a: np.ndarray, b: np.ndarray) -> int:
     """Sum of squared differences of two integer images, exact (int64 per strip of rows)."""
     a, b = np.asarray(a), np.asarray(b)
-    rows = max(1, _SSE_STRIP // max(1, a[0].size))
+    starts, rows = _strips(a)
     total = 0
-    for y in range(0, a.shape[0], rows):
+    for y in starts:
         d = a[y:y + rows].astype(np.int64) - b[y:y + rows]
         total += int(np.dot(d.ravel(), d.ravel()))
     return total

@@ -36,7 +36,7 @@ from .format import (
     encode_with_mask,
     planes_of,
 )
-from .limits import CodecError, check_memory
+from .limits import CodecError, check_memory, release_free_memory
 from .loop_filter import smallest_nbytes
 from .progress import SolveBar
 from .quantiser import MAX_LEVELS
@@ -221,6 +221,11 @@ def _encode_report(image, *, encoder: str = DEFAULT_ENCODER, density: float | No
                                loop_filter=loop_filter, **options)
 
 
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    """The Y plane of codec.colour's YCbCr (the codec's own luma)."""
+    return rgb_to_ycbcr(rgb)[..., 0]
+
+
 def _report(img, data, encoder, *, solver, t0, start, **fields):
     """The :class:`EncodeReport` of a written file: decoded by the real decoder, every
     size read from the file."""
@@ -235,16 +240,16 @@ def _report(img, data, encoder, *, solver, t0, start, **fields):
     vals = sum(v for k, v in sizes.items() if k.startswith("VAL"))
     file_info = info(data)
     channels = 1 if img.ndim == 2 else 3
-    luma = img if channels == 1 else rgb_to_ycbcr(img)[..., 0]
-    luma_dec = decoded if channels == 1 else rgb_to_ycbcr(decoded)[..., 0]
     return EncodeReport(
         data=data, decoded=decoded, width=img.shape[1], height=img.shape[0],
-        channels=channels, encoder=encoder, density=file_info.points / luma.size,
+        channels=channels, encoder=encoder,
+        density=file_info.points / (img.shape[0] * img.shape[1]),
         points=file_info.points, levels=file_info.levels,
         chroma_levels=file_info.chroma_levels,
         bytes_header=len(data) - sizes["MASK"] - vals, bytes_mask=sizes["MASK"],
         bytes_values=vals, psnr=metrics.psnr(decoded, img),
-        psnr_luma=metrics.psnr(luma_dec, luma), encode_seconds=encode_seconds,
+        psnr_luma=metrics.psnr(decoded, img, transform=None if channels == 1 else _luma),
+        encode_seconds=encode_seconds,
         decode_seconds=decode_seconds, chroma_points=file_info.chroma_points,
         chroma_guide=file_info.chroma_guide, loop_filter=file_info.loop_filter,
         solves=s0 - start[0], solve_equivalents=(vc0 - start[1]) / per_decode, **fields)
@@ -270,13 +275,19 @@ def _encode_lagrangian(image, *, quality, bpp, psnr, levels, chroma_levels, tona
               loop_filter=loop_filter, chroma_guide=chroma_guide,
               front_end=LAGRANGIAN_ENCODERS[encoder])
     # one bar for the whole encode, its total from the cost model, counting solves
-    bar = SolveBar(L.expected_solves(channels, search=quality is None), progress)
+    bar = SolveBar(L.expected_solves(channels, search=quality is None), progress,
+                   pixels=img.shape[0] * img.shape[1])
     on_solve(bar)
     try:
         found, search, note = _lagrangian_file(img, planes, quality, bpp, psnr, kw)
     finally:
         off_solve(bar)
         bar.close()
+    # the planes and the trees' pruning state are done with: the report's decode is the
+    # encode's peak memory, so it runs without them
+    planes = None
+    L.clear_families()
+    release_free_memory()
     return _report(img, found.data, "lossless" if found.lossless else encoder,
                    solver=solver, t0=t0, start=start, tonal=tonal and not found.lossless,
                    inpaintings=0, search=search, lossless=found.lossless, lam=found.lam,
@@ -407,14 +418,14 @@ def _encode_classic(image, *, encoder, density, bpp, psnr, levels, chroma_levels
     sizes = {k: len(v) for k, v in cont.sections.items()}
     vals = sum(v for k, v in sizes.items() if k.startswith("VAL"))
     file_info = info(data)
-    luma_dec = decoded if channels == 1 else rgb_to_ycbcr(decoded)[..., 0]
     return EncodeReport(
         data=data, decoded=decoded, width=img.shape[1], height=img.shape[0],
         channels=channels, encoder=encoder,
         density=float(mask.mean()), points=int(mask.sum()), levels=lv, chroma_levels=clv,
         tonal=tonal and not lossless, bytes_header=len(data) - sizes["MASK"] - vals,
         bytes_mask=sizes["MASK"], bytes_values=vals, psnr=metrics.psnr(decoded, img),
-        psnr_luma=metrics.psnr(luma_dec, luma), encode_seconds=encode_seconds,
+        psnr_luma=metrics.psnr(decoded, img, transform=None if channels == 1 else _luma),
+        encode_seconds=encode_seconds,
         decode_seconds=decode_seconds, inpaintings=spent, search=search, lossless=lossless,
         chroma_points=file_info.chroma_points, chroma_guide=file_info.chroma_guide,
         loop_filter=file_info.loop_filter)

@@ -46,22 +46,29 @@ def progress_bar(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, disable=not enabled, leave=False, unit="step")
 
 
+#: tqdm's default bar with the counts rounded (they are fractional: windows' solves).
+_BAR_FORMAT = "{l_bar}{bar}| {n:.0f}/{total:.0f} [{elapsed}<{remaining}, {rate_fmt}]"
+
+
 class SolveBar:
     """One bar for a whole encode, counting its solves against a total known at the start
-    (the caller's cost model); where the work runs past it, the total follows the count,
-    so the bar never runs over."""
+    (the caller's cost model), in solves of the whole image of ``pixels`` pixels (a
+    window's solve counts by its share); where the work runs past the total, the total
+    follows the count, so the bar never runs over."""
 
-    def __init__(self, total: int, enabled: bool, desc: str = "encode"):
-        self.n, self.total = 0, max(int(total), 1)
+    def __init__(self, total: float, enabled: bool, desc: str = "encode",
+                 pixels: int | None = None):
+        self.n, self.total, self.pixels = 0.0, max(float(total), 1.0), pixels
         self.bar = tqdm(total=self.total, desc=desc, disable=not enabled, leave=False,
-                        unit="solve")
+                        unit="solve", bar_format=_BAR_FORMAT)
 
-    def __call__(self):  # one solve done
-        self.n += 1
+    def __call__(self, pixels: int | None = None):  # one solve done
+        step = 1.0 if pixels is None or not self.pixels else pixels / self.pixels
+        self.n += step
         if self.n > self.total:
             self.total = self.bar.total = self.n
             self.bar.refresh()
-        self.bar.update(1)
+        self.bar.update(step)
 
     def close(self):
         self.bar.close()

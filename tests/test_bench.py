@@ -24,7 +24,7 @@ from inpcodec.codec.bench import (  # noqa: E402
 )
 from inpcodec.codec.bench.refcodecs import QUALITY_RANGES, pillow_encode  # noqa: E402
 from inpcodec.codec.bench.report import speedup_text  # noqa: E402
-from inpcodec.codec.metrics import luma, psnr, quality  # noqa: E402
+from inpcodec.codec.metrics import luma, mse, psnr, quality, squared_error  # noqa: E402
 
 
 def rgb_image(h, w, seed):
@@ -69,6 +69,19 @@ def test_metrics_against_hand_computed_values():
     assert q["ms_ssim"] == pytest.approx(1.0)
     assert math.isnan(quality(a[:100], a[:100])["ms_ssim"])  # too small for 5 scales
     assert np.array_equal(luma(a[..., 0]), a[..., 0])
+
+
+def test_mse_in_strips_is_the_whole_image_mse():
+    # 300 x 400 x 3 takes several strips of rows; the last one is short
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    b = rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    whole = np.mean((a.astype(np.float64) - b) ** 2)
+    assert mse(a, b) == pytest.approx(whole, rel=1e-12)
+    assert psnr(a, b, transform=luma) == pytest.approx(psnr(luma(a), luma(b)), rel=1e-12)
+    assert squared_error(a, b) == int(((a.astype(np.int64) - b) ** 2).sum())
+    with pytest.raises(ValueError, match="differ"):
+        mse(a, b[:10])
 
 
 def _strip_times(text):

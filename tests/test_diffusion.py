@@ -71,6 +71,20 @@ def test_structured_masks_match_direct():
         assert np.abs(u - direct(f, m)).max() < GREY_TOL
 
 
+def test_solve_in_place_gives_the_same_plane():
+    img = smooth_image(40, 52, seed=4, channels=3)
+    mask = random_mask(40, 52, 0.05, seed=5)
+    ip = Inpainter(mask, solver="numba")
+    want = ip.solve(img[:, :, 1])
+    planes = img.copy()
+    got = ip.solve(planes[:, :, 1], out=planes[:, :, 1])  # a strided view, in place
+    assert got is not None and np.array_equal(planes[:, :, 1], want)
+    np.testing.assert_array_equal(planes[:, :, [0, 2]], img[:, :, [0, 2]])  # untouched
+    np.testing.assert_allclose(want, direct(img[:, :, 1], mask), atol=GREY_TOL)
+    with pytest.raises(ValueError, match="out must be"):
+        ip.solve(img[:, :, 1], out=np.empty((40, 51)))
+
+
 def test_nonbinary_mask_matches_direct():
     f = smooth_image(50, 70, seed=4)
     rng = np.random.default_rng(5)
