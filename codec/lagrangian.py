@@ -47,6 +47,7 @@ from .metrics import psnr as _psnr
 from .metrics import squared_error
 from .quantiser import MAX_LEVELS, quantiser
 from .rate import LOSSLESS_MARGIN, lossless_estimate
+from .tonal import tile_overlap
 
 #: The squared RGB error a unit error in each YCbCr plane leaves (the inverse transform of
 #: codec.colour: Y enters R, G and B with weight 1; Cb with 0.344 and 1.772; Cr with 1.402
@@ -413,28 +414,30 @@ def _lossless_if_cheaper(img, lossy: LagrangianFile):
 
 # ----------------------------------------------------------------------------- cost
 
-#: Solves of one encode at a given lam, by stage, for the progress bar's total (measured
-#: on kodim23 at quality 50: the mask's growth and pruning 16, the choices 2 in grey and
-#: 6 in colour, the preconditioned tonal optimisation 18 per plane group (CGLS, two solves
-#: an iteration, and its refinement sweep), the reconstruction 1 per group).  They set the
-#: bar's total, not the file.
-COST_MASK = 16
-COST_CHOICES = {1: 2, 3: 6}
-COST_TONAL_PER_GROUP = 18
-#: A rate or PSNR search: its real files (two in the normal case) and the estimates
-#: between them (a few pruning rounds each).
+#: Solves of one encode, by stage, for the progress bar's total; in solves of the whole
+#: image (a window's solve counts by its pixels).  Measured (one thread; the solve hook
+#: counted per stage) on kodim23 (colour), boat (grey), colorfulcups at 1 and 4 MP, at
+#: quality 50 and at a rate: the mask's growth and pruning 16-22 for one lam and 34-55
+#: for a search's lams; the choices (chroma tree, quantiser model) 2 in grey and 10 in
+#: colour per file; the tonal optimisation 17-18 per channel on one tile, times the
+#: windows' overlap (:func:`.tonal.tile_overlap`); the reconstruction 1 per channel.
+#: They set the bar's total (within 15 % of the count on those encodes), not the file.
+COST_MASK = 18
+COST_SEARCH_MASK = 40
+COST_CHOICES = {1: 2, 3: 10}
+COST_TONAL_PER_CHANNEL = 18
+#: A rate or PSNR search's real files in the normal case.
 COST_SEARCH_FILES = 2
-COST_ESTIMATES = 15
 
 
-def expected_solves(channels: int, search: bool = False) -> int:
-    """The solves the cost model above expects of an encode (``search``: a rate or PSNR
-    target)."""
-    groups = 1 if channels == 1 else 2
-    one = COST_MASK + COST_CHOICES[channels] + (COST_TONAL_PER_GROUP + 1) * groups
+def expected_solves(channels: int, search: bool = False, shape=None) -> float:
+    """The solves the cost model above expects of an encode of an image of ``shape``
+    (height, width; None: one tile), ``search``: to a rate or PSNR target."""
+    overlap = 1.0 if shape is None else tile_overlap(*shape)
+    one_file = COST_CHOICES[channels] + channels * (COST_TONAL_PER_CHANNEL * overlap + 1)
     if not search:
-        return one
-    return COST_SEARCH_FILES * (one - COST_MASK) + COST_MASK + COST_ESTIMATES
+        return COST_MASK + one_file
+    return COST_SEARCH_MASK + COST_SEARCH_FILES * one_file
 
 
 # ----------------------------------------------------------------------------- targets

@@ -275,7 +275,8 @@ def _encode_lagrangian(image, *, quality, bpp, psnr, levels, chroma_levels, tona
               loop_filter=loop_filter, chroma_guide=chroma_guide,
               front_end=LAGRANGIAN_ENCODERS[encoder])
     # one bar for the whole encode, its total from the cost model, counting solves
-    bar = SolveBar(L.expected_solves(channels, search=quality is None), progress,
+    bar = SolveBar(L.expected_solves(channels, search=quality is None, shape=img.shape[:2]),
+                   progress,
                    pixels=img.shape[0] * img.shape[1])
     on_solve(bar)
     try:

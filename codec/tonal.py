@@ -333,6 +333,21 @@ def tile_bounds(n: int, tile: int) -> np.ndarray:
     return np.round(np.linspace(0, n, k + 1)).astype(np.int64)
 
 
+def tile_overlap(height: int, width: int, tile: int | None = None,
+                 margin: int | None = None) -> float:
+    """The windows' pixels over the image's: the solver work of a tiled optimisation
+    against a global one's, at equal iterations (1 for an image within one tile)."""
+    tile = TILE if tile is None else int(tile)
+    margin = TILE_MARGIN if margin is None else int(margin)
+
+    def spans(n):
+        b = tile_bounds(n, tile)
+        return sum(min(n, e + margin) - max(0, s - margin)
+                   for s, e in zip(b[:-1], b[1:], strict=True))
+
+    return spans(height) * spans(width) / (height * width)
+
+
 def tiled_tonal_optimisation(image, mask, *, tile: int | None = None, margin: int | None = None,
                              start=None, stop_norm=None, progress: bool = False,
                              **options) -> TiledTonalResult:

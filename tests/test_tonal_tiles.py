@@ -6,7 +6,12 @@ from _images import natural_like
 
 from inpcodec.baselines import belhachmi_mask
 from inpcodec.codec import inpaint
-from inpcodec.codec.tonal import tile_bounds, tiled_tonal_optimisation, tonal_optimisation
+from inpcodec.codec.tonal import (
+    tile_bounds,
+    tile_overlap,
+    tiled_tonal_optimisation,
+    tonal_optimisation,
+)
 
 
 def _mse(f, mask, values_at_mask):
@@ -22,6 +27,12 @@ def test_tile_bounds_cut_evenly():
     np.testing.assert_array_equal(tile_bounds(1, 512), [0, 1])
     b = tile_bounds(1265, 512)
     assert b[0] == 0 and b[-1] == 1265 and np.diff(b).max() <= 512 and len(b) == 4
+
+
+def test_tile_overlap_by_hand():
+    # two cores of 500 each way, each window 564 wide (64 inward, the image's side out)
+    assert tile_overlap(1000, 1000, tile=512, margin=64) == pytest.approx((1128 / 1000) ** 2)
+    assert tile_overlap(512, 768, tile=768, margin=64) == 1.0  # one tile
 
 
 def test_one_tile_is_the_global_optimisation():
