@@ -12,7 +12,9 @@ from __future__ import annotations
 import functools
 import math
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
 
@@ -55,12 +57,42 @@ def _by_interrupt(exc: BaseException) -> bool:
     return False
 
 
+#: Set by :func:`_on_sigint`.  A Ctrl-C that lands in a ctypes callback (llvmlite's, while
+#: Numba compiles a kernel on a first run) is swallowed there and only printed as
+#: "Exception ignored ..."; the flag keeps it, and the output is then not written.
+_INTERRUPTED = False
+
+
+def _on_sigint(signum, frame):
+    global _INTERRUPTED
+    _INTERRUPTED = True
+    raise KeyboardInterrupt
+
+
+def _interrupts_kept(hook):
+    """``sys.unraisablehook`` that leaves swallowed Ctrl-Cs to :data:`_INTERRUPTED`."""
+
+    def keep(unraisable):
+        if not issubclass(unraisable.exc_type, KeyboardInterrupt):
+            hook(unraisable)
+
+    return keep
+
+
 def _clean_errors(fn):
     """Turn expected failures into a one-line message and exit code 2 (no traceback), and
     Ctrl-C into one line and exit code 130."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        global _INTERRUPTED
+        _INTERRUPTED = False
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGINT, _on_sigint)
+        if not getattr(sys.unraisablehook, "_keeps_interrupts", False):
+            sys.unraisablehook = _interrupts_kept(sys.unraisablehook)
+            sys.unraisablehook._keeps_interrupts = True
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
@@ -75,6 +107,9 @@ def _clean_errors(fn):
         except KeyboardInterrupt:
             click.echo("inpcodec: interrupted", err=True)
             sys.exit(130)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
 
     return wrapper
 
@@ -100,6 +135,8 @@ class _Out:
             click.echo(text, err=self.stdout)
 
     def write(self, data: bytes) -> None:
+        if _INTERRUPTED:  # a Ctrl-C swallowed on the way: nothing is written
+            raise KeyboardInterrupt
         if self.stdout:
             sys.stdout.buffer.write(data)
             sys.stdout.buffer.flush()
