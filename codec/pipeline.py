@@ -24,7 +24,6 @@ from inpcodec.bitstreams import container as C
 
 from . import lagrangian as L
 from . import metrics
-from .colour import rgb_to_ycbcr
 from .decoder import decode, info  # noqa: F401 (decode, info: the API)
 from .diffusion import off_solve, on_solve, solves_run, vcycles_run
 from .encoders import check_options, clear_caches, get_encoder, make_mask
@@ -221,11 +220,6 @@ def _encode_report(image, *, encoder: str = DEFAULT_ENCODER, density: float | No
                                loop_filter=loop_filter, **options)
 
 
-def _luma(rgb: np.ndarray) -> np.ndarray:
-    """The Y plane of codec.colour's YCbCr (the codec's own luma)."""
-    return rgb_to_ycbcr(rgb)[..., 0]
-
-
 def _report(img, data, encoder, *, solver, t0, start, **fields):
     """The :class:`EncodeReport` of a written file: decoded by the real decoder, every
     size read from the file."""
@@ -248,7 +242,7 @@ def _report(img, data, encoder, *, solver, t0, start, **fields):
         chroma_levels=file_info.chroma_levels,
         bytes_header=len(data) - sizes["MASK"] - vals, bytes_mask=sizes["MASK"],
         bytes_values=vals, psnr=metrics.psnr(decoded, img),
-        psnr_luma=metrics.psnr(decoded, img, transform=None if channels == 1 else _luma),
+        psnr_luma=metrics.psnr(decoded, img, transform=metrics.luma),
         encode_seconds=encode_seconds,
         decode_seconds=decode_seconds, chroma_points=file_info.chroma_points,
         chroma_guide=file_info.chroma_guide, loop_filter=file_info.loop_filter,
@@ -426,7 +420,7 @@ def _encode_classic(image, *, encoder, density, bpp, psnr, levels, chroma_levels
         density=float(mask.mean()), points=int(mask.sum()), levels=lv, chroma_levels=clv,
         tonal=tonal and not lossless, bytes_header=len(data) - sizes["MASK"] - vals,
         bytes_mask=sizes["MASK"], bytes_values=vals, psnr=metrics.psnr(decoded, img),
-        psnr_luma=metrics.psnr(decoded, img, transform=None if channels == 1 else _luma),
+        psnr_luma=metrics.psnr(decoded, img, transform=metrics.luma),
         encode_seconds=encode_seconds,
         decode_seconds=decode_seconds, inpaintings=spent, search=search, lossless=lossless,
         chroma_points=file_info.chroma_points, chroma_guide=file_info.chroma_guide,

@@ -294,7 +294,8 @@ def _quantised_refinement(B, f3, g_cont, g_start, err_start, levels, max_sweeps,
 #: memory is the window's, not the image's.  On a 4 MP photograph at quality 50 (one
 #: thread): 768 with margin 64 took 0.96x the global optimisation's encode time at
 #: +0.01 dB; 512 with 64 1.01x at -0.01 dB; margin 32 0.89-0.94x at -0.02 to -0.05 dB
-#: (benchmarks/RESULTS.md, "Tonal optimisation on tiles").  Kodak's images are one tile.
+#: (benchmarks/RESULTS.md, "Tonal optimisation on overlapping tiles").  Kodak's images
+#: are one tile.
 TILE = 768
 #: A stored value's influence decays within a few point spacings; the margin lets the
 #: points near a core's edge be optimised with their neighbours on both sides.
