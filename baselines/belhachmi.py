@@ -12,9 +12,9 @@ import time
 
 import numpy as np
 from numba import njit
-from scipy.ndimage import gaussian_filter, laplace
 
 from inpcodec.codec.encoders import MaskEncoder, MaskResult, check_image, register, target_count
+from inpcodec.codec.filters import gaussian_blur, laplacian
 
 
 @njit(cache=True)
@@ -142,8 +142,8 @@ def belhachmi_density(image, density: float, *, sigma: float | str = "auto") -> 
         sigma = auto_sigma(density)
     if sigma < 0:
         raise ValueError(f"sigma must be >= 0, got {sigma}")
-    g = gaussian_filter(f, sigma, mode="reflect") if sigma > 0 else f
-    weight = np.abs(laplace(g, mode="reflect"))  # reflect = the Neumann boundary
+    g = gaussian_blur(f, sigma) if sigma > 0 else f
+    weight = np.abs(laplacian(g))  # reflecting sides: the Neumann boundary
     return _scaled_density(weight, float(count))
 
 

@@ -32,6 +32,7 @@ import numpy as np
 
 from . import _kernels as K
 from . import _multigrid as MG
+from .limits import require_scipy
 
 SOLVERS = ("auto", "numba", "cupy", "direct")
 DEFAULT_TOL = 1e-6
@@ -420,6 +421,7 @@ def _neumann_laplacian(h: int, w: int):
 
 def _direct_factor(mask: np.ndarray):
     """Sparse LU of the original equation (C - (I - C) A) u = C f, independent of the CG path."""
+    require_scipy("the direct solver")
     import scipy.sparse as sp  # noqa: PLC0415
     import scipy.sparse.linalg as spl  # noqa: PLC0415
 

@@ -25,17 +25,28 @@ class MissingExtra(CodecError, ImportError):
 LEARNED_MODULES = ("torch", "safetensors")
 
 
+def _installed(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a broken install counts as missing
+        return False
+
+
 def require_learned(feature: str) -> None:
     """Raise :class:`MissingExtra` naming the extra where ``feature`` (a learned encoder,
     the GAN, training) cannot run because PyTorch or safetensors is missing."""
     for name in LEARNED_MODULES:
-        try:
-            found = importlib.util.find_spec(name) is not None
-        except (ImportError, ValueError):  # a broken install counts as missing
-            found = False
-        if not found:
+        if not _installed(name):
             raise MissingExtra(f"{feature} needs PyTorch ({name} is not installed): "
                                "pip install 'inpcodec[learned]'")
+
+
+def require_scipy(feature: str) -> None:
+    """Raise :class:`MissingExtra` where ``feature`` (the ``direct`` solver, SciPy's
+    sparse LU: a reference, not the codec's path) cannot run without SciPy, which the
+    light install leaves out."""
+    if not _installed("scipy"):
+        raise MissingExtra(f"{feature} needs SciPy (it is not installed): pip install scipy")
 
 
 def available_memory() -> int:

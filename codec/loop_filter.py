@@ -40,9 +40,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import njit, prange
-from scipy.ndimage import distance_transform_cdt
 
 from inpcodec.bitstreams.container import section_header_size
+from inpcodec.codec.filters import chessboard_distance
 
 #: Largest radius, distance-class count and edge mode a file may hold (the encoder tries
 #: all of them).
@@ -198,9 +198,7 @@ def pixel_classes(mask: np.ndarray, classes: int) -> np.ndarray:
     mask = np.asarray(mask, bool)
     if classes == 1:
         return np.zeros(mask.shape, np.uint8)
-    dist = distance_transform_cdt(~mask, metric="chessboard") if mask.any() else \
-        np.full(mask.shape, classes - 1)
-    return np.minimum(dist, classes - 1).astype(np.uint8)
+    return chessboard_distance(mask, classes - 1)
 
 
 @njit(parallel=True, cache=True)

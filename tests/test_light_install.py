@@ -1,8 +1,9 @@
-"""The light install: everything but the learned features runs without PyTorch.
+"""The light install: everything but the learned features and the ``direct`` reference
+solver runs without PyTorch and SciPy.
 
-Each check runs in a fresh interpreter where ``torch``, ``safetensors`` and
-``pytorch_msssim`` cannot be imported (``sys.modules[name] = None`` makes any import of
-them fail, as where they were never installed).
+Each check runs in a fresh interpreter where ``torch``, ``safetensors``,
+``pytorch_msssim`` and ``scipy`` cannot be imported (``sys.modules[name] = None`` makes
+any import of them fail, as where they were never installed).
 """
 
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 from PIL import Image
 
 BLOCK = ("import sys\n"
-         "for _m in ('torch', 'safetensors', 'pytorch_msssim', 'torchvision'):\n"
+         "for _m in ('torch', 'safetensors', 'pytorch_msssim', 'torchvision', 'scipy'):\n"
          "    sys.modules[_m] = None\n")
 
 
@@ -44,7 +45,8 @@ def test_encode_decode_and_plugin_without_torch(photo):
     r = run("import numpy as np, inpcodec.pillow\nfrom PIL import Image\n"
             "im = Image.open('photo.png'); im.save('p.inpc', quality=40)\n"
             "print(np.asarray(Image.open('p.inpc')).shape)\n"
-            "assert sys.modules['torch'] is None\n", cwd=photo)
+            "assert sys.modules['torch'] is None and sys.modules['scipy'] is None\n",
+            cwd=photo)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "(40, 48, 3)"
 
@@ -75,3 +77,25 @@ def test_learned_features_name_the_extra(photo, args):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "pip install 'inpcodec[learned]'" in lines[0], r.stderr
     assert not (photo / args[2]).exists()
+
+
+@pytest.mark.parametrize("encoder", ["belhachmi", "tree-teacher", "ps"])
+def test_classical_encoders_without_scipy(photo, encoder):
+    """Belhachmi's smoothing and Laplacian, the teacher's box-averaged error maps and the
+    loop filter's distance classes (codec.filters) need no SciPy."""
+    out = f"{encoder}.inpc"
+    r = cli("encode", "photo.png", out, "--encoder", encoder, "--density", "0.1", "--quiet",
+            cwd=photo)
+    assert r.returncode == 0, r.stderr
+    r = cli("decode", out, f"{encoder}.png", "--quiet", cwd=photo)
+    assert r.returncode == 0, r.stderr
+
+
+def test_direct_solver_names_scipy(photo):
+    if not (photo / "photo.inpc").exists():
+        assert cli("encode", "photo.png", "photo.inpc", "--quiet", cwd=photo).returncode == 0
+    r = cli("decode", "photo.inpc", "d.png", "--solver", "direct", "--quiet", cwd=photo)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pip install scipy" in lines[0], r.stderr
+    assert not (photo / "d.png").exists()
