@@ -270,7 +270,7 @@ def _run_batch(kind, paths, out_dir, options, *, fmt="png", jobs, scheduler, thr
     if not quiet:
         _notice_compile()
     rows = B.run_batch(plan, options, jobs=jobs, scheduler=scheduler, threads=threads,
-                       force=force, on_row=said)
+                       force=force, on_row=said, stop=lambda: _INTERRUPTED)
     skipped = [r for r in rows if r.get("skipped")]
     failed = [r for r in rows if r["error"]]
     done = [r for r in rows if not r.get("skipped") and not r["error"]]

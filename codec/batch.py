@@ -97,9 +97,17 @@ def plan(kind: str, inputs, out_dir: str, *, fmt: str = "png") -> list[BatchJob]
     return jobs
 
 
-def run_job(job: BatchJob, options: dict, threads: int | None) -> dict:
+def run_job(job: BatchJob, options: dict, threads: int | None, stop=None) -> dict:
     """Encode or decode one file (``options``: :func:`encode_report`'s or
-    :func:`decode`'s keywords); returns its row, with ``error`` where it failed."""
+    :func:`decode`'s keywords); returns its row, with ``error`` where it failed.
+    ``stop()`` true just before the output is written raises KeyboardInterrupt instead
+    (an interrupt that was swallowed on the way: nothing is written)."""
+
+    def write(data):
+        if stop is not None and stop():
+            raise KeyboardInterrupt
+        iio.write_atomic(job.target, data)
+
     row = {"source": job.source, "target": job.target, "error": None, "notes": []}
     t0 = time.perf_counter()
     try:
@@ -114,7 +122,7 @@ def run_job(job: BatchJob, options: dict, threads: int | None) -> dict:
             opts = {k: v for k, v in options.items() if k not in ("drop_alpha", "strip")}
             r = encode_report(img, threads=threads, progress=False,
                               metadata=None if options.get("strip") else metadata, **opts)
-            iio.write_atomic(job.target, r.data)
+            write(r.data)
             if r.note:
                 row["notes"].append(r.note)
             row.update(bytes=len(r.data), input_bytes=os.path.getsize(job.source),
@@ -125,7 +133,7 @@ def run_job(job: BatchJob, options: dict, threads: int | None) -> dict:
             opts = {k: v for k, v in options.items() if k != "strip"}
             img = decode_bytes(data, threads=threads, **opts)
             metadata = {} if options.get("strip") else read_metadata(data)
-            iio.write_atomic(job.target, iio.image_bytes(img, fmt, metadata))
+            write(iio.image_bytes(img, fmt, metadata))
             lost = iio.dropped_metadata(fmt, metadata)
             if lost:
                 row["notes"].append(f"{fmt} cannot carry the {', '.join(lost)}; "
@@ -136,6 +144,15 @@ def run_job(job: BatchJob, options: dict, threads: int | None) -> dict:
         row["error"] = text.splitlines()[0] if text else type(exc).__name__
     row["seconds"] = time.perf_counter() - t0
     return row
+
+
+def _input_size(job: BatchJob) -> int:
+    """A job's size for the order of a parallel batch: its input's bytes (a compressed
+    image's grow with its pixels and its detail, as the encoder's work does)."""
+    try:
+        return os.path.getsize(job.source)
+    except OSError:  # gone since the plan: its job reports it
+        return 0
 
 
 def job_threads(jobs: int, threads: int | None, cores: int | None = None) -> int | None:
@@ -149,10 +166,15 @@ def job_threads(jobs: int, threads: int | None, cores: int | None = None) -> int
 
 def run_batch(batch: list[BatchJob], options: dict, *, jobs: int = 1,
               scheduler: str | None = None, threads: int | None = None,
-              force: bool = False, on_row=None) -> list[dict]:
+              force: bool = False, on_row=None, stop=None) -> list[dict]:
     """Run the jobs whose target does not exist (all with ``force``); rows in the order of
     ``batch``, skipped ones as ``{"skipped": True}``.  ``on_row(row)`` is called as each
-    job finishes (in finishing order)."""
+    job finishes (in finishing order).  In this process (one job at a time) ``stop()``,
+    where given, is asked before each job and each write: true raises KeyboardInterrupt
+    (the command line's flag of an interrupt swallowed inside a kernel's compilation).
+
+    Several at once, the largest inputs go first: the batch then ends on small jobs, with
+    less time on one core alone (the longest-first rule of scheduling)."""
     rows = {}
     todo = []
     for job in batch:
@@ -164,7 +186,9 @@ def run_batch(batch: list[BatchJob], options: dict, *, jobs: int = 1,
     per_job = job_threads(jobs, threads)
     if scheduler is None and jobs <= 1:
         for job in todo:
-            rows[job] = run_job(job, options, per_job)
+            if stop is not None and stop():
+                raise KeyboardInterrupt
+            rows[job] = run_job(job, options, per_job, stop)
             if on_row:
                 on_row(rows[job])
     elif todo:
@@ -172,6 +196,7 @@ def run_batch(batch: list[BatchJob], options: dict, *, jobs: int = 1,
 
         from inpcodec.codec.cluster import dask_client  # noqa: PLC0415
 
+        todo.sort(key=_input_size, reverse=True)
         with dask_client(scheduler, None if scheduler else jobs) as client:
             futures = {client.submit(run_job, job, options, per_job, pure=False): job
                        for job in todo}

@@ -96,3 +96,38 @@ def test_single_file_form_still_needs_in_and_out(tmp_path):
     assert r.exit_code == 2 and "give IN and OUT" in r.output
     r = invoke("decode", "-", "--out-dir", tmp_path)
     assert r.exit_code == 2 and "standard input" in r.output
+
+
+def test_an_interrupt_swallowed_in_a_batch_stops_it_before_the_next_write(photos,
+                                                                          monkeypatch):
+    # as the single-file command: a Ctrl-C swallowed in a ctypes callback (Numba's
+    # compilation) leaves only the handler's flag; the in-process batch then writes
+    # nothing more and exits 130 with one line
+    import signal
+
+    src, out = photos
+    real = B.encode_report
+    calls = []
+
+    def encode_swallowing_an_interrupt(*args, **kwargs):
+        calls.append(1)
+        try:
+            signal.raise_signal(signal.SIGINT)  # the CLI's handler runs here
+        except KeyboardInterrupt:
+            pass  # what a ctypes callback does with it
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(B, "encode_report", encode_swallowing_an_interrupt)
+    r = invoke("encode", src / "a.png", src / "b.png", "--out-dir", out, "--quiet")
+    assert r.exit_code == 130 and r.output.strip() == "inpcodec: interrupted", r.output
+    assert calls == [1] and list(out.iterdir()) == []
+
+
+def test_a_parallel_batch_starts_with_the_largest_inputs(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for name, side in (("small", 8), ("large", 64), ("mid", 24)):
+        Image.fromarray(make_image(side, side)).save(src / f"{name}.png")
+    jobs = B.plan("encode", [src], tmp_path)
+    assert [j.source for j in sorted(jobs, key=B._input_size, reverse=True)] == [
+        str(src / n) for n in ("large.png", "mid.png", "small.png")]
