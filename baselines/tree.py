@@ -44,7 +44,7 @@ from inpcodec.bitstreams.tree_coder import (
     tree_mask,
     uniform_tree,
 )
-from inpcodec.codec.diffusion import Inpainter
+from inpcodec.codec.diffusion import ESTIMATE_DTYPE, Inpainter
 from inpcodec.codec.filters import box_mean
 from inpcodec.codec.quantiser import quantise
 
@@ -248,7 +248,8 @@ class _Densification:
         """Squared inpainting error of ``mask`` summed over the cells of the leaves
         ``leaves`` (indices); returns (sums, the inpainting)."""
         f = self.f
-        u = Inpainter(mask, solver="numba").solve(np.where(mask, f, 0.0), tol=self.tol, x0=x0)
+        u = Inpainter(mask, solver="numba", dtype=ESTIMATE_DTYPE).solve(
+            np.where(mask, f, 0.0), tol=self.tol, x0=x0)
         self.spent += 1
         sat = _sat((u - f) ** 2)
         out = np.empty(leaves.size)
@@ -539,8 +540,8 @@ class RdoPruning:
         f, sched, centres, count = self.f, self.sched, self.grown.centres, self.count
         h, w = f.shape
         mask = (count > 0).reshape(h, w)
-        self.u = Inpainter(mask, solver="numba").solve(np.where(mask, f, 0.0),
-                                                       tol=self.tol * 0.01, x0=self.u)
+        self.u = Inpainter(mask, solver="numba", dtype=ESTIMATE_DTYPE).solve(
+            np.where(mask, f, 0.0), tol=self.tol * 0.01, x0=self.u)
         self.rounds += 1
         twigs = self._twigs()
         if not twigs:

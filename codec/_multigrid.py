@@ -123,6 +123,8 @@ class Hierarchy:
     transfers: list = field(default_factory=list)  # len(stencils) transfers (0 if no coarse)
     coarsest_inv: np.ndarray | None = None  # dense pseudo-inverse of the last level
     n_unknown: int = 0
+    #: Working precision of the level-0 vectors (x, r, p and the V-cycle's two buffers).
+    dtype: np.dtype = np.dtype(np.float64)
 
     @property
     def n_levels(self) -> int:
@@ -135,8 +137,10 @@ class Hierarchy:
         return (hp - 2, wp - 2)
 
 
-def build_hierarchy(mask_padded: np.ndarray) -> Hierarchy:
-    """Set up the multigrid hierarchy for a padded confidence mask (float64)."""
+def build_hierarchy(mask_padded: np.ndarray, dtype=np.float64) -> Hierarchy:
+    """Set up the multigrid hierarchy for a padded confidence mask (float64); ``dtype``:
+    the working precision of the level-0 vectors (:class:`_Workspace`), in which the
+    level-0 diagonal is then kept too."""
     hp, wp = mask_padded.shape
     h, w = hp - 2, wp - 2
     unk = np.zeros((hp, wp), np.uint8)
@@ -145,9 +149,11 @@ def build_hierarchy(mask_padded: np.ndarray) -> Hierarchy:
     K.fine_setup(mask_padded, unk, diag, dinv)
     hier = Hierarchy(shape=(h, w), unk=unk, diag=diag, dinv=dinv)
     hier.n_unknown = int(np.count_nonzero(unk))
+    hier.dtype = np.dtype(dtype)
     if h * w <= COARSEST:
         hier.coarsest_inv = K.pseudo_inverse_spd(K.dense_from_fine(unk, diag))
         hier.dinv = hier.dinv.astype(PRECONDITIONER_DTYPE)
+        hier.diag = hier.diag.astype(hier.dtype, copy=False)
         return hier
     while h * w > COARSEST:
         cy, cx = h > 1, w > 1
@@ -171,6 +177,7 @@ def build_hierarchy(mask_padded: np.ndarray) -> Hierarchy:
     hier.dinv = hier.dinv.astype(PRECONDITIONER_DTYPE)
     hier.stencils = [st.astype(PRECONDITIONER_DTYPE) for st in hier.stencils]
     hier.dinvs = [d.astype(PRECONDITIONER_DTYPE) for d in hier.dinvs]
+    hier.diag = hier.diag.astype(hier.dtype, copy=False)
     return hier
 
 
@@ -439,7 +446,7 @@ def _pooled_workspace(be, hier: Hierarchy, channels: int) -> _Workspace:
         # would keep hundreds of MB alive after the call returns
         _POOL.pool = None
         return _Workspace(be, hier, channels)
-    key = (type(be).__name__, hier.shape, channels,
+    key = (type(be).__name__, hier.shape, channels, hier.dtype,
            tuple(hier.level_shape(lev) for lev in range(hier.n_levels)))
     pool = getattr(_POOL, "pool", None)
     if pool is None or pool[0] != key:
@@ -458,7 +465,8 @@ class _Workspace:
     def __init__(self, be, hier: Hierarchy, channels: int):
         h, w = hier.shape
         shape = (channels, h + 2, w + 2)
-        self.x, self.r, self.p, self.W, self.T = (be.zeros(shape) for _ in range(5))
+        self.x, self.r, self.p, self.W, self.T = (be.zeros(shape, hier.dtype)
+                                                  for _ in range(5))
         self.cr, self.ce, self.cw, self.ct = [None], [None], [None], [None]
         for lev in range(1, hier.n_levels):
             hl, wl = hier.level_shape(lev)

@@ -37,6 +37,11 @@ from .limits import require_scipy
 SOLVERS = ("auto", "numba", "cupy", "direct")
 DEFAULT_TOL = 1e-6
 DEFAULT_MAX_ITER = 500
+#: Working precision of the encoder's own solves (its estimates: the tree's growth and
+#: pruning, the plain files' errors, the tonal optimisation), :class:`Inpainter`'s
+#: ``dtype``.  The solver's sweeps are bound by memory traffic; in single precision they
+#: move half the bytes.  The decoder, and so every file's pixels, stays in float64.
+ESTIMATE_DTYPE = np.float32
 
 
 #: Iterative solves and their preconditioned CG iterations (V-cycles, weighted by the
@@ -222,10 +227,17 @@ class Inpainter:
         ``numba``: multigrid-preconditioned CG on the CPU.  ``cupy``: the same algorithm on
         a CUDA GPU.  ``direct``: SciPy's sparse LU of the original (unsymmetric) equation,
         the reference; small images only.  ``auto``: ``cupy`` if usable, else ``numba``.
+    dtype : {numpy.float64, numpy.float32}
+        Working precision of the iterative solvers' vectors.  float64 (the default) is the
+        decoder's.  float32 halves the memory the solver's sweeps read and write, for
+        estimates that need no more than about 1e-5 relative accuracy (the encoder's own
+        solves, :data:`ESTIMATE_DTYPE`); its reductions stay float64.
     """
 
-    def __init__(self, mask, *, solver: str = "auto"):
+    def __init__(self, mask, *, solver: str = "auto", dtype=np.float64):
         self.solver = _resolve_solver(solver)
+        if np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise ValueError(f"dtype must be float32 or float64, got {dtype}")
         m = check_mask(mask)
         t0 = time.perf_counter()
         h, w = m.shape
@@ -240,7 +252,7 @@ class Inpainter:
             self._lu = _direct_factor(self.mask)
             self.levels = 1
         else:
-            self.hierarchy = MG.build_hierarchy(self._mask_p)
+            self.hierarchy = MG.build_hierarchy(self._mask_p, dtype)
             self.levels = self.hierarchy.n_levels
             if self.solver == "cupy":
                 import cupy  # noqa: PLC0415
@@ -352,7 +364,8 @@ class Inpainter:
             if x0.shape != r.shape:
                 raise ValueError(f"x0 shape {x0.shape} does not match rhs shape {r.shape}")
         x, *_ = self._solve_mg(None, x0, tol, int(max_iter), rhs_unknowns=r3)
-        return np.ascontiguousarray(np.moveaxis(x[:, 1:-1, 1:-1], 0, -1)).reshape(r.shape)
+        return np.ascontiguousarray(np.moveaxis(x[:, 1:-1, 1:-1], 0, -1),
+                                    dtype=np.float64).reshape(r.shape)
 
     def _solve_mg(self, v3, x0, tol, max_iter, rhs_unknowns=None):
         global _SOLVES

@@ -20,6 +20,7 @@ from inpcodec.bitstreams.tree_coder import merge_bottom_splits, tree_mask
 
 from .colour import rgb_to_ycbcr
 from .decoder import Description, inpaint_planes, parse, reconstruct, to_pixels
+from .diffusion import ESTIMATE_DTYPE
 from .encoders import FREE_MASK_CODER, TREE_MASK_CODER, MaskResult
 from .limits import check_memory
 from .loop_filter import choose_loop_filter
@@ -126,6 +127,9 @@ def _values(planes, mask, levels, chroma_levels, tonal, progress=False, chroma_m
     start from the image).  Returns (values, solves spent, a TonalStart per group or
     None without tonal optimisation)."""
     tol, solve_tol, sweeps = TONAL_SETTINGS[effort]
+    # the Lagrangian encoder's inner solves (to 1e-3) in single precision; the older
+    # searches' settings keep their files
+    dtype = ESTIMATE_DTYPE if effort == "lagrangian" else np.float64
     out, starts = [], []
     groups = [(slice(0, 1), levels, mask)]
     if planes.shape[2] == 3:
@@ -144,7 +148,7 @@ def _values(planes, mask, levels, chroma_levels, tonal, progress=False, chroma_m
                 # the start image is built in the call, so that only the callee holds it
                 res = tiled_tonal_optimisation(
                     part[:, :, c], m, levels=quantiser(q), tol=tol, solve_tol=solve_tol,
-                    max_sweeps=sweeps, progress=progress, stop_norm=stop,
+                    max_sweeps=sweeps, progress=progress, stop_norm=stop, dtype=dtype,
                     start=None if warm is None else _warm_start(part[:, :, c], warm[i], c))
                 vals.append(res.values[:, 0])
                 conts.append(res.continuous[:, 0])

@@ -38,7 +38,7 @@ from inpcodec.baselines.tree import RdoPruning, tree_from_order
 from inpcodec.bitstreams import container as C
 from inpcodec.bitstreams.tree_coder import tree_mask
 
-from .diffusion import Inpainter, solves_run
+from .diffusion import ESTIMATE_DTYPE, Inpainter, solves_run
 from .encoders import TREE_MASK_CODER, MaskResult
 from .format import GUIDE_CANDIDATES, GUIDE_NBYTES, LOSSLESS_LEVELS, file_state, lossless_file
 from .limits import CodecError, require_learned
@@ -182,7 +182,7 @@ def _plane_sse(state, planes, channels: int, cache) -> np.ndarray:
         if key not in cache:
             # one channel at a time: a solve's workspace is one channel's (this is the
             # peak of a large encode's memory)
-            ip, errors = Inpainter(mask), []
+            ip, errors = Inpainter(mask, dtype=ESTIMATE_DTYPE), []
             for c in g:
                 vals = np.zeros(mask.shape)
                 vals[mask] = quantiser(q)[state.symbols[c]]

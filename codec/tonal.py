@@ -66,8 +66,8 @@ class TonalResult:
 class _Operator:
     """B and B^T for one binary mask, on value vectors of shape (K, C)."""
 
-    def __init__(self, mask, shape, solver, tol, budget):
-        self.ip = Inpainter(mask, solver=solver)
+    def __init__(self, mask, shape, solver, tol, budget, dtype=np.float64):
+        self.ip = Inpainter(mask, solver=solver, dtype=dtype)
         self.known = np.asarray(mask, bool)
         self.idx = np.flatnonzero(self.known)
         self.shape = shape  # (H, W, C)
@@ -118,7 +118,7 @@ def tonal_optimisation(image, mask, *, levels=None, tol: float = 1e-4, max_iter:
                        solver: str = "numba", solve_tol: float = 1e-7, max_sweeps: int = 8,
                        max_seconds: float | None = None, max_inpaintings: int | None = None,
                        progress: bool = False, precondition: bool = True, start=None,
-                       stop_norm=None) -> TonalResult:
+                       stop_norm=None, dtype=np.float64) -> TonalResult:
     """Grey (or colour) values at the mask pixels that minimise the reconstruction's MSE.
 
     Parameters
@@ -153,6 +153,9 @@ def tonal_optimisation(image, mask, *, levels=None, tol: float = 1e-4, max_iter:
         Per channel: CGLS also stops once the scaled gradient norm falls to this (a
         previous result's ``stop_norm``: the same accuracy from a warm start, whose own
         first gradient is small).
+    dtype : {numpy.float64, numpy.float32}
+        Working precision of the inner solves (:class:`~.diffusion.Inpainter`'s); float32
+        is enough for inner tolerances of about 1e-5 and looser.
     """
     f = np.asarray(image, dtype=np.float64)
     if f.ndim not in (2, 3) or f.size == 0:
@@ -174,7 +177,7 @@ def tonal_optimisation(image, mask, *, levels=None, tol: float = 1e-4, max_iter:
     t0 = time.perf_counter()
     f3 = f.reshape(f.shape[0], f.shape[1], -1)
     budget = Budget(max_seconds, max_inpaintings)
-    B = _Operator(m, f3.shape, solver, solve_tol, budget)
+    B = _Operator(m, f3.shape, solver, solve_tol, budget, dtype)
     if start is None:
         g0 = f3.reshape(-1, f3.shape[2])[B.idx].copy()
     else:
@@ -374,8 +377,8 @@ def tiled_tonal_optimisation(image, mask, *, tile: int | None = None, margin: in
     progress : bool
         A tqdm bar counting the tiles.
     **options
-        ``levels``, ``tol``, ``solve_tol``, ``max_sweeps``, ``solver``, ``precondition``:
-        passed to every window's :func:`tonal_optimisation`.
+        ``levels``, ``tol``, ``solve_tol``, ``max_sweeps``, ``solver``, ``precondition``,
+        ``dtype``: passed to every window's :func:`tonal_optimisation`.
     """
     t0 = time.perf_counter()
     tile = TILE if tile is None else int(tile)

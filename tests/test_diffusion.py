@@ -247,6 +247,27 @@ def test_array_backend_matches_numba():
     assert np.abs(u_nb - u_arr).max() < 1e-6
 
 
+def test_single_precision_working_vectors_match_direct():
+    """The encoder's float32 solves (ESTIMATE_DTYPE) reach the reference to about 1e-5 of
+    the grey range; the float64 solver after them (same shape: the workspace pool) is
+    unchanged, bit for bit."""
+    f = smooth_image(64, 80, seed=13, channels=2)
+    m = random_mask(64, 80, 0.05)
+    before = Inpainter(m, solver="numba").solve(f)
+    ip = Inpainter(m, solver="numba", dtype=np.float32)
+    u, info = ip.solve(f, tol=1e-5, return_info=True)
+    assert info.converged and u.dtype == np.float64
+    assert np.abs(u - direct(f, m)).max() < 0.01
+    y = ip.solve_unknowns(f, tol=1e-5)
+    y64 = Inpainter(m, solver="numba").solve_unknowns(f, tol=1e-8)
+    assert y.dtype == np.float64 and np.abs(y - y64).max() < 1e-2 * np.abs(y64).max()
+    np.testing.assert_array_equal(Inpainter(m, solver="numba").solve(f), before)
+    ip._backend = MG.ArrayBackend(ip.hierarchy, np)  # the GPU path's algorithm, in float32
+    assert np.abs(ip.solve(f, tol=1e-5) - u).max() < 0.01
+    with pytest.raises(ValueError, match="float32 or float64"):
+        Inpainter(m, dtype=np.float16)
+
+
 # ----------------------------------------------------------------------------- edge cases
 
 
