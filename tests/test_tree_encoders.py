@@ -234,3 +234,14 @@ def test_tree_encoders_take_a_single_pixel(encoder):
     img = np.array([[100]], np.uint8)
     out = P.decode(P.encode(img, encoder=encoder, density=0.5))
     assert out.shape == (1, 1) and abs(int(out[0, 0]) - 100) <= 1
+
+
+def test_summed_area_table_of_the_squared_error_by_hand_and_as_numpy():
+    from inpcodec.baselines.tree import _sat, _sat_squared_error
+
+    rng = np.random.default_rng(5)
+    u, f = rng.random((7, 9)) * 255, rng.random((7, 9)) * 255
+    s = _sat_squared_error(u, f)
+    np.testing.assert_array_equal(s, _sat((u - f) ** 2))  # the same sums, the same order
+    assert s[0].max() == 0 and s[:, 0].max() == 0
+    assert s[3, 4] == pytest.approx(((u[:3, :4] - f[:3, :4]) ** 2).sum(), rel=1e-12)
