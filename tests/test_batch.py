@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from _images import make_image
+from _interrupts import swallowing_an_interrupt
 from click.testing import CliRunner
 from PIL import Image
 
@@ -103,21 +104,9 @@ def test_an_interrupt_swallowed_in_a_batch_stops_it_before_the_next_write(photos
     # as the single-file command: a Ctrl-C swallowed in a ctypes callback (Numba's
     # compilation) leaves only the handler's flag; the in-process batch then writes
     # nothing more and exits 130 with one line
-    import signal
-
     src, out = photos
-    real = B.encode_report
     calls = []
-
-    def encode_swallowing_an_interrupt(*args, **kwargs):
-        calls.append(1)
-        try:
-            signal.raise_signal(signal.SIGINT)  # the CLI's handler runs here
-        except KeyboardInterrupt:
-            pass  # what a ctypes callback does with it
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(B, "encode_report", encode_swallowing_an_interrupt)
+    monkeypatch.setattr(B, "encode_report", swallowing_an_interrupt(B.encode_report, calls))
     r = invoke("encode", src / "a.png", src / "b.png", "--out-dir", out, "--quiet")
     assert r.exit_code == 130 and r.output.strip() == "inpcodec: interrupted", r.output
     assert calls == [1] and list(out.iterdir()) == []

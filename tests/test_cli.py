@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 from _images import make_image
+from _interrupts import swallowing_an_interrupt
 from click.testing import CliRunner
 from PIL import Image
 
@@ -309,16 +310,7 @@ def test_an_interrupt_swallowed_on_the_way_still_stops_the_write(tmp_path, monke
     # a Ctrl-C that lands in a ctypes callback (llvmlite, while Numba compiles) is only
     # printed as "Exception ignored ..."; the handler's flag keeps it: exit 130, one line,
     # no output
-    real = cli.encode_report
-
-    def encode_swallowing_an_interrupt(*args, **kwargs):
-        try:
-            signal.raise_signal(signal.SIGINT)  # the CLI's handler runs here
-        except KeyboardInterrupt:
-            pass  # what a ctypes callback does with it
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(cli, "encode_report", encode_swallowing_an_interrupt)
+    monkeypatch.setattr(cli, "encode_report", swallowing_an_interrupt(cli.encode_report))
     src = tmp_path / "g.png"
     Image.fromarray(make_image(24, 20)).save(src)
     out = tmp_path / "g.inpc"
