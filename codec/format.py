@@ -41,7 +41,6 @@ from .tonal import tiled_tonal_optimisation
 #: Merges of the luma tree that give the chroma tree of a colour tree file (0: chroma at
 #: every luma point).  Measured: benchmarks/RESULTS.md, "Chroma on a coarser tree".
 CHROMA_MERGES = 2
-MAX_CHROMA_MERGES = ChromaTree.MAX_MERGES
 #: Levels of a lossless file: the quantiser of 256 levels reproduces every 8-bit value.
 LOSSLESS_LEVELS = 256
 #: CGLS tolerance, inner-solve tolerance and quantised refinement sweeps of the tonal
@@ -68,8 +67,6 @@ TONAL_SETTINGS = {"best": (TONAL_TOL, TONAL_SOLVE_TOL, TONAL_SWEEPS), "fast": (1
 #: best single setting (3, 16) gains 0.051 dB, these three 0.065 dB, all 49 0.067 dB;
 #: the best radius shrinks as the rate grows (kodim23: 8 at 0.05 bpp, 2 at 0.3).
 GUIDE_CANDIDATES = ((3, 16), (6, 9), (2, 16))
-#: Bytes a chroma guide adds to a file.
-GUIDE_NBYTES = ChromaGuide.NBYTES
 #: The order a writer puts the critical sections in (the ancillary ones follow).
 SECTION_ORDER = (Mask.TAG, ChromaTree.TAG, *(Values.tag(c) for c in range(3)),
                  ChromaGuide.TAG, LoopFilterSection.TAG)
@@ -193,8 +190,8 @@ def file_state(img, planes, found, levels, chroma_levels, tonal, *,
         found = MaskResult(np.asarray(found, bool), 0, 0.0)
     if chroma_levels is None:
         chroma_levels = default_chroma_levels(found, levels, chroma_merges)
-    if not 0 <= chroma_merges <= MAX_CHROMA_MERGES:
-        raise ValueError(f"chroma_merges must lie in 0..{MAX_CHROMA_MERGES}")
+    if not 0 <= chroma_merges <= ChromaTree.MAX_MERGES:
+        raise ValueError(f"chroma_merges must lie in 0..{ChromaTree.MAX_MERGES}")
     mask, tree = found.mask, found.structure
     channels = planes.shape[2]
     if colour is None:
@@ -340,7 +337,7 @@ def add_chroma_guide(data: bytes, img, *, max_bytes: int | None = None,
     cont, desc, mask, values = parse(data)
     if (not desc.chroma_merges or cont.colour != C.COLOUR_YCBCR
             or desc.chroma_guide is not None
-            or (max_bytes is not None and len(data) + GUIDE_NBYTES > max_bytes)):
+            or (max_bytes is not None and len(data) + ChromaGuide.NBYTES > max_bytes)):
         return data
     u, _ = reconstruct(cont, desc, mask, values)
 

@@ -40,13 +40,14 @@ from inpcodec.bitstreams.tree_coder import tree_mask
 
 from .diffusion import ESTIMATE_DTYPE, Inpainter, solves_run
 from .encoders import TREE_MASK_CODER, MaskResult
-from .format import GUIDE_CANDIDATES, GUIDE_NBYTES, LOSSLESS_LEVELS, file_state, lossless_file
+from .format import GUIDE_CANDIDATES, LOSSLESS_LEVELS, file_state, lossless_file
 from .limits import CodecError, require_learned
 from .loop_filter import apply_loop_filter, choose_loop_filter
 from .metrics import psnr as _psnr
 from .metrics import squared_error
 from .quantiser import MAX_LEVELS, quantiser
 from .rate import LOSSLESS_MARGIN, lossless_estimate
+from .sections import ChromaGuide
 from .tonal import tile_overlap
 
 #: The squared RGB error a unit error in each YCbCr plane leaves (the inverse transform of
@@ -378,7 +379,7 @@ def encode_lambda(img, planes, lam: float, *, levels=None, chroma_levels=None,
         best = None
         for guide in GUIDE_CANDIDATES:
             e = sse(state.pixels(u, guide))
-            if e + lam * 8.0 * GUIDE_NBYTES < err and (best is None or e < best[0]):
+            if e + lam * 8.0 * ChromaGuide.NBYTES < err and (best is None or e < best[0]):
                 best = (e, guide)
         if best is not None:
             state.set_chroma_guide(best[1])

@@ -11,6 +11,7 @@ import inpcodec
 from inpcodec.bitstreams import container as C_
 from inpcodec.codec import encoders as E
 from inpcodec.codec.pipeline import encode_report
+from inpcodec.codec.sections import ChromaGuide
 
 
 @pytest.mark.parametrize("name", E.encoder_names())
@@ -296,7 +297,7 @@ def test_chroma_guided_by_the_luma(monkeypatch):
     assert D.info(guided.data).chroma_guide == guided.chroma_guide
     guide = container.read(guided.data).sections["GUID"]
     assert tuple(guide) == guided.chroma_guide
-    assert len(guided.data) == len(plain.data) + F.GUIDE_NBYTES  # the rest the same
+    assert len(guided.data) == len(plain.data) + ChromaGuide.NBYTES  # the rest the same
     assert guided.psnr > plain.psnr + 0.1
     # reference: the stored values inpainted by SciPy's direct solve, chroma replaced by
     # the guided filter computed window by window
