@@ -192,7 +192,7 @@ def _check_inpcodec_output(path: str) -> None:
 
 def _notice_compile() -> None:
     if not kernels_cached():
-        click.echo("inpcodec: compiling the solver kernels (first run only, about 20 s)...",
+        click.echo("inpcodec: compiling the solver kernels (first run only, about 35 s)...",
                    err=True)
 
 

@@ -81,7 +81,7 @@ def vcycles_run() -> int:
 
 def kernels_cached() -> bool:
     """Whether Numba's on-disk cache holds compiled solver kernels (else the first solve
-    compiles them, about 20 s): for a notice, not a guarantee."""
+    compiles them, about 35 s): for a notice, not a guarantee."""
     import glob  # noqa: PLC0415
     import os  # noqa: PLC0415
 
