@@ -45,7 +45,7 @@ from inpcodec.bitstreams.tree_coder import (
     uniform_tree,
 )
 from inpcodec.codec.diffusion import ESTIMATE_DTYPE, Inpainter
-from inpcodec.codec.filters import box_mean
+from inpcodec.codec.filters import uniform_mean
 from inpcodec.codec.quantiser import quantise
 
 from .belhachmi import belhachmi_density
@@ -733,7 +733,7 @@ def smooth_log_error(error: np.ndarray, side: int) -> np.ndarray:
     maps gave trees 0.0-0.2 dB *better* than the raw uniform-tree errors (inpainting PSNR at
     2-8 % points, kodim03/05/23), themselves within 0.1 dB of error-driven densification.
     """
-    return box_mean(np.log1p(error), max(1, side // 2))
+    return uniform_mean(np.log1p(error), max(1, side // 2))
 
 
 def teacher_error_maps(image, *, quad: bool = True) -> list:

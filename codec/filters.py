@@ -9,7 +9,7 @@ last bit: ``tests/test_filters.py`` checks each against SciPy, which stays the t
 
 - :func:`chessboard_distance`: ``distance_transform_cdt(~mask, metric="chessboard")``,
   capped (the loop filter's distance classes, in the decoder);
-- :func:`box_mean`: ``uniform_filter(a, size)`` (the tree teacher's error maps);
+- :func:`uniform_mean`: ``uniform_filter(a, size)`` (the tree teacher's error maps);
 - :func:`gaussian_blur`: ``gaussian_filter(a, sigma)`` (Belhachmi's density);
 - :func:`laplacian`: ``laplace(a)`` (Belhachmi's density).
 """
@@ -108,9 +108,13 @@ def _rows_then_columns(a: np.ndarray, rows) -> np.ndarray:
     return rows(np.ascontiguousarray(rows(np.ascontiguousarray(a.T)).T))
 
 
-def box_mean(a: np.ndarray, size: int) -> np.ndarray:
+def uniform_mean(a: np.ndarray, size: int) -> np.ndarray:
     """Mean over a ``size`` x ``size`` window (SciPy's ``uniform_filter``, reflecting;
-    even windows reach one pixel further back than forward)."""
+    even windows reach one pixel further back than forward).
+
+    Not :func:`.colour.box_mean`: that one takes odd windows only (a radius) and sums in
+    the chroma guide's own order, which the decoder fixes; this one must equal SciPy's,
+    with which the tree-map network's training targets were made."""
     size = int(size)
     if size < 1:
         raise ValueError(f"size must be >= 1, got {size}")

@@ -50,7 +50,8 @@ LOSSLESS_LEVELS = 256
 TONAL_TOL = 3e-2
 TONAL_SOLVE_TOL = 1e-5
 TONAL_SWEEPS = 3
-#: (CGLS tolerance, inner-solve tolerance, sweeps) per effort of the rate search: the fast
+#: (CGLS tolerance, inner-solve tolerance, sweeps, the inner solves' working precision)
+#: per effort of the rate search: the fast
 #: effort runs a few tonal optimisations and takes them looser still (kodim23 and kodim05
 #: in colour at one fixed tree mask, a one-off script: 0.04-0.08 dB lower, about 2x
 #: faster; the effort's cost in the codec: benchmarks/RESULTS.md, "Rate search effort").
@@ -58,9 +59,13 @@ TONAL_SWEEPS = 3
 #: 0.05, one quantised refinement sweep, inner solves to 1e-3 (the same error within 0.3 %,
 #: 10-20 % fewer V-cycles than 1e-4); against the unpreconditioned CGLS to 0.1 without the
 #: sweep, on kodim01/05/13/19/23 and boat in grey and colour: J lower on 8 of the 12,
-#: 34 % fewer V-cycles (benchmarks/RESULTS.md, "Preconditioned tonal optimisation").
-TONAL_SETTINGS = {"best": (TONAL_TOL, TONAL_SOLVE_TOL, TONAL_SWEEPS), "fast": (1e-1, 1e-4, 1),
-                  "lagrangian": (5e-2, 1e-3, 1)}
+#: 34 % fewer V-cycles (benchmarks/RESULTS.md, "Preconditioned tonal optimisation").  Its
+#: inner solves run in single precision (:data:`.diffusion.ESTIMATE_DTYPE`: the same
+#: files on 34 of 36 encodes, benchmarks/RESULTS.md, "Encoder speed: the pruning's SOR,
+#: single-precision estimates"); the older searches keep float64 and their files.
+TONAL_SETTINGS = {"best": (TONAL_TOL, TONAL_SOLVE_TOL, TONAL_SWEEPS, np.float64),
+                  "fast": (1e-1, 1e-4, 1, np.float64),
+                  "lagrangian": (5e-2, 1e-3, 1, ESTIMATE_DTYPE)}
 #: Chroma guided by the decoded luma (section GUID): the (radius, eps) settings the
 #: encoder tries on each colour tree file, keeping the best by RGB PSNR (or none).  On 6
 #: Kodak images at 0.05-0.3 bpp (benchmarks/bench_chroma_guided.py, 49 settings): the
@@ -123,10 +128,7 @@ def _values(planes, mask, levels, chroma_levels, tonal, progress=False, chroma_m
     file's :class:`TonalStart` per plane group, to start from (points it did not have
     start from the image).  Returns (values, solves spent, a TonalStart per group or
     None without tonal optimisation)."""
-    tol, solve_tol, sweeps = TONAL_SETTINGS[effort]
-    # the Lagrangian encoder's inner solves (to 1e-3) in single precision; the older
-    # searches' settings keep their files
-    dtype = ESTIMATE_DTYPE if effort == "lagrangian" else np.float64
+    tol, solve_tol, sweeps, dtype = TONAL_SETTINGS[effort]
     out, starts = [], []
     groups = [(slice(0, 1), levels, mask)]
     if planes.shape[2] == 3:

@@ -292,8 +292,9 @@ def _quantised_refinement(B, f3, g_cont, g_start, err_start, levels, max_sweeps,
 
 #: Tiles of :func:`tiled_tonal_optimisation`: cores of at most this many pixels a side
 #: (the image cut evenly), each optimised in a window :data:`TILE_MARGIN` pixels wider on
-#: every side.  An 896-pixel window's solver workspace (a few float64 images of 6.4 MB)
-#: stays mostly in a server's L3 cache (32 MB here), where a 4 MP image's does not; and
+#: every side.  An 896-pixel window's solver workspace (a few images of 3.2 MB in the
+#: codec's float32, 6.4 MB in float64) stays mostly in a server's L3 cache (32 MB here),
+#: where a 4 MP image's does not; and
 #: memory is the window's, not the image's.  On a 4 MP photograph at quality 50 (one
 #: thread): 768 with margin 64 took 0.96x the global optimisation's encode time at
 #: +0.01 dB; 512 with 64 1.01x at -0.01 dB; margin 32 0.89-0.94x at -0.02 to -0.05 dB

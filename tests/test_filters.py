@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from inpcodec.codec.filters import box_mean, chessboard_distance, gaussian_blur, laplacian
+from inpcodec.codec.filters import chessboard_distance, gaussian_blur, laplacian, uniform_mean
 
 SHAPES = [(1, 1), (1, 7), (6, 1), (2, 3), (17, 23), (64, 40)]
 
@@ -43,9 +43,9 @@ def test_chessboard_distance_by_hand_and_empty_mask():
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("size", [1, 2, 3, 4, 9, 40])
-def test_box_mean_equals_scipy(shape, size):
+def test_uniform_mean_equals_scipy(shape, size):
     a = _image(shape)
-    np.testing.assert_array_equal(box_mean(a, size),
+    np.testing.assert_array_equal(uniform_mean(a, size),
                                ndimage.uniform_filter(a, size=size, mode="reflect"))
 
 
@@ -68,7 +68,7 @@ def test_laplacian_equals_scipy_and_a_hand_case(shape):
 
 def test_bad_arguments_are_refused():
     with pytest.raises(ValueError):
-        box_mean(np.ones((3, 3)), 0)
+        uniform_mean(np.ones((3, 3)), 0)
     with pytest.raises(ValueError):
         gaussian_blur(np.ones((3, 3)), 0.0)
     with pytest.raises(ValueError):
