@@ -112,11 +112,36 @@ def test_an_interrupt_swallowed_in_a_batch_stops_it_before_the_next_write(photos
     assert calls == [1] and list(out.iterdir()) == []
 
 
-def test_a_parallel_batch_starts_with_the_largest_inputs(tmp_path):
+def test_a_parallel_batch_submits_the_largest_inputs_first(tmp_path, monkeypatch):
+    import contextlib
+
+    import dask.distributed
+
+    from inpcodec.codec import cluster
+
     src = tmp_path / "in"
     src.mkdir()
     for name, side in (("small", 8), ("large", 64), ("mid", 24)):
         Image.fromarray(make_image(side, side)).save(src / f"{name}.png")
-    jobs = B.plan("encode", [src], tmp_path)
-    assert [j.source for j in sorted(jobs, key=B._input_size, reverse=True)] == [
-        str(src / n) for n in ("large.png", "mid.png", "small.png")]
+    submitted = []
+
+    class Done:  # a finished future: the job's row
+        def __init__(self, job):
+            self.job = job
+
+        def result(self):
+            return {"source": self.job.source, "target": self.job.target, "error": None,
+                    "notes": []}
+
+    class Client:  # records what a Dask client would be given, in order
+        def submit(self, fn, job, *args, pure=True):
+            submitted.append(job.source)
+            return Done(job)
+
+    monkeypatch.setattr(cluster, "dask_client",
+                        lambda *a, **k: contextlib.nullcontext(Client()))
+    monkeypatch.setattr(dask.distributed, "as_completed", lambda futures: list(futures))
+    batch = B.plan("encode", [src], tmp_path)
+    rows = B.run_batch(batch, {}, jobs=2)
+    assert submitted == [str(src / n) for n in ("large.png", "mid.png", "small.png")]
+    assert [r["source"] for r in rows] == [j.source for j in batch]  # rows in plan order
