@@ -121,7 +121,8 @@ def test_a_parallel_batch_submits_the_largest_inputs_first(tmp_path, monkeypatch
 
     src = tmp_path / "in"
     src.mkdir()
-    for name, side in (("small", 8), ("large", 64), ("mid", 24)):
+    # the plan's order (by name) is the smallest first
+    for name, side in (("a_small", 8), ("b_mid", 24), ("c_large", 64)):
         Image.fromarray(make_image(side, side)).save(src / f"{name}.png")
     submitted = []
 
@@ -143,5 +144,5 @@ def test_a_parallel_batch_submits_the_largest_inputs_first(tmp_path, monkeypatch
     monkeypatch.setattr(dask.distributed, "as_completed", lambda futures: list(futures))
     batch = B.plan("encode", [src], tmp_path)
     rows = B.run_batch(batch, {}, jobs=2)
-    assert submitted == [str(src / n) for n in ("large.png", "mid.png", "small.png")]
+    assert submitted == [str(src / n) for n in ("c_large.png", "b_mid.png", "a_small.png")]
     assert [r["source"] for r in rows] == [j.source for j in batch]  # rows in plan order
