@@ -66,6 +66,12 @@ GROWTH_BITS = 16.0
 #: twice as many on its coarser tree): two octaves apart, both coarse enough that the
 #: quantisation error is seen beside the inpainting error.
 MODEL_LEVELS = (32, 8)
+#: The plain files' solves (their squared errors only rank choices) stop at this relative
+#: residual: 7 V-cycles instead of 10 at the decoder's 1e-6, the squared error within
+#: 0.1 %.  The same files as with 1e-6 on 63 of 64 (Kodak, boat, the large photographs'
+#: crops; quality 30-70), the other +0.04 % in J; 1e-3 (5-6 V-cycles) changed 11 and moved
+#: J by up to 7 % on a file (benchmarks/RESULTS.md, "Fewer solves in a rate search").
+PLAIN_SOLVE_TOL = 1e-4
 #: Chroma trees tried: the luma's tree with this many bottom splits merged.
 CHROMA_MERGE_CANDIDATES = (1, 2, 3)
 
@@ -187,13 +193,22 @@ def _plane_sse(state, planes, channels: int, cache) -> np.ndarray:
             for c in g:
                 vals = np.zeros(mask.shape)
                 vals[mask] = quantiser(q)[state.symbols[c]]
-                d = ip.solve(vals)
+                d = ip.solve(vals, tol=PLAIN_SOLVE_TOL)
                 d -= planes[:, :, c]
                 errors.append(float(np.dot(d.ravel(), d.ravel())))
                 vals = d = None
             cache[key] = np.array(errors)
         out[list(g)] = cache[key]
     return out
+
+
+def _estimated_luma(state) -> np.ndarray:
+    """The luma plane a state's file decodes to (before its loop filter), solved as the
+    plain files' are: to :data:`PLAIN_SOLVE_TOL`, in single precision."""
+    mask = state.masks[0][0]
+    vals = np.zeros(mask.shape)
+    vals[mask] = quantiser(state.params.levels)[state.symbols[0]]
+    return Inpainter(mask, dtype=ESTIMATE_DTYPE).solve(vals, tol=PLAIN_SOLVE_TOL)
 
 
 def _model_step(lam, w, d_hi, d_lo, r_hi, r_lo, step_hi, step_lo):
@@ -240,6 +255,9 @@ class LagrangianFile:
     #: The tonal optimisation's end (``FileState.starts``): where the next real file of
     #: a search starts its own.
     starts: list | None = None
+    #: False for a file left before its reconstruction (``encode_lambda``'s
+    #: ``unwanted_above``): its size is the file's without the loop filter and guide.
+    finished: bool = True
 
     @property
     def cost(self) -> float:
@@ -343,11 +361,18 @@ def choose(img, planes, lam, *, levels=None, chroma_levels=None, merges=None,
 def encode_lambda(img, planes, lam: float, *, levels=None, chroma_levels=None,
                   tonal: bool = True, loop_filter: bool = True, chroma_guide: bool = True,
                   merges=None, lossless: bool = True, plain_error: bool = False,
-                  front_end: str = "error", warm=None) -> LagrangianFile:
+                  front_end: str = "error", warm=None,
+                  unwanted_above: float | None = None) -> LagrangianFile:
     """The file of ``img`` (8-bit grey or RGB, ``planes`` its YCbCr or grey planes) that
     the Lagrangian encoder makes for multiplier ``lam``; see the module.  ``warm``: an
     earlier real file of the image, whose tonal optimisation this one's starts from (at
-    the gradient norm it stopped at: the same accuracy for fewer iterations)."""
+    the gradient norm it stopped at: the same accuracy for fewer iterations).
+
+    ``unwanted_above``: bits beyond which the caller (a rate search) has no use for the
+    file but its size.  Where the file before the loop filter and the chroma guide (which
+    only add bytes) is already larger, it is returned unfinished (``finished`` False: no
+    reconstruction, ``decoded`` None, ``sse`` NaN), without the decoder's solve and the
+    choices that need it."""
     if not (np.isfinite(lam) and lam > 0):
         raise CodecError(f"the Lagrange multiplier must be positive, got {lam}")
     start = solves_run()
@@ -360,6 +385,18 @@ def encode_lambda(img, planes, lam: float, *, levels=None, chroma_levels=None,
     state = file_state(img, planes, found, lv, clv, tonal, chroma_merges=merges,
                        effort="lagrangian",
                        warm=None if warm is None or warm.starts is None else warm.starts)
+    if unwanted_above is not None and 8.0 * state.nbytes() > unwanted_above:
+        if loop_filter:
+            # its size should still be the finished file's: the loop filter (up to 1-2 %
+            # of a file) is chosen on an estimate of the luma (the plain files' solve)
+            filt = choose_loop_filter(_estimated_luma(state), planes[:, :, 0],
+                                      state.masks[0][0], state.nbytes(), lam=lam / w[0])
+            if filt is not None:
+                state.set_loop_filter(filt)
+        return LagrangianFile(state.write(), None, lam_user, math.nan, lv, clv, merges,
+                              found.mask, plain_bits, solves_run() - start,
+                              log=[*log, {"unfinished": True}], starts=state.starts,
+                              finished=False)
     u = state.planes()
     if loop_filter:
         filt = choose_loop_filter(u[:, :, 0], planes[:, :, 0], state.masks[0][0],
@@ -519,7 +556,9 @@ def search_lambda_for_bpp(img, planes, target: float, *, lam0: float = LAMBDA_AT
     says (the mask's pruning only: no solve but its rounds), by secant steps in log lam;
     then the real file there, making every choice.  Its ratio of real to plain bits
     (tonal optimisation, loop filter) then scales the estimates, now with its choices,
-    and the next real file takes the estimate's choices (three real files at most).
+    and the next real file takes the estimate's choices (three real files at most).  A
+    real file that is too large before its loop filter and chroma guide is not finished
+    (no reconstruction) unless it is the last try: only its size is used.
     Returns (file, log, reached): the closest file where none lands (a rate beyond every
     lossy file and below the lossless one).
     """
@@ -533,10 +572,14 @@ def search_lambda_for_bpp(img, planes, target: float, *, lam0: float = LAMBDA_AT
     given = {"levels": kwargs.pop("levels", None),
              "chroma_levels": kwargs.pop("chroma_levels", None)}
     log, files, lam = [], [], lam0
-    # the first estimates take the choices of lam0's plain file and no ratio (no real
-    # file yet): the first real file lands near the target, a few per cent above it
-    _, lv, clv, m, _, clog = choose(img, planes, lam0 * channels, **given,
-                                    front_end=kwargs.get("front_end", "error"))
+    # the first estimates take the quantisers of lam0's plain file and no ratio (no real
+    # file yet): the first real file lands near the target, a few per cent above it.  Its
+    # chroma tree is the middle candidate, not chosen: the real file chooses its own, and
+    # the candidates' chroma solves (a solve in all) would only move the first guess
+    _, lv, clv, m, _, clog = choose(
+        img, planes, lam0 * channels, **given, front_end=kwargs.get("front_end", "error"),
+        merges=kwargs.get("merges") or CHROMA_MERGE_CANDIDATES[len(CHROMA_MERGE_CANDIDATES)
+                                                               // 2])
     first = _Choices(lv, clv, m, clog)
     for _ in range(MAX_FULL_ENCODES):
         last = files[-1] if files else first
@@ -557,15 +600,21 @@ def search_lambda_for_bpp(img, planes, target: float, *, lam0: float = LAMBDA_AT
         # estimate's, so that only the ratio of real to plain bits (tonal optimisation,
         # loop filter), measured on the file before, can move them off the target
         choices = keep_at(lam) if files else given
-        # the lossless file does not fit (checked above): lossy files only
+        # the lossless file does not fit (checked above): lossy files only.  A file that
+        # cannot land (too large before its loop filter and guide) is left unfinished
+        # while another may follow: the first, made without a ratio, mostly is
+        last_try = len(files) == MAX_FULL_ENCODES - 1
         out = encode_lambda(img, planes, lam, **choices, lossless=False,
-                            warm=files[-1] if files else None, **kwargs)
+                            warm=files[-1] if files else None,
+                            unwanted_above=None if last_try
+                            else goal_bits * (1.0 + RATE_TOLERANCE), **kwargs)
         files.append(out)
         bits = 8.0 * len(out.data)
-        log.append({"lambda": lam, "bpp": bits / n, "full": True})
-        if abs(bits / goal_bits - 1.0) <= RATE_TOLERANCE:
+        log.append({"lambda": lam, "bpp": bits / n, "full": True, "finished": out.finished})
+        if out.finished and abs(bits / goal_bits - 1.0) <= RATE_TOLERANCE:
             break
-    best = min(files, key=lambda f: abs(8.0 * len(f.data) / goal_bits - 1.0))
+    best = min((f for f in files if f.finished),
+               key=lambda f: abs(8.0 * len(f.data) / goal_bits - 1.0))
     reached = abs(8.0 * len(best.data) / goal_bits - 1.0) <= RATE_TOLERANCE
     return best, log, reached
 

@@ -13,11 +13,12 @@ import pytest
 from _images import disc_image, make_image, natural_like
 
 from inpcodec.baselines.tree import RdoPruning, tree_from_order
+from inpcodec.bitstreams import container as C
 from inpcodec.bitstreams.tree_coder import tree_mask
 from inpcodec.codec import lagrangian as L
 from inpcodec.codec.decoder import decode
 from inpcodec.codec.limits import CodecError
-from inpcodec.codec.pipeline import encode_report
+from inpcodec.codec.pipeline import encode_report, planes_of
 
 EXPECTED = Path(__file__).parent / "expected" / "lagrangian.json"
 REGENERATE = os.environ.get("INPCODEC_REGENERATE_EXPECTED") == "1"
@@ -96,6 +97,21 @@ def test_rate_target_lands_within_tolerance(colour):
     full = [s for s in r.search if s.get("full")]
     assert 1 <= len(full) <= L.MAX_FULL_ENCODES
 
+
+def test_a_file_too_large_for_the_search_is_left_unfinished_but_sized():
+    img = make_image(64, 96, colour=True, seed=3)
+    planes = planes_of(img, C.COLOUR_YCBCR)
+    whole = L.encode_lambda(img, planes, 64.0, lossless=False)
+    probe = L.encode_lambda(img, planes, 64.0, lossless=False, unwanted_above=8.0)
+    assert whole.finished and not probe.finished
+    assert probe.decoded is None and np.isnan(probe.sse)
+    # the same tonal optimisation; its loop filter chosen on an estimated luma: the size
+    # within 2 % of the finished file's (which adds a chroma guide's few bytes at most)
+    assert abs(len(probe.data) / len(whole.data) - 1) < 0.02
+    assert probe.solves < whole.solves
+    # a search returns finished files only
+    out, log, _ = L.search_lambda_for_bpp(img, planes, 0.6)
+    assert out.finished and out.decoded is not None
 
 @pytest.mark.parametrize("name", ["1x1", "noise7x3", "strip", "flat", "checker"])
 def test_odd_images_give_a_file_or_the_nearest_one_and_say_so(name):
