@@ -400,14 +400,6 @@ RDO_LEVELS = 16
 #: tighter tolerance moved it (benchmarks/RESULTS.md, "The pruning's SOR tolerance").
 RDO_MARGIN = 4
 RDO_SOR_TOL = 0.2
-#: The pruning round's global inpainting (the local re-solves' start) stops at this
-#: fraction of the growth's tolerance (``tol``, 1e-3 by default): it is only the baseline
-#: that the local SOR steps of RDO_SOR_TOL grey levels start from.  0.1 (was 0.01) takes
-#: 4-6 V-cycles a round instead of 5-8; the Lagrangian encoder's J over 64 files (Kodak,
-#: boat, the large photographs' crops, quality 30-70) moved by -0.02 % and +0.005 % on
-#: average, at most 0.4 % on a file (benchmarks/RESULTS.md, "Fewer solves in a rate
-#: search").
-RDO_ROUND_TOL = 0.1
 
 
 def _value_bits(f, tree, levels):
@@ -571,7 +563,14 @@ class RdoPruning:
         h, w = f.shape
         mask = (count > 0).reshape(h, w)
         self.u = Inpainter(mask, solver="numba", dtype=ESTIMATE_DTYPE).solve(
-            np.where(mask, f, 0.0), tol=self.tol * RDO_ROUND_TOL, x0=self.u)
+            # to the growth's own tolerance (was 1 % of it): this is only the baseline
+            # that the local SOR steps of RDO_SOR_TOL grey levels start from.  3-5
+            # V-cycles a round instead of 5-8; the Lagrangian encoder's J over 64 files
+            # (Kodak, boat, the large photographs' crops, quality 30-70) moved by
+            # -0.02 % and -0.12 % on average, per file by -3.9 to +2.8 % as other
+            # changes of its discrete choices do (benchmarks/RESULTS.md, "Fewer solves in
+            # a rate search")
+            np.where(mask, f, 0.0), tol=self.tol, x0=self.u)
         self.rounds += 1
         twigs = self._twigs()
         if not twigs:

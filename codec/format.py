@@ -141,14 +141,16 @@ def _values(planes, mask, levels, chroma_levels, tonal, progress=False, chroma_m
             # one channel at a time: the solver's workspace and CGLS's vectors are per
             # channel, so a group's peak memory is one channel's; each channel stops at
             # its own tolerance
-            vals, conts, stops = [], [], []
+            vals, conts, stops, areas = [], [], [], None
             for c in range(part.shape[2]):
                 stop = None if warm is None else warm[i].stop_norm[c]
                 # the start image is built in the call, so that only the callee holds it
                 res = tiled_tonal_optimisation(
                     part[:, :, c], m, levels=quantiser(q), tol=tol, solve_tol=solve_tol,
                     max_sweeps=sweeps, progress=progress, stop_norm=stop, dtype=dtype,
-                    start=None if warm is None else _warm_start(part[:, :, c], warm[i], c))
+                    start=None if warm is None else _warm_start(part[:, :, c], warm[i], c),
+                    areas=areas)
+                areas = res.areas  # the group's channels share the mask: Cr takes Cb's
                 vals.append(res.values[:, 0])
                 conts.append(res.continuous[:, 0])
                 stops.append(res.stop_norm[:, 0])

@@ -50,6 +50,9 @@ class TonalResult:
         ``start`` of a later optimisation with a similar mask.
     stop_norm : ndarray
         Per channel, the gradient norm at which CGLS stopped (its ``stop_norm``).
+    area : ndarray, shape (K,)
+        The column sums B^T 1 at the K mask pixels (``area`` of a later call with the
+        same mask).
     """
 
     values: np.ndarray
@@ -61,6 +64,7 @@ class TonalResult:
     seconds: float
     continuous: np.ndarray
     stop_norm: np.ndarray
+    area: np.ndarray
 
 
 class _Operator:
@@ -118,7 +122,7 @@ def tonal_optimisation(image, mask, *, levels=None, tol: float = 1e-4, max_iter:
                        solver: str = "numba", solve_tol: float = 1e-7, max_sweeps: int = 8,
                        max_seconds: float | None = None, max_inpaintings: int | None = None,
                        progress: bool = False, precondition: bool = True, start=None,
-                       stop_norm=None, dtype=np.float64) -> TonalResult:
+                       stop_norm=None, dtype=np.float64, area=None) -> TonalResult:
     """Grey (or colour) values at the mask pixels that minimise the reconstruction's MSE.
 
     Parameters
@@ -156,6 +160,9 @@ def tonal_optimisation(image, mask, *, levels=None, tol: float = 1e-4, max_iter:
     dtype : {numpy.float64, numpy.float32}
         Working precision of the inner solves (:class:`~.diffusion.Inpainter`'s); float32
         is enough for inner tolerances of about 1e-5 and looser.
+    area : array_like, optional
+        A previous result's ``area`` for the same mask, ``solver``, ``solve_tol`` and
+        ``dtype`` (another channel's: its chroma twin): one solve fewer, the same result.
     """
     f = np.asarray(image, dtype=np.float64)
     if f.ndim not in (2, 3) or f.size == 0:
@@ -189,7 +196,10 @@ def tonal_optimisation(image, mask, *, levels=None, tol: float = 1e-4, max_iter:
     bar = progress_bar(max_iter, "tonal", progress)
 
     # CGLS on the scaled columns B S (g = g0 + S h), per channel scalars
-    area = B.column_sums()  # the scaling's and the quantised refinement's
+    if area is None:
+        area = B.column_sums()  # the scaling's and the quantised refinement's
+    else:
+        area = np.asarray(area, np.float64).reshape(B.idx.size, 1)
     scale = 1.0 / np.sqrt(np.maximum(area, 1.0)) if precondition else 1.0
     g = g0.copy()
     u = B.forward(g)
@@ -232,7 +242,7 @@ def tonal_optimisation(image, mask, *, levels=None, tol: float = 1e-4, max_iter:
     continuous[B.idx] = g
     return TonalResult(values.reshape(f.shape), best_u.reshape(f.shape), best_err, mse_before,
                        it, budget.inpaintings, time.perf_counter() - t0,
-                       continuous.reshape(f.shape), stop)
+                       continuous.reshape(f.shape), stop, area[:, 0])
 
 
 def _quantised_refinement(B, f3, g_cont, g_start, err_start, levels, max_sweeps, budget,
@@ -322,6 +332,9 @@ class TiledTonalResult:
     iterations : int
         CGLS iterations and refinement sweeps, summed over the tiles.
     seconds : float
+    areas : list
+        Per tile, its window's column sums (``areas`` of a later call with the same mask;
+        None for a tile without points).
     """
 
     values: np.ndarray
@@ -330,6 +343,7 @@ class TiledTonalResult:
     inpaintings: float
     iterations: int
     seconds: float
+    areas: list
 
 
 def tile_bounds(n: int, tile: int) -> np.ndarray:
@@ -354,7 +368,7 @@ def tile_overlap(height: int, width: int, tile: int | None = None,
 
 
 def tiled_tonal_optimisation(image, mask, *, tile: int | None = None, margin: int | None = None,
-                             start=None, stop_norm=None, progress: bool = False,
+                             start=None, stop_norm=None, areas=None, progress: bool = False,
                              **options) -> TiledTonalResult:
     """:func:`tonal_optimisation` on overlapping windows: cost and memory per tile.
 
@@ -375,6 +389,9 @@ def tiled_tonal_optimisation(image, mask, *, tile: int | None = None, margin: in
         As :func:`tonal_optimisation`'s, for the whole image.
     stop_norm : array_like, optional
         A previous result's ``stop_norm`` (one row per tile of the same tiling).
+    areas : list, optional
+        A previous result's ``areas``, for the same mask and tiling (and ``solver``,
+        ``solve_tol``, ``dtype``): one solve fewer per tile, the same result.
     progress : bool
         A tqdm bar counting the tiles.
     **options
@@ -401,6 +418,7 @@ def tiled_tonal_optimisation(image, mask, *, tile: int | None = None, margin: in
     values = np.empty((k, channels))
     continuous = np.empty((k, channels))
     stops = np.zeros((n_tiles, channels))
+    tile_areas = [None] * n_tiles
     spent, iterations, done, t = 0.0, 0, 0, 0
     bar = progress_bar(n_tiles, "tonal", progress)
     for y0, y1 in zip(ys[:-1], ys[1:], strict=True):
@@ -419,7 +437,9 @@ def tiled_tonal_optimisation(image, mask, *, tile: int | None = None, margin: in
             res = tonal_optimisation(
                 f[wy0:wy1, wx0:wx1], mw,
                 start=None if start is None else np.asarray(start)[wy0:wy1, wx0:wx1],
-                stop_norm=None if stop_norm is None else stop_norm[t], **options)
+                stop_norm=None if stop_norm is None else stop_norm[t],
+                area=None if areas is None else areas[t], **options)
+            tile_areas[t] = res.area
             core = np.zeros(mw.shape, bool)
             core[y0 - wy0:y1 - wy0, x0 - wx0:x1 - wx0] = True
             at = done + np.flatnonzero(in_core)
@@ -434,4 +454,4 @@ def tiled_tonal_optimisation(image, mask, *, tile: int | None = None, margin: in
     bar.close()
     release_free_memory()  # the windows' arrays, freed into malloc's heap
     return TiledTonalResult(values, continuous, stops, spent, iterations,
-                            time.perf_counter() - t0)
+                            time.perf_counter() - t0, tile_areas)
