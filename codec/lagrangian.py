@@ -595,11 +595,47 @@ def search_lambda_for_bpp(img, planes, target: float, *, lam0: float = LAMBDA_AT
                                front_end=kwargs.get("front_end", "error"), **keep_at(x))
             log.append({"lambda": x, "plain_bpp": pb / n})
             return pb * ratio
-        lam, _ = _secant_log(plain, lam, goal_bits, 0.5, RATE_TOLERANCE / 3, MAX_ESTIMATES)
-        # the first real file makes every choice at its lam; later ones take the
-        # estimate's, so that only the ratio of real to plain bits (tonal optimisation,
-        # loop filter), measured on the file before, can move them off the target
-        choices = keep_at(lam) if files else given
+        lam, est = _secant_log(plain, lam, goal_bits, 0.5, RATE_TOLERANCE / 3,
+                               MAX_ESTIMATES)
+        if not files:
+            # every choice made at that lam (the quantisers of lam0's model, scaled over
+            # a wide range of lam, can miss by 30 %); the estimates again with them, so
+            # that the first real file lands above the target by the ratio of real to
+            # plain bits alone, as near to the next file's lam as can be (the ratio
+            # drifts with lam)
+            _, lv, clv, m, _, clog = choose(img, planes, lam * channels, **given,
+                                            front_end=kwargs.get("front_end", "error"))
+            last = _Choices(lv, clv, m, clog)
+
+            def keep_at(x, last=last):
+                keep = _levels_at(last, x, channels)
+                keep.update({key: v for key, v in given.items() if v is not None})
+                return keep
+
+            def plain(x, keep_at=keep_at):
+                *_, pb, _ = choose(img, planes, x * channels,
+                                   front_end=kwargs.get("front_end", "error"), **keep_at(x))
+                log.append({"lambda": x, "plain_bpp": pb / n})
+                return pb
+            lam, est = _secant_log(plain, lam, goal_bits, 0.5, RATE_TOLERANCE / 3,
+                                   MAX_ESTIMATES)
+        # every real file takes the estimate's choices, so that only the ratio of real to
+        # plain bits (tonal optimisation, loop filter), measured on the file before, can
+        # move it off the target
+        choices = keep_at(lam)
+        if abs(est / goal_bits - 1.0) > RATE_TOLERANCE / 3:
+            # the target lies in the jump of a level count (the bits jump by 10-15 % where
+            # the scaled step rounds to another count): keep the closest side's counts
+            # and move the mask alone, in finer steps
+            def frozen(x, held=choices, ratio=ratio):
+                *_, pb, _ = choose(img, planes, x * channels,
+                                   front_end=kwargs.get("front_end", "error"), **held)
+                log.append({"lambda": x, "plain_bpp": pb / n, "levels_held": True})
+                return pb * ratio
+            lam_f, est_f = _secant_log(frozen, lam, goal_bits, 0.5, RATE_TOLERANCE / 3,
+                                       MAX_ESTIMATES // 2)
+            if abs(est_f / goal_bits - 1.0) < abs(est / goal_bits - 1.0):
+                lam = lam_f
         # the lossless file does not fit (checked above): lossy files only.  A file that
         # cannot land (too large before its loop filter and guide) is left unfinished
         # while another may follow: the first, made without a ratio, mostly is
