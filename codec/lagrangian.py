@@ -597,15 +597,17 @@ def search_lambda_for_bpp(img, planes, target: float, *, lam0: float = LAMBDA_AT
             return pb * ratio
         lam, est = _secant_log(plain, lam, goal_bits, 0.5, RATE_TOLERANCE / 3,
                                MAX_ESTIMATES)
-        if not files:
+        for _ in range(0 if files else 2):
             # every choice made at that lam (the quantisers of lam0's model, scaled over
             # a wide range of lam, can miss by 30 %); the estimates again with them, so
             # that the first real file lands above the target by the ratio of real to
             # plain bits alone, as near to the next file's lam as can be (the ratio
-            # drifts with lam)
+            # drifts with lam).  Made again where the estimates move lam by more than
+            # half an octave: the model's steps scale with sqrt(lam) at a fixed mask,
+            # and further away the mask is another (once more at most)
             _, lv, clv, m, _, clog = choose(img, planes, lam * channels, **given,
                                             front_end=kwargs.get("front_end", "error"))
-            last = _Choices(lv, clv, m, clog)
+            last, chosen_at = _Choices(lv, clv, m, clog), lam
 
             def keep_at(x, last=last):
                 keep = _levels_at(last, x, channels)
@@ -619,6 +621,8 @@ def search_lambda_for_bpp(img, planes, target: float, *, lam0: float = LAMBDA_AT
                 return pb
             lam, est = _secant_log(plain, lam, goal_bits, 0.5, RATE_TOLERANCE / 3,
                                    MAX_ESTIMATES)
+            if abs(math.log2(lam / chosen_at)) <= 0.5:
+                break
         # every real file takes the estimate's choices, so that only the ratio of real to
         # plain bits (tonal optimisation, loop filter), measured on the file before, can
         # move it off the target
