@@ -571,32 +571,54 @@ def search_lambda_for_bpp(img, planes, target: float, *, lam0: float = LAMBDA_AT
             return out, [{"lambda": 0.0, "bpp": out.plain_bits / n, "lossless": True}], True
     given = {"levels": kwargs.pop("levels", None),
              "chroma_levels": kwargs.pop("chroma_levels", None)}
+    front_end = kwargs.get("front_end", "error")
     log, files, lam = [], [], lam0
     # the first estimates take the quantisers of lam0's plain file and no ratio (no real
     # file yet): the first real file lands near the target, a few per cent above it.  Its
     # chroma tree is the middle candidate, not chosen: the real file chooses its own, and
     # the candidates' chroma solves (a solve in all) would only move the first guess
     _, lv, clv, m, _, clog = choose(
-        img, planes, lam0 * channels, **given, front_end=kwargs.get("front_end", "error"),
+        img, planes, lam0 * channels, **given, front_end=front_end,
         merges=kwargs.get("merges") or CHROMA_MERGE_CANDIDATES[len(CHROMA_MERGE_CANDIDATES)
                                                                // 2])
     first = _Choices(lv, clv, m, clog)
-    for _ in range(MAX_FULL_ENCODES):
-        last = files[-1] if files else first
-        ratio = 8.0 * len(last.data) / last.plain_bits if files else 1.0
 
-        def keep_at(x, last=last):
-            keep = _levels_at(last, x, channels)
+    def scaled(made):
+        """The choices at a lam: those of ``made`` (a real file or a plain one's), its
+        quantiser steps scaled (:func:`_levels_at`), the levels the user gave kept."""
+        def at(x):
+            keep = _levels_at(made, x, channels)
             keep.update({key: v for key, v in given.items() if v is not None})
             return keep
+        return at
 
-        def plain(x, ratio=ratio, keep_at=keep_at):
-            *_, pb, _ = choose(img, planes, x * channels,
-                               front_end=kwargs.get("front_end", "error"), **keep_at(x))
-            log.append({"lambda": x, "plain_bpp": pb / n})
-            return pb * ratio
-        lam, est = _secant_log(plain, lam, goal_bits, 0.5, RATE_TOLERANCE / 3,
-                               MAX_ESTIMATES)
+    def estimate(choices_at, ratio, note=()):
+        """The estimated bits at a lam: its plain file's with ``choices_at(lam)``, times
+        ``ratio`` (a number, or a function of lam)."""
+        def bits(x):
+            *_, pb, _ = choose(img, planes, x * channels, front_end=front_end,
+                               **choices_at(x))
+            log.append({"lambda": x, "plain_bpp": pb / n, **dict(note)})
+            return pb * (ratio(x) if callable(ratio) else ratio)
+        return bits
+
+    def ratio_at(x):
+        """The real files' ratio of real to plain bits at lam x: the last file's, or,
+        from two files on, the line through the last two in log lam (the ratio drifts
+        with lam), within the range they span."""
+        r = [(math.log(f.lam), 8.0 * len(f.data) / f.plain_bits) for f in files[-2:]]
+        if len(r) < 2 or r[0][0] == r[1][0]:
+            return r[-1][1]
+        t = (math.log(x) - r[1][0]) / (r[0][0] - r[1][0])
+        return float(np.clip(r[1][1] + t * (r[0][1] - r[1][1]), min(r[0][1], r[1][1]),
+                             max(r[0][1], r[1][1])))
+
+    for _ in range(MAX_FULL_ENCODES):
+        last = files[-1] if files else first
+        ratio = ratio_at if files else 1.0
+        choices_at = scaled(last)
+        lam, est = _secant_log(estimate(choices_at, ratio), lam, goal_bits, 0.5,
+                               RATE_TOLERANCE / 3, MAX_ESTIMATES)
         for _ in range(0 if files else 2):
             # every choice made at that lam (the quantisers of lam0's model, scaled over
             # a wide range of lam, can miss by 30 %); the estimates again with them, so
@@ -606,38 +628,23 @@ def search_lambda_for_bpp(img, planes, target: float, *, lam0: float = LAMBDA_AT
             # half an octave: the model's steps scale with sqrt(lam) at a fixed mask,
             # and further away the mask is another (once more at most)
             _, lv, clv, m, _, clog = choose(img, planes, lam * channels, **given,
-                                            front_end=kwargs.get("front_end", "error"))
-            last, chosen_at = _Choices(lv, clv, m, clog), lam
-
-            def keep_at(x, last=last):
-                keep = _levels_at(last, x, channels)
-                keep.update({key: v for key, v in given.items() if v is not None})
-                return keep
-
-            def plain(x, keep_at=keep_at):
-                *_, pb, _ = choose(img, planes, x * channels,
-                                   front_end=kwargs.get("front_end", "error"), **keep_at(x))
-                log.append({"lambda": x, "plain_bpp": pb / n})
-                return pb
-            lam, est = _secant_log(plain, lam, goal_bits, 0.5, RATE_TOLERANCE / 3,
-                                   MAX_ESTIMATES)
+                                            front_end=front_end)
+            chosen_at, choices_at = lam, scaled(_Choices(lv, clv, m, clog))
+            lam, est = _secant_log(estimate(choices_at, 1.0), lam, goal_bits, 0.5,
+                                   RATE_TOLERANCE / 3, MAX_ESTIMATES)
             if abs(math.log2(lam / chosen_at)) <= 0.5:
                 break
         # every real file takes the estimate's choices, so that only the ratio of real to
         # plain bits (tonal optimisation, loop filter), measured on the file before, can
         # move it off the target
-        choices = keep_at(lam)
+        choices = choices_at(lam)
         if abs(est / goal_bits - 1.0) > RATE_TOLERANCE / 3:
             # the target lies in the jump of a level count (the bits jump by 10-15 % where
             # the scaled step rounds to another count): keep the closest side's counts
             # and move the mask alone, in finer steps
-            def frozen(x, held=choices, ratio=ratio):
-                *_, pb, _ = choose(img, planes, x * channels,
-                                   front_end=kwargs.get("front_end", "error"), **held)
-                log.append({"lambda": x, "plain_bpp": pb / n, "levels_held": True})
-                return pb * ratio
-            lam_f, est_f = _secant_log(frozen, lam, goal_bits, 0.5, RATE_TOLERANCE / 3,
-                                       MAX_ESTIMATES // 2)
+            lam_f, est_f = _secant_log(
+                estimate(lambda x, held=choices: held, ratio, {"levels_held": True}),
+                lam, goal_bits, 0.5, RATE_TOLERANCE / 3, MAX_ESTIMATES // 2)
             if abs(est_f / goal_bits - 1.0) < abs(est / goal_bits - 1.0):
                 lam = lam_f
         # the lossless file does not fit (checked above): lossy files only.  A file that
