@@ -562,14 +562,13 @@ class RdoPruning:
         f, sched, centres, count = self.f, self.sched, self.grown.centres, self.count
         h, w = f.shape
         mask = (count > 0).reshape(h, w)
+        # to the growth's own tolerance (was 1 % of it): this is only the baseline that
+        # the local SOR steps of RDO_SOR_TOL grey levels start from.  3-5 V-cycles a
+        # round instead of 5-8; the Lagrangian encoder's J over 64 files (Kodak, boat,
+        # the large photographs' crops, quality 30-70) moved by -0.02 % and -0.12 % on
+        # average, per file by -3.9 to +2.8 % as other changes of its discrete choices
+        # do (benchmarks/RESULTS.md, "Fewer solves in a rate search")
         self.u = Inpainter(mask, solver="numba", dtype=ESTIMATE_DTYPE).solve(
-            # to the growth's own tolerance (was 1 % of it): this is only the baseline
-            # that the local SOR steps of RDO_SOR_TOL grey levels start from.  3-5
-            # V-cycles a round instead of 5-8; the Lagrangian encoder's J over 64 files
-            # (Kodak, boat, the large photographs' crops, quality 30-70) moved by
-            # -0.02 % and -0.12 % on average, per file by -3.9 to +2.8 % as other
-            # changes of its discrete choices do (benchmarks/RESULTS.md, "Fewer solves in
-            # a rate search")
             np.where(mask, f, 0.0), tol=self.tol, x0=self.u)
         self.rounds += 1
         twigs = self._twigs()

@@ -191,24 +191,26 @@ def _plane_sse(state, planes, channels: int, cache) -> np.ndarray:
             # peak of a large encode's memory)
             ip, errors = Inpainter(mask, dtype=ESTIMATE_DTYPE), []
             for c in g:
-                vals = np.zeros(mask.shape)
-                vals[mask] = quantiser(q)[state.symbols[c]]
-                d = ip.solve(vals, tol=PLAIN_SOLVE_TOL)
+                d = _plain_plane(state, c, ip)
                 d -= planes[:, :, c]
                 errors.append(float(np.dot(d.ravel(), d.ravel())))
-                vals = d = None
+                d = None
             cache[key] = np.array(errors)
         out[list(g)] = cache[key]
     return out
 
 
-def _estimated_luma(state) -> np.ndarray:
-    """The luma plane a state's file decodes to (before its loop filter), solved as the
-    plain files' are: to :data:`PLAIN_SOLVE_TOL`, in single precision."""
-    mask = state.masks[0][0]
+def _plain_plane(state, c: int, ip=None) -> np.ndarray:
+    """Plane ``c`` of a state's file as the plain files' estimates solve it (before any
+    loop filter or guide): to :data:`PLAIN_SOLVE_TOL`, in single precision; ``ip``: the
+    plane's :class:`~.diffusion.Inpainter`, where the caller has it."""
+    mask = state.masks[c][0]
+    if ip is None:
+        ip = Inpainter(mask, dtype=ESTIMATE_DTYPE)
     vals = np.zeros(mask.shape)
-    vals[mask] = quantiser(state.params.levels)[state.symbols[0]]
-    return Inpainter(mask, dtype=ESTIMATE_DTYPE).solve(vals, tol=PLAIN_SOLVE_TOL)
+    vals[mask] = quantiser(state.params.levels if c == 0
+                           else state.params.chroma_levels)[state.symbols[c]]
+    return ip.solve(vals, tol=PLAIN_SOLVE_TOL)
 
 
 def _model_step(lam, w, d_hi, d_lo, r_hi, r_lo, step_hi, step_lo):
@@ -389,7 +391,7 @@ def encode_lambda(img, planes, lam: float, *, levels=None, chroma_levels=None,
         if loop_filter:
             # its size should still be the finished file's: the loop filter (up to 1-2 %
             # of a file) is chosen on an estimate of the luma (the plain files' solve)
-            filt = choose_loop_filter(_estimated_luma(state), planes[:, :, 0],
+            filt = choose_loop_filter(_plain_plane(state, 0), planes[:, :, 0],
                                       state.masks[0][0], state.nbytes(), lam=lam / w[0])
             if filt is not None:
                 state.set_loop_filter(filt)
@@ -579,8 +581,7 @@ def search_lambda_for_bpp(img, planes, target: float, *, lam0: float = LAMBDA_AT
     # the candidates' chroma solves (a solve in all) would only move the first guess
     _, lv, clv, m, _, clog = choose(
         img, planes, lam0 * channels, **given, front_end=front_end,
-        merges=kwargs.get("merges") or CHROMA_MERGE_CANDIDATES[len(CHROMA_MERGE_CANDIDATES)
-                                                               // 2])
+        merges=CHROMA_MERGE_CANDIDATES[len(CHROMA_MERGE_CANDIDATES) // 2])
     first = _Choices(lv, clv, m, clog)
 
     def scaled(made):
