@@ -52,6 +52,9 @@ Two value models share that order (``model``; the file's value coder names it):
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
+
 import numpy as np
 
 from inpcodec.bitstreams.adaptive import (
@@ -98,13 +101,46 @@ def _bilinear(y0, y1, x0, x1, y, x):
     return np.stack([ay0 * ax0, ay0 * ax1, ay1 * ax0, ay1 * ax1], axis=1)
 
 
+#: Plans of the trees coded last, by :func:`_tree_key`.  An encoder codes one tree many
+#: times (luma, then Cb and Cr on the chroma tree; several level counts while it
+#: chooses), and the plan costs about as much as coding the values.
+_PLANS: OrderedDict = OrderedDict()
+_PLANS_KEPT = 8
+
+
+def _tree_key(tree: Tree) -> bytes:
+    """A digest of everything the plan depends on: the size, the flags and the splits."""
+    d = hashlib.blake2b(digest_size=20)
+    d.update(np.array([tree.height, tree.width, tree.quad, tree.centres], np.int64).tobytes())
+    for split in tree.splits:
+        a = np.ascontiguousarray(split, np.int64)
+        d.update(np.int64(a.size).tobytes())
+        d.update(a.tobytes())
+    return d.digest()
+
+
 def plan(tree: Tree):
     """Coding order of the tree's mask points.
 
     Returns ``(mask, stages)``; each stage is ``(stage number, point indices into the
     raster order of the mask points, predictor point indices (n, k) or None, integer
-    weights (n, k))``.
+    weights (n, k))``.  The arrays are read-only: the plans of recent trees are kept and
+    handed out again.
     """
+    key = _tree_key(tree)
+    if key in _PLANS:
+        _PLANS.move_to_end(key)
+        return _PLANS[key]
+    mask, stages = _make_plan(tree)
+    for a in (mask, *(x for st in stages for x in st[1:] if x is not None)):
+        a.setflags(write=False)
+    _PLANS[key] = out = (mask, stages)
+    if len(_PLANS) > _PLANS_KEPT:
+        _PLANS.popitem(last=False)
+    return out
+
+
+def _make_plan(tree: Tree):
     h, w = tree.height, tree.width
     mask = tree_mask(tree)
     flat = np.flatnonzero(mask)
@@ -263,7 +299,7 @@ def encode_tree_values(tree: Tree, q: np.ndarray, levels: int, model: int = 2) -
     """Compressed words of ``q`` (raster order of the points of ``tree_mask(tree)``)."""
     _check_model(model)
     q = np.asarray(q, np.int64)
-    n = int(tree_mask(tree).sum())
+    n = int(plan(tree)[0].sum())  # the plan's mask: kept for the coding that follows
     if q.shape != (n,):
         raise ValueError(f"need one value per mask point: {q.shape} vs {n}")
     if q.min() < 0 or q.max() >= levels:

@@ -42,6 +42,23 @@ def test_box_mean_is_the_window_mean_with_reflection(shape, r):
     assert np.allclose(box_mean(stack, r)[1], 2 * brute_box_mean(x, r), atol=1e-9)
 
 
+def test_box_sums_do_not_depend_on_the_column_chunks():
+    # the decoder's guided chroma must be the same bits whatever the thread count, which
+    # sets the chunks of columns the running sums are split into
+    from inpcodec.codec.colour import _column_sums, _window_ends
+
+    rows = np.random.default_rng(3).uniform(0, 255, (37, 700))
+    ends = _window_ends(37, 4)
+    outs = []
+    for chunk in (1, 64, 256, 333, 700, 4096):
+        out = np.empty_like(rows)
+        _column_sums(rows, 4, *ends, out, chunk)
+        outs.append(out)
+    assert all(np.array_equal(outs[0], o) for o in outs[1:])
+    col = np.pad(rows[:, 5], 4, mode="symmetric")
+    assert np.allclose(outs[0][:, 5], np.convolve(col, np.ones(9), "valid"), atol=1e-9)
+
+
 @pytest.mark.parametrize("r, eps", [(1, 4.0), (2, 16.0), (4, 100.0)])
 def test_guide_chroma_is_the_guided_filter(r, eps):
     rng = np.random.default_rng(2)

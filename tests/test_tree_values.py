@@ -132,3 +132,25 @@ def test_model_2_spends_fewer_bits_on_smooth_values():
     q = np.clip(np.rint(f[mask] * 15 / 255 * 1.3 - 2), 0, 15).astype(np.int64)
     assert (q == 0).any() and (q == 15).any()
     assert encode_tree_values(t, q, 16, 2).size < encode_tree_values(t, q, 16, 1).size
+
+
+def test_plans_are_kept_per_tree_not_per_object():
+    # the encoder codes one tree many times; the plan is kept by the tree's content, so
+    # an equal tree made anew gets it, and a tree that differs by one split does not
+    from inpcodec.bitstreams import tree_values as TV
+    from inpcodec.bitstreams.tree_coder import uniform_tree
+
+    t = uniform_tree(33, 47, 3, quad=True, centres=True)
+    first = plan(t)
+    again = plan(Tree(t.height, t.width, t.quad, t.centres, [s.copy() for s in t.splits]))
+    assert again is first
+    assert not first[0].flags.writeable  # handed out again: nobody may change it
+    pruned = Tree(t.height, t.width, t.quad, t.centres, [s.copy() for s in t.splits])
+    d = max(i for i, s in enumerate(pruned.splits) if s.size > 1)  # the deepest splits
+    pruned.splits[d] = pruned.splits[d][:-1]
+    other = plan(pruned)
+    fresh = TV._make_plan(pruned)
+    assert other is not first
+    assert np.array_equal(other[0], fresh[0]) and not np.array_equal(other[0], first[0])
+    for a, b in zip(other[1], fresh[1], strict=True):
+        assert a[0] == b[0] and np.array_equal(a[1], b[1])
