@@ -15,6 +15,13 @@ JSON; ``compare`` then gives the files that changed and the change of J and time
         --modes grey,colour [--crop 768x1024] --out j_new.json
     python benchmarks/bench_search_cost.py compare j_old.json j_new.json
 
+``floor``: what an encode costs beside Pillow's AVIF encode of the same image at the
+largest quality whose file is no larger (default speed), in one run: the encode, one
+decode of its file (a decoder solve of every channel, as the encoder's report makes) and
+the time per decoder-solve equivalent; so the encode time a number of solves implies.
+
+    python benchmarks/bench_search_cost.py floor ../shared/data/kodak/kodim23.png --bpp 0.1
+
 ``tiny``: rate searches of generated images of 1,920-6,144 pixels (grey and colour, 0.5, 1
 and 2 bpp): how many miss the 3 % tolerance, and the real files they made.
 
@@ -147,6 +154,43 @@ def compare(args) -> None:
             print(f"  {k}: J {100 * d:+.2f} %")
 
 
+def floor(args) -> None:
+    from PIL import Image
+
+    from inpcodec.codec.bench.refcodecs import pillow_encode
+    from inpcodec.codec.decoder import decode
+    from inpcodec.codec.pipeline import encode_report
+
+    def best_of(f, k=3):
+        times = []
+        for _ in range(k):
+            t0 = time.perf_counter()
+            f()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    for path in args.images:
+        img = np.asarray(Image.open(path).convert("RGB"))
+        r = encode_report(img, bpp=args.bpp, threads=1)  # warm: kernels loaded
+        t_enc = best_of(lambda img=img: encode_report(img, bpp=args.bpp, threads=1), 2)
+        t_dec = best_of(lambda r=r: decode(r.data, threads=1))
+        lo, hi = 0, 100
+        while lo < hi:  # the largest AVIF quality whose file is no larger
+            mid = (lo + hi + 1) // 2
+            if len(pillow_encode(img, "avif", mid)) <= len(r.data):
+                lo = mid
+            else:
+                hi = mid - 1
+        t_avif = best_of(lambda img=img, q=lo: pillow_encode(img, "avif", q))
+        per_solve = t_enc / r.solve_equivalents
+        print(f"{Path(path).name} --bpp {args.bpp:g}: {len(r.data)} bytes; encode "
+              f"{t_enc:.3f} s ({r.solve_equivalents:.1f} decoder solves, {per_solve:.3f} s "
+              f"each); decode {t_dec:.3f} s; AVIF q{lo} {t_avif:.3f} s")
+        print(f"  encode {t_enc / t_avif:.0f}x AVIF; one decode {t_dec / t_avif:.1f}x AVIF; "
+              f"8x AVIF is {8 * t_avif / per_solve:.1f} of the encoder's solves, "
+              f"{8 * t_avif / t_dec:.1f} decodes")
+
+
 def tiny(args) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from _images import natural_like
@@ -188,9 +232,13 @@ def main() -> None:
     c = sub.add_parser("compare")
     c.add_argument("old")
     c.add_argument("new")
+    fl = sub.add_parser("floor")
+    fl.add_argument("images", nargs="+")
+    fl.add_argument("--bpp", type=float, default=0.1)
     sub.add_parser("tiny")
     args = ap.parse_args()
-    {"stages": stages, "quality": quality, "compare": compare, "tiny": tiny}[args.cmd](args)
+    {"stages": stages, "quality": quality, "compare": compare, "floor": floor,
+     "tiny": tiny}[args.cmd](args)
 
 
 if __name__ == "__main__":

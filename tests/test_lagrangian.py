@@ -113,6 +113,36 @@ def test_a_file_too_large_for_the_search_is_left_unfinished_but_sized():
     out, log, _ = L.search_lambda_for_bpp(img, planes, 0.6)
     assert out.finished and out.decoded is not None
 
+
+def test_a_file_without_its_optional_sections_lands_where_none_with_them_does():
+    # 40 x 48 grey at 1 bpp: 240 bytes, where the loop filter's section is 14; the three
+    # real files land at 1.09, 0.94 and 1.04 bpp, the filter coming and going with lam
+    img = np.clip(np.rint(natural_like(40, 48, 1)), 0, 255).astype(np.uint8)
+    planes = planes_of(img, C.COLOUR_GREY)
+    out, log, reached = L.search_lambda_for_bpp(img, planes, 1.0)
+    assert reached and abs(8 * len(out.data) / img.size - 1) <= L.RATE_TOLERANCE
+    dropped = [e for e in log if "left_out" in e]
+    assert dropped and dropped[-1]["left_out"] == "FILT"
+    cont = C.read(out.data)
+    assert "FILT" not in cont.sections
+    assert np.array_equal(decode(out.data), out.decoded)
+    err = float(((out.decoded.astype(float) - img) ** 2).sum())
+    assert out.sse == pytest.approx(err)
+
+
+def test_the_optional_sections_left_out_are_the_files_less_those_sections():
+    img = disc_image()
+    f = L.encode_lambda(img, planes_of(img, C.COLOUR_YCBCR), 64.0, lossless=False)
+    whole = C.read(f.data)
+    optional = [t for t in L.OPTIONAL_SECTIONS if t in whole.sections]
+    assert optional  # the disc's file has a chroma guide or a loop filter
+    assert len(f.without) == 2 ** len(optional) - 1
+    for drop, data in f.without.items():
+        cont = C.read(data)
+        assert set(cont.sections) == set(whole.sections) - set(drop)
+        assert all(cont.sections[t] == whole.sections[t] for t in cont.sections)
+        decode(data)  # a file the decoder takes
+
 @pytest.mark.parametrize("name", ["1x1", "noise7x3", "strip", "flat", "checker"])
 def test_odd_images_give_a_file_or_the_nearest_one_and_say_so(name):
     rng = np.random.default_rng(0)
