@@ -101,11 +101,11 @@ def _bilinear(y0, y1, x0, x1, y, x):
     return np.stack([ay0 * ax0, ay0 * ax1, ay1 * ax0, ay1 * ax1], axis=1)
 
 
-#: Plans of the trees coded last, by :func:`_tree_key`.  An encoder codes one tree many
-#: times (luma, then Cb and Cr on the chroma tree; several level counts while it
-#: chooses), and the plan costs about as much as coding the values.  Two: the luma's
-#: tree and the chroma's; a plan holds about 140 bytes per point (20 MB for a 4 MP
-#: photograph's tree at quality 50), so more would weigh on a large encode's memory.
+#: Plans of the trees coded last, by :func:`_tree_key`: (point count, stages).  An encoder
+#: codes one tree many times (luma, then Cb and Cr on the chroma tree; several level
+#: counts while it chooses), and the plan costs about as much as coding the values.  Two:
+#: the luma's tree and the chroma's.  A plan's stages hold about 60 bytes per point (7 MB
+#: for a 4 MP photograph's tree at quality 50), alive through the encode's peak.
 _PLANS: OrderedDict = OrderedDict()
 _PLANS_KEPT = 2
 
@@ -121,25 +121,37 @@ def _tree_key(tree: Tree) -> bytes:
     return d.digest()
 
 
-def plan(tree: Tree):
-    """Coding order of the tree's mask points.
-
-    Returns ``(mask, stages)``; each stage is ``(stage number, point indices into the
-    raster order of the mask points, predictor point indices (n, k) or None, integer
-    weights (n, k))``.  The arrays are read-only: the plans of recent trees are kept and
-    handed out again.
-    """
+def _kept_plan(tree: Tree):
+    """``(points, stages)`` of :func:`plan`, kept for the trees coded last; the stages'
+    arrays are read-only, their indices int32 (a file has at most 2^26 points)."""
     key = _tree_key(tree)
     if key in _PLANS:
         _PLANS.move_to_end(key)
         return _PLANS[key]
     mask, stages = _make_plan(tree)
-    for a in (mask, *(x for st in stages for x in st[1:] if x is not None)):
-        a.setflags(write=False)
-    _PLANS[key] = out = (mask, stages)
+    small = []
+    for stage, idx, cor, wts in stages:
+        idx = idx.astype(np.int32)
+        cor = None if cor is None else cor.astype(np.int32)
+        for a in (idx, cor, wts):
+            if a is not None:
+                a.setflags(write=False)
+        small.append((stage, idx, cor, wts))
+    _PLANS[key] = out = (int(mask.sum()), small)
     if len(_PLANS) > _PLANS_KEPT:
         _PLANS.popitem(last=False)
     return out
+
+
+def plan(tree: Tree):
+    """Coding order of the tree's mask points.
+
+    Returns ``(mask, stages)``; each stage is ``(stage number, point indices into the
+    raster order of the mask points, predictor point indices (n, k) or None, integer
+    weights (n, k))``.  The stages' arrays are read-only: the plans of recent trees are
+    kept and handed out again.
+    """
+    return tree_mask(tree), _kept_plan(tree)[1]
 
 
 def _make_plan(tree: Tree):
@@ -217,8 +229,7 @@ def _make_plan(tree: Tree):
 
 
 def _run(tree: Tree, levels: int, q, coder):
-    mask, stages = plan(tree)
-    n = int(mask.sum())
+    n, stages = _kept_plan(tree)
     if q is None:
         q = np.zeros(n, np.int64)
     abs_sum = np.zeros(N_CONTEXTS, np.int64)
@@ -260,8 +271,7 @@ def _run2(tree: Tree, levels: int, q, coder):
     """Model 2: ``coder(values, means, scales)`` codes the values of a chunk on
     [0, levels - 1] with Laplace models of those means (float64, exact multiples of 1/FX)
     and scales; everything else is integer arithmetic."""
-    mask, stages = plan(tree)
-    n = int(mask.sum())
+    n, stages = _kept_plan(tree)
     if q is None:
         q = np.zeros(n, np.int64)
     abs_sum = np.zeros(N_CONTEXTS2, np.int64)  # sum of |FX q - mean|, per context
@@ -301,7 +311,7 @@ def encode_tree_values(tree: Tree, q: np.ndarray, levels: int, model: int = 2) -
     """Compressed words of ``q`` (raster order of the points of ``tree_mask(tree)``)."""
     _check_model(model)
     q = np.asarray(q, np.int64)
-    n = int(plan(tree)[0].sum())  # the plan's mask: kept for the coding that follows
+    n = _kept_plan(tree)[0]  # kept for the coding that follows
     if q.shape != (n,):
         raise ValueError(f"need one value per mask point: {q.shape} vs {n}")
     if q.min() < 0 or q.max() >= levels:
@@ -330,7 +340,7 @@ def residual_model(tree: Tree, q: np.ndarray, levels: int, model: int = 2):
     Laplace scale it is coded with.  Returns ``(means, scales)``."""
     _check_model(model)
     q = np.asarray(q, np.int64)
-    _, stages = plan(tree)
+    _, stages = _kept_plan(tree)
     order = np.concatenate([idx for _, idx, _, _ in stages if idx.size])
     seen_mean, seen_scale = [], []
 

@@ -141,16 +141,19 @@ def test_plans_are_kept_per_tree_not_per_object():
     from inpcodec.bitstreams.tree_coder import uniform_tree
 
     t = uniform_tree(33, 47, 3, quad=True, centres=True)
-    first = plan(t)
-    again = plan(Tree(t.height, t.width, t.quad, t.centres, [s.copy() for s in t.splits]))
-    assert again is first
-    assert not first[0].flags.writeable  # handed out again: nobody may change it
+    first = TV._kept_plan(t)
+    again = TV._kept_plan(Tree(t.height, t.width, t.quad, t.centres,
+                               [s.copy() for s in t.splits]))
+    assert again is first and first[0] == int(tree_mask(t).sum())
+    assert not first[1][1][1].flags.writeable  # handed out again: nobody may change it
     pruned = Tree(t.height, t.width, t.quad, t.centres, [s.copy() for s in t.splits])
     d = max(i for i, s in enumerate(pruned.splits) if s.size > 1)  # the deepest splits
     pruned.splits[d] = pruned.splits[d][:-1]
-    other = plan(pruned)
-    fresh = TV._make_plan(pruned)
-    assert other is not first
-    assert np.array_equal(other[0], fresh[0]) and not np.array_equal(other[0], first[0])
-    for a, b in zip(other[1], fresh[1], strict=True):
+    other = TV._kept_plan(pruned)
+    mask, fresh = TV._make_plan(pruned)
+    assert other is not first and other[0] == int(mask.sum()) != first[0]
+    for a, b in zip(other[1], fresh, strict=True):
         assert a[0] == b[0] and np.array_equal(a[1], b[1])
+        assert (a[2] is None) == (b[2] is None)
+        if a[2] is not None:
+            assert np.array_equal(a[2], b[2]) and np.array_equal(a[3], b[3])
