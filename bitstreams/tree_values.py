@@ -121,6 +121,12 @@ def _tree_key(tree: Tree) -> bytes:
     return d.digest()
 
 
+def forget_plans() -> None:
+    """Drop the kept plans (before a solve's large allocations: a decoder has no more use
+    for them once the values are decoded)."""
+    _PLANS.clear()
+
+
 def _kept_plan(tree: Tree):
     """``(points, stages)`` of :func:`plan`, kept for the trees coded last; the stages'
     arrays are read-only, their indices int32 (a file has at most 2^26 points)."""

@@ -18,6 +18,7 @@ import numpy as np
 
 from inpcodec.bitstreams import container as C
 from inpcodec.bitstreams.tree_coder import merge_bottom_splits, tree_mask
+from inpcodec.bitstreams.tree_values import forget_plans
 
 from .colour import guide_sums, guided_rows, ycbcr_to_rgb
 from .diffusion import Inpainter
@@ -322,6 +323,7 @@ def inpaint_planes(head, desc, masks, symbols, solver="numba"):
     """The inpainted planes of decoded (or encoder-side) symbols: what the decoder does
     after entropy decoding, shared by the encoder so that it sees the same pixels."""
     h, w = head.height, head.width
+    forget_plans()  # the values are decoded: their coding plans need not be kept
     release_free_memory()  # before the largest allocations of a decode (or an encode)
     planes = np.zeros((h, w, head.channels))
     for c, (mask, _) in enumerate(masks):

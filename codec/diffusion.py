@@ -169,7 +169,8 @@ def _as_real_array(a, name: str) -> np.ndarray:
 
 
 def check_mask(mask) -> np.ndarray:
-    """Validate a confidence mask of shape (H, W); returns it as float64.
+    """Validate a confidence mask of shape (H, W); returns it as float64, or as it is
+    where it is boolean (the codec's masks: no float64 copy of each, 8 bytes a pixel).
 
     Raises
     ------
@@ -177,11 +178,17 @@ def check_mask(mask) -> np.ndarray:
         On a wrong number of dimensions, an empty image, non-finite entries, values
         outside [0, 1], or no pixel with c > 0.
     """
-    m = _as_real_array(mask, "mask")
+    m = np.asarray(mask)
+    if m.dtype != bool:
+        m = _as_real_array(m, "mask")
     if m.ndim != 2:
         raise ValueError(f"mask must be 2-D (H, W), got shape {m.shape}")
     if m.size == 0:
         raise ValueError(f"image is empty (shape {m.shape})")
+    if m.dtype == bool:
+        if not m.any():
+            raise ValueError("mask has no known pixel (all zero): nothing to inpaint from")
+        return m
     m = m.astype(np.float64, copy=False)
     if not np.isfinite(m).all():
         raise ValueError("mask contains NaN or infinite values")
@@ -238,12 +245,12 @@ class Inpainter:
         self.solver = _resolve_solver(solver)
         if np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
             raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-        m = check_mask(mask)
         t0 = time.perf_counter()
-        h, w = m.shape
+        m = check_mask(mask)
         # a binary mask (the codec's) is held in bytes, 7 bytes a pixel less than float64
         # at a decode's peak; the kernels read 0 and 1 the same in either type
-        binary = bool(np.all((m == 0.0) | (m == 1.0)))
+        binary = m.dtype == bool or bool(np.all((m == 0.0) | (m == 1.0)))
+        h, w = m.shape
         self._mask_p = np.zeros((h + 2, w + 2), np.uint8 if binary else np.float64)
         self._mask_p[1:-1, 1:-1] = m
         del m

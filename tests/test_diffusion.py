@@ -382,6 +382,9 @@ def test_same_result_for_any_thread_count():
         (np.zeros((4, 5)), np.full((4, 5), 1.5), r"must lie in \[0, 1\]"),
         (np.zeros((4, 5)), np.full((4, 5), -0.1), r"must lie in \[0, 1\]"),
         (np.zeros((4, 5)), np.zeros((4, 5)), "no known pixel"),
+        (np.zeros((4, 5)), np.zeros((4, 5), bool), "no known pixel"),
+        (np.zeros((4, 5)), np.ones((2, 4, 5, 1), bool), "2-D"),
+        (np.zeros((0, 5)), np.zeros((0, 5), bool), "empty"),
         (np.zeros((0, 5)), np.zeros((0, 5)), "empty"),
         (np.zeros((4, 5)), np.full((4, 5), np.nan), "NaN"),
         (np.full((4, 5), np.inf), np.ones((4, 5)), "NaN or infinite"),
@@ -393,6 +396,17 @@ def test_same_result_for_any_thread_count():
 def test_bad_input_is_refused_clearly(values, mask, message):
     with pytest.raises(ValueError, match=message):
         inpaint(values, mask, solver="numba")
+
+
+def test_a_boolean_mask_solves_as_its_float_twin():
+    # boolean masks (the codec's) are taken as they are, without a float64 copy
+    rng = np.random.default_rng(5)
+    m = rng.random((37, 53)) < 0.05
+    f = rng.uniform(0, 255, m.shape)
+    for dtype in (np.float32, np.float64):
+        a = Inpainter(m, dtype=dtype).solve(f, tol=1e-8)
+        b = Inpainter(m.astype(np.float64), dtype=dtype).solve(f, tol=1e-8)
+        np.testing.assert_array_equal(a, b)
 
 
 def test_bad_options_are_refused():
