@@ -532,6 +532,10 @@ def encode(paths, out_dir, jobs, scheduler, force, encoder, quality, density, bp
                 "in the file (--strip drops them)")
     if r.note:
         click.echo(f"inpcodec: note: {r.note}", err=True)
+    if r.width * r.height > DEFAULT_MAX_PIXELS:
+        click.echo(f"inpcodec: note: {r.width}x{r.height} is over the decoder's default "
+                   f"limit of {DEFAULT_MAX_PIXELS} pixels (its guard against forged files): "
+                   "decode it with --max-pixels 0 (max_pixels=None)", err=True)
     if input_path != STDIO and len(r.data) > os.path.getsize(input_path):
         click.echo(f"inpcodec: note: the file ({len(r.data)} bytes) is larger than the input "
                    f"{input_path} ({os.path.getsize(input_path)} bytes)", err=True)

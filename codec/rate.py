@@ -269,7 +269,7 @@ def _fast_search(img, planes, target, encoder, levels, chroma_levels, seed, prog
             return None
         plain, goal, d = started
         d, (b, _, data) = _secant(plain, goal, d, 0.005, 12, log)
-        psnr = _psnr(decode(data), img) + RD_SLOPE * math.log2(goal / b)
+        psnr = _psnr(decode(data, max_pixels=None), img) + RD_SLOPE * math.log2(goal / b)
         out = colour_levels(psnr)
         log.append({"density": d, "bpp": b, "levels": lv, "psnr": psnr, "tonal": False,
                     "effort": "fast-levels", "chosen": out})
@@ -288,7 +288,7 @@ def _fast_search(img, planes, target, encoder, levels, chroma_levels, seed, prog
             cont = C.read(data)
         b = _bpp(data, n)
         ratios[lv] = last_ratio[0] = b / b_plain  # this image's own, for the next attempt
-        psnr = _psnr(decode(data), img)
+        psnr = _psnr(decode(data, max_pixels=None), img)
         log.append({"density": d, "bpp": b, "levels": lv, "psnr": psnr, "tonal": tonal,
                     "effort": "fast"})
         return d, (abs(b / target - 1.0), psnr, b, data, cont, found)
@@ -337,7 +337,7 @@ def _fast_search(img, planes, target, encoder, levels, chroma_levels, seed, prog
         for m in (here, ALT_CHROMA_MERGES):
             data_m, _, _ = encode_with_mask(img, planes, found, lv, chroma_levels, False,
                                             chroma_merges=m)
-            scores[m] = (_psnr(decode(data_m), img)
+            scores[m] = (_psnr(decode(data_m, max_pixels=None), img)
                          + RD_SLOPE * math.log2(target / _bpp(data_m, n)))
         if scores[ALT_CHROMA_MERGES] > scores[here]:
             alt_plain = plain_fn(lv, ALT_CHROMA_MERGES)
@@ -436,7 +436,7 @@ def search_rate(img, planes, target, encoder: MaskEncoder, *, levels=None,
 
         d0 = float(np.clip(target / (8.0 + math.log2(lv) * planes.shape[2]), min_d, 1.0))
         d, res = _secant(proxy, target, d0, 0.01, 12, log)
-        return d, _psnr(decode(res[1]), img)
+        return d, _psnr(decode(res[1], max_pixels=None), img)
 
     def real_search(lv, clv, d_proxy, proxy_psnr):
         t0 = time.perf_counter()
@@ -481,7 +481,7 @@ def search_rate(img, planes, target, encoder: MaskEncoder, *, levels=None,
                     b, data, cont, lv_final = b2, data2, cont2, lv_try
                 if (b2 > target) == (step > 0) or abs(b / target - 1.0) <= RATE_TOLERANCE:
                     break
-        psnr = _psnr(decode(data), img)
+        psnr = _psnr(decode(data, max_pixels=None), img)
         hit = abs(b / target - 1.0) <= RATE_TOLERANCE
         clv = default_chroma_levels(found, lv_final) if clv is None else clv
         log.append({"levels": lv_final, "proxy_psnr": proxy_psnr, "psnr": psnr, "bpp": b,

@@ -304,6 +304,35 @@ def test_max_pixels_refuses_from_the_header_and_the_command_names_it(small_file,
     assert r.exit_code == 0
 
 
+@pytest.mark.parametrize("target", [{"quality": 50}, {"bpp": 1.0},
+                                    {"encoder": "belhachmi", "density": 0.1}])
+def test_the_decoders_limit_on_untrusted_files_does_not_stop_an_encode(monkeypatch, target):
+    # a photograph over the limit (2^25 pixels: 36 and 42 MP cameras are common) once
+    # encoded to its end and then failed at the report's decode of its own file
+    from inpcodec.codec.decoder import decode
+
+    monkeypatch.setitem(decode.__kwdefaults__, "max_pixels", 100)
+    img = make_image(16, 20, colour=True, seed=1)
+    r = P.encode_report(img, **target)
+    assert r.decoded.shape == img.shape and np.array_equal(decode(r.data, max_pixels=None),
+                                                           r.decoded)
+    with pytest.raises(limits.CodecError, match="limit of 100 pixels"):
+        decode(r.data)  # a file read in is still held to it
+
+
+def test_an_encode_over_the_decoders_limit_says_how_to_decode_it(monkeypatch, tmp_path):
+    src, out = tmp_path / "a.png", tmp_path / "a.inpc"
+    Image.fromarray(make_image(16, 20, colour=True, seed=1)).save(src)
+    monkeypatch.setattr(cli, "DEFAULT_MAX_PIXELS", 100)
+    r = CliRunner().invoke(cli.main, ["encode", str(src), str(out), "--quiet"])
+    assert r.exit_code == 0 and out.exists()
+    assert "20x16 is over the decoder's default limit of 100 pixels" in r.output
+    assert "--max-pixels 0" in r.output
+    monkeypatch.setattr(cli, "DEFAULT_MAX_PIXELS", 320)
+    r = CliRunner().invoke(cli.main, ["encode", str(src), str(out), "--quiet", "--force"])
+    assert r.exit_code == 0 and "limit" not in r.output
+
+
 def test_constriction_assertion_on_garbage_is_a_format_error(small_file):
     cont = C.read(small_file)
     with pytest.raises(FormatError):

@@ -123,7 +123,7 @@ def run_rate_job(job: RateJob, img: np.ndarray, seed: int = 0) -> dict:
                                 effort=effort, loop_filter=loop_filter)
             t1 = time.perf_counter()
             data = rep.data
-            dec = decode(data, postprocess=postprocess)
+            dec = decode(data, postprocess=postprocess, max_pixels=None)
             t2 = time.perf_counter()
             row.update(parameter=rep.density, levels=rep.levels)
     except CodecError as exc:
