@@ -12,6 +12,7 @@ knob asks for more.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -39,9 +40,20 @@ from .tree import (
     tree_from_order,
 )
 
-_CACHE: OrderedDict = OrderedDict()
+#: The last images' split orders, per thread (encodes in threads of one process would
+#: otherwise evict or prune each other's).
+_CACHE = threading.local()
 _CACHE_SIZE = 4
-register_cache(_CACHE.clear)
+
+
+def _cache() -> OrderedDict:
+    kept = getattr(_CACHE, "orders", None)
+    if kept is None:
+        kept = _CACHE.orders = OrderedDict()
+    return kept
+
+
+register_cache(lambda: _cache().clear())
 
 
 #: ``tree-rdo`` grows its tree to RDO_GROWTH times the points asked for and prunes it to
@@ -71,9 +83,10 @@ class _Entry:
 
 def _order(kind: str, f: np.ndarray, points: int):
     key = (kind, f.shape, hashlib.sha1(np.ascontiguousarray(f).tobytes()).hexdigest())
-    hit = _CACHE.get(key)
+    cache = _cache()
+    hit = cache.get(key)
     if hit is not None and (hit.budget >= points or hit.complete):
-        _CACHE.move_to_end(key)
+        cache.move_to_end(key)
         if points >= hit.low:
             return hit.order, 0
         if hit.pruning is not None:  # fewer points than pruned to: prune on
@@ -101,9 +114,9 @@ def _order(kind: str, f: np.ndarray, points: int):
     else:
         complete, spent = True, (len(maps) if kind == "teacher" else 0)
     low = 0 if pruning is None or pruning.exhausted else pruning.points()
-    _CACHE[key] = _Entry(order, budget, complete, low, pruning)
-    while len(_CACHE) > _CACHE_SIZE:
-        _CACHE.popitem(last=False)
+    cache[key] = _Entry(order, budget, complete, low, pruning)
+    while len(cache) > _CACHE_SIZE:
+        cache.popitem(last=False)
     return order, spent
 
 

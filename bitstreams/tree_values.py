@@ -53,6 +53,7 @@ Two value models share that order (``model``; the file's value coder names it):
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -105,8 +106,9 @@ def _bilinear(y0, y1, x0, x1, y, x):
 #: codes one tree many times (luma, then Cb and Cr on the chroma tree; several level
 #: counts while it chooses), and the plan costs about as much as coding the values.  Two:
 #: the luma's tree and the chroma's.  A plan's stages hold about 60 bytes per point (7 MB
-#: for a 4 MP photograph's tree at quality 50), alive through the encode's peak.
-_PLANS: OrderedDict = OrderedDict()
+#: for a 4 MP photograph's tree at quality 50), alive through the encode's peak.  Per
+#: thread: encodes in threads of one process neither share nor race on them.
+_PLANS = threading.local()
 _PLANS_KEPT = 2
 
 
@@ -122,18 +124,21 @@ def _tree_key(tree: Tree) -> bytes:
 
 
 def forget_plans() -> None:
-    """Drop the kept plans (before a solve's large allocations: a decoder has no more use
-    for them once the values are decoded)."""
-    _PLANS.clear()
+    """Drop this thread's kept plans (before a solve's large allocations: a decoder has no
+    more use for them once the values are decoded)."""
+    _PLANS.kept = OrderedDict()
 
 
 def _kept_plan(tree: Tree):
     """``(points, stages)`` of :func:`plan`, kept for the trees coded last; the stages'
     arrays are read-only, their indices int32 (a file has at most 2^26 points)."""
     key = _tree_key(tree)
-    if key in _PLANS:
-        _PLANS.move_to_end(key)
-        return _PLANS[key]
+    kept = getattr(_PLANS, "kept", None)
+    if kept is None:
+        kept = _PLANS.kept = OrderedDict()
+    if key in kept:
+        kept.move_to_end(key)
+        return kept[key]
     mask, stages = _make_plan(tree)
     small = []
     for stage, idx, cor, wts in stages:
@@ -143,9 +148,9 @@ def _kept_plan(tree: Tree):
             if a is not None:
                 a.setflags(write=False)
         small.append((stage, idx, cor, wts))
-    _PLANS[key] = out = (int(mask.sum()), small)
-    if len(_PLANS) > _PLANS_KEPT:
-        _PLANS.popitem(last=False)
+    kept[key] = out = (int(mask.sum()), small)
+    if len(kept) > _PLANS_KEPT:
+        kept.popitem(last=False)
     return out
 
 

@@ -23,6 +23,7 @@ Example::
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -47,36 +48,42 @@ ESTIMATE_DTYPE = np.float32
 #: Iterative solves and their preconditioned CG iterations (V-cycles, weighted by the
 #: channels and pixels solved) run in this process: the encoder reports its cost from
 #: their differences (:func:`solves_run`, :func:`vcycles_run`).
-_SOLVES = 0
-_VCYCLES = 0
+#: The solves' counts and hooks, per thread: encodes run in threads of one process each
+#: count and report their own work.
+_COUNTS = threading.local()
 
 
-#: Called after every iterative solve with its number of pixels (the encoder's progress
-#: bar, which counts a window's solve by its share of the image).
-_SOLVE_HOOKS: list = []
+def _hooks() -> list:
+    """This thread's solve hooks: called after every iterative solve with its number of
+    pixels (the encoder's progress bar, which counts a window's solve by its share of the
+    image)."""
+    hooks = getattr(_COUNTS, "hooks", None)
+    if hooks is None:
+        hooks = _COUNTS.hooks = []
+    return hooks
 
 
 def on_solve(hook):
-    """Call ``hook(pixels)`` after every iterative solve (``pixels``: the solved grid's
-    size) until :func:`off_solve` removes it."""
-    _SOLVE_HOOKS.append(hook)
+    """Call ``hook(pixels)`` after every iterative solve of this thread (``pixels``: the
+    solved grid's size) until :func:`off_solve` removes it."""
+    _hooks().append(hook)
 
 
 def off_solve(hook):
-    if hook in _SOLVE_HOOKS:
-        _SOLVE_HOOKS.remove(hook)
+    if hook in _hooks():
+        _hooks().remove(hook)
 
 
 def solves_run() -> int:
-    """How many iterative solves (forward or adjoint, any size) this process has run."""
-    return _SOLVES
+    """How many iterative solves (forward or adjoint, any size) this thread has run."""
+    return getattr(_COUNTS, "solves", 0)
 
 
 def vcycles_run() -> int:
-    """V-cycles times channels times pixels of all iterative solves this process has run:
+    """V-cycles times channels times pixels of all iterative solves this thread has run:
     the measure of solver work behind ``EncodeReport.solve_equivalents`` (divided by the
     decoder's own count for the file), in which a window's solve counts by its size."""
-    return _VCYCLES
+    return getattr(_COUNTS, "vcycles", 0)
 
 
 def kernels_cached() -> bool:
@@ -375,8 +382,7 @@ class Inpainter:
                                     dtype=np.float64).reshape(r.shape)
 
     def _solve_mg(self, v3, x0, tol, max_iter, rhs_unknowns=None):
-        global _SOLVES
-        _SOLVES += 1
+        _COUNTS.solves = solves_run() + 1
         hier, be = self.hierarchy, self._backend
         channels = v3.shape[2] if rhs_unknowns is None else rhs_unknowns.shape[2]
         if hier.n_unknown == 0:
@@ -401,10 +407,9 @@ class Inpainter:
             ws.x[c] = 0.0
             ws.r[c] = 0.0
         out = MG.pcg(be, hier, ws, bnorm, tol, max_iter)
-        global _VCYCLES
         pixels = self.mask.size
-        _VCYCLES += (out.iterations + 1) * channels * pixels
-        for hook in _SOLVE_HOOKS:
+        _COUNTS.vcycles = vcycles_run() + (out.iterations + 1) * channels * pixels
+        for hook in _hooks():
             hook(pixels)
         # report the true residual b - A x, not CG's recursively updated one
         fill_rhs(ws.W)

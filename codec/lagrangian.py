@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -142,7 +143,9 @@ class TreeFamily:
                           coder=TREE_MASK_CODER, structure=tree)
 
 
-_FAMILIES: dict = {}
+#: The last image's :class:`TreeFamily`, per thread (encodes in threads of one process
+#: would otherwise clear or prune each other's).
+_FAMILIES = threading.local()
 #: Where the tree's growth comes from: ``error`` (error-driven densification, a few
 #: inpaintings; ``tree-rdo``) or ``learned`` (the tree-map network's predicted errors,
 #: none; ``tree-learned``).  The pruning and every later choice are the same.
@@ -154,14 +157,15 @@ def tree_family(luma: np.ndarray, front_end: str = "error") -> TreeFamily:
     for many ``lam``)."""
     key = (front_end, luma.shape,
            hashlib.sha1(np.ascontiguousarray(luma).tobytes()).hexdigest())
-    if key not in _FAMILIES:
-        _FAMILIES.clear()
-        _FAMILIES[key] = TreeFamily(luma, front_end)
-    return _FAMILIES[key]
+    kept = getattr(_FAMILIES, "last", None)
+    if kept is None or kept[0] != key:
+        kept = _FAMILIES.last = (key, TreeFamily(luma, front_end))
+    return kept[1]
 
 
 def clear_families() -> None:
-    _FAMILIES.clear()
+    """Forget this thread's last :class:`TreeFamily`."""
+    _FAMILIES.last = None
 
 
 # ----------------------------------------------------------------------------- measures

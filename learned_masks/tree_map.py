@@ -20,6 +20,7 @@ half a cell (:func:`smooth_log_error`), are learned by regression (:mod:`.tree_t
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections import OrderedDict
 from functools import lru_cache
@@ -154,8 +155,18 @@ def error_at_depth(maps: np.ndarray, height: int, width: int, quad: bool = True)
     return at
 
 
-_ORDERS: OrderedDict = OrderedDict()
-register_cache(_ORDERS.clear)
+#: The last images' orders, per thread (as the other encoders' caches).
+_ORDERS = threading.local()
+
+
+def _orders() -> OrderedDict:
+    kept = getattr(_ORDERS, "kept", None)
+    if kept is None:
+        kept = _ORDERS.kept = OrderedDict()
+    return kept
+
+
+register_cache(lambda: _orders().clear())
 
 
 def learned_tree_order(image, *, network: TreeMapNet | None = None, cache: bool = True):
@@ -168,15 +179,16 @@ def learned_tree_order(image, *, network: TreeMapNet | None = None, cache: bool 
     f = check_image(image)
     net = network if network is not None else load_tree_map_network()
     key = (id(net), f.shape, hashlib.sha1(np.ascontiguousarray(f).tobytes()).hexdigest())
-    if cache and key in _ORDERS:
-        _ORDERS.move_to_end(key)
-        return _ORDERS[key][1]
+    kept = _orders()
+    if cache and key in kept:
+        kept.move_to_end(key)
+        return kept[key][1]
     maps = predicted_error_maps(f, network=net)
     order = scale_error_order(f.shape, error_at_depth(maps, *f.shape))
     if cache:
-        _ORDERS[key] = (net, order)
-        while len(_ORDERS) > 4:
-            _ORDERS.popitem(last=False)
+        kept[key] = (net, order)
+        while len(kept) > 4:
+            kept.popitem(last=False)
     return order
 
 

@@ -98,6 +98,22 @@ def test_rate_target_lands_within_tolerance(colour):
     assert 1 <= len(full) <= L.MAX_FULL_ENCODES
 
 
+def test_encodes_in_threads_give_the_files_of_one_after_another():
+    # the encoder's per-image state (the tree family of a rate search, the split orders,
+    # the value coder's plans, the solve counts) is per thread: a service encoding in a
+    # thread pool gets the same files as one encoding one image after another
+    from concurrent.futures import ThreadPoolExecutor
+
+    from inpcodec.codec.pipeline import encode
+
+    jobs = [(make_image(48, 64, colour=True, seed=s), k)
+            for s, k in ((1, {"bpp": 0.8}), (2, {"quality": 40}), (3, {"bpp": 1.2}))]
+    alone = [encode(img, **k) for img, k in jobs]
+    with ThreadPoolExecutor(3) as ex:
+        together = list(ex.map(lambda job: encode(job[0], **job[1]), jobs))
+    assert together == alone
+
+
 def test_a_file_too_large_for_the_search_is_left_unfinished_but_sized():
     img = make_image(64, 96, colour=True, seed=3)
     planes = planes_of(img, C.COLOUR_YCBCR)
