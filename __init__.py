@@ -11,7 +11,7 @@ encoders), :mod:`inpcodec.learned_masks` (mask networks), :mod:`inpcodec.bitstre
 format and entropy coding), :mod:`inpcodec.cli` (the ``inpcodec`` command).
 """
 
-__version__ = "0.3.0"
+__version__ = "0.3.1"
 
 __all__ = ["__version__", "decode", "encode", "inpaint"]
 
