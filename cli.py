@@ -31,7 +31,7 @@ from inpcodec.codec.decoder import decode as decode_bytes
 from inpcodec.codec.decoder import info as file_info
 from inpcodec.codec.decoder import metadata_nbytes, read_metadata
 from inpcodec.codec.diffusion import inpaint as diffusion_inpaint
-from inpcodec.codec.diffusion import kernels_cached
+from inpcodec.codec.diffusion import kernels_cached, off_solve, on_solve
 from inpcodec.codec.encoders import encoder_names, get_encoder, make_mask
 from inpcodec.codec.limits import DEFAULT_MAX_PIXELS, require_learned
 from inpcodec.codec.metrics import psnr
@@ -63,10 +63,33 @@ def _by_interrupt(exc: BaseException) -> bool:
 _INTERRUPTED = False
 
 
+def _in_jit(frame) -> bool:
+    """Whether ``frame`` or a caller of it is Numba's or llvmlite's (loading or compiling
+    a kernel)."""
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if f"{os.sep}numba{os.sep}" in name or f"{os.sep}llvmlite{os.sep}" in name:
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _on_sigint(signum, frame):
     global _INTERRUPTED
     _INTERRUPTED = True
+    if _in_jit(frame):
+        # an exception raised while Numba loads or compiles a kernel (in llvmlite's
+        # callbacks) can leave LLVM half done: swallowed there, or a segmentation fault
+        # at exit.  The next solve raises it instead (_raise_if_interrupted), or the
+        # output is not written
+        return
     raise KeyboardInterrupt
+
+
+def _raise_if_interrupted(pixels) -> None:
+    """A solve hook: the Ctrl-C that :func:`_on_sigint` left for later."""
+    if _INTERRUPTED:
+        raise KeyboardInterrupt
 
 
 def _interrupts_kept(hook):
@@ -93,6 +116,7 @@ def _clean_errors(fn):
         if not getattr(sys.unraisablehook, "_keeps_interrupts", False):
             sys.unraisablehook = _interrupts_kept(sys.unraisablehook)
             sys.unraisablehook._keeps_interrupts = True
+        on_solve(_raise_if_interrupted)
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
@@ -108,6 +132,7 @@ def _clean_errors(fn):
             click.echo("inpcodec: interrupted", err=True)
             sys.exit(130)
         finally:
+            off_solve(_raise_if_interrupted)
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
 
