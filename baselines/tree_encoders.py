@@ -40,20 +40,18 @@ from .tree import (
     tree_from_order,
 )
 
-#: The last images' split orders, per thread (encodes in threads of one process would
-#: otherwise evict or prune each other's).
-_CACHE = threading.local()
+
+class _Orders(threading.local):
+    """The last images' split orders, per thread (encodes in threads of one process would
+    otherwise evict or prune each other's)."""
+
+    def __init__(self):
+        self.kept = OrderedDict()
+
+
+_CACHE = _Orders()
 _CACHE_SIZE = 4
-
-
-def _cache() -> OrderedDict:
-    kept = getattr(_CACHE, "orders", None)
-    if kept is None:
-        kept = _CACHE.orders = OrderedDict()
-    return kept
-
-
-register_cache(lambda: _cache().clear())
+register_cache(lambda: _CACHE.kept.clear())
 
 
 #: ``tree-rdo`` grows its tree to RDO_GROWTH times the points asked for and prunes it to
@@ -83,7 +81,7 @@ class _Entry:
 
 def _order(kind: str, f: np.ndarray, points: int):
     key = (kind, f.shape, hashlib.sha1(np.ascontiguousarray(f).tobytes()).hexdigest())
-    cache = _cache()
+    cache = _CACHE.kept
     hit = cache.get(key)
     if hit is not None and (hit.budget >= points or hit.complete):
         cache.move_to_end(key)

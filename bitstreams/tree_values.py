@@ -108,7 +108,12 @@ def _bilinear(y0, y1, x0, x1, y, x):
 #: the luma's tree and the chroma's.  A plan's stages hold about 60 bytes per point (7 MB
 #: for a 4 MP photograph's tree at quality 50), alive through the encode's peak.  Per
 #: thread: encodes in threads of one process neither share nor race on them.
-_PLANS = threading.local()
+class _Plans(threading.local):
+    def __init__(self):
+        self.kept = OrderedDict()
+
+
+_PLANS = _Plans()
 _PLANS_KEPT = 2
 
 
@@ -133,9 +138,7 @@ def _kept_plan(tree: Tree):
     """``(points, stages)`` of :func:`plan`, kept for the trees coded last; the stages'
     arrays are read-only, their indices int32 (a file has at most 2^26 points)."""
     key = _tree_key(tree)
-    kept = getattr(_PLANS, "kept", None)
-    if kept is None:
-        kept = _PLANS.kept = OrderedDict()
+    kept = _PLANS.kept
     if key in kept:
         kept.move_to_end(key)
         return kept[key]

@@ -155,18 +155,15 @@ def error_at_depth(maps: np.ndarray, height: int, width: int, quad: bool = True)
     return at
 
 
-#: The last images' orders, per thread (as the other encoders' caches).
-_ORDERS = threading.local()
+class _Orders(threading.local):
+    """The last images' orders, per thread (as the other encoders' caches)."""
+
+    def __init__(self):
+        self.kept = OrderedDict()
 
 
-def _orders() -> OrderedDict:
-    kept = getattr(_ORDERS, "kept", None)
-    if kept is None:
-        kept = _ORDERS.kept = OrderedDict()
-    return kept
-
-
-register_cache(lambda: _orders().clear())
+_ORDERS = _Orders()
+register_cache(lambda: _ORDERS.kept.clear())
 
 
 def learned_tree_order(image, *, network: TreeMapNet | None = None, cache: bool = True):
@@ -179,7 +176,7 @@ def learned_tree_order(image, *, network: TreeMapNet | None = None, cache: bool 
     f = check_image(image)
     net = network if network is not None else load_tree_map_network()
     key = (id(net), f.shape, hashlib.sha1(np.ascontiguousarray(f).tobytes()).hexdigest())
-    kept = _orders()
+    kept = _ORDERS.kept
     if cache and key in kept:
         kept.move_to_end(key)
         return kept[key][1]
