@@ -45,45 +45,44 @@ DEFAULT_MAX_ITER = 500
 ESTIMATE_DTYPE = np.float32
 
 
-#: Iterative solves and their preconditioned CG iterations (V-cycles, weighted by the
-#: channels and pixels solved) run in this process: the encoder reports its cost from
-#: their differences (:func:`solves_run`, :func:`vcycles_run`).
-#: The solves' counts and hooks, per thread: encodes run in threads of one process each
-#: count and report their own work.
-_COUNTS = threading.local()
+class _Counts(threading.local):
+    """Per thread (encodes in threads of one process count and report their own work):
+    the iterative solves run and their preconditioned CG iterations (V-cycles, weighted by
+    the channels and pixels solved), from whose differences the encoder reports its cost
+    (:func:`solves_run`, :func:`vcycles_run`); and the hooks called after every solve
+    with its number of pixels (the encoder's progress bar, which counts a window's solve
+    by its share of the image)."""
+
+    def __init__(self):
+        self.solves = 0
+        self.vcycles = 0
+        self.hooks = []
 
 
-def _hooks() -> list:
-    """This thread's solve hooks: called after every iterative solve with its number of
-    pixels (the encoder's progress bar, which counts a window's solve by its share of the
-    image)."""
-    hooks = getattr(_COUNTS, "hooks", None)
-    if hooks is None:
-        hooks = _COUNTS.hooks = []
-    return hooks
+_COUNTS = _Counts()
 
 
 def on_solve(hook):
     """Call ``hook(pixels)`` after every iterative solve of this thread (``pixels``: the
     solved grid's size) until :func:`off_solve` removes it."""
-    _hooks().append(hook)
+    _COUNTS.hooks.append(hook)
 
 
 def off_solve(hook):
-    if hook in _hooks():
-        _hooks().remove(hook)
+    if hook in _COUNTS.hooks:
+        _COUNTS.hooks.remove(hook)
 
 
 def solves_run() -> int:
     """How many iterative solves (forward or adjoint, any size) this thread has run."""
-    return getattr(_COUNTS, "solves", 0)
+    return _COUNTS.solves
 
 
 def vcycles_run() -> int:
     """V-cycles times channels times pixels of all iterative solves this thread has run:
     the measure of solver work behind ``EncodeReport.solve_equivalents`` (divided by the
     decoder's own count for the file), in which a window's solve counts by its size."""
-    return getattr(_COUNTS, "vcycles", 0)
+    return _COUNTS.vcycles
 
 
 def kernels_cached() -> bool:
@@ -382,7 +381,7 @@ class Inpainter:
                                     dtype=np.float64).reshape(r.shape)
 
     def _solve_mg(self, v3, x0, tol, max_iter, rhs_unknowns=None):
-        _COUNTS.solves = solves_run() + 1
+        _COUNTS.solves += 1
         hier, be = self.hierarchy, self._backend
         channels = v3.shape[2] if rhs_unknowns is None else rhs_unknowns.shape[2]
         if hier.n_unknown == 0:
@@ -408,8 +407,8 @@ class Inpainter:
             ws.r[c] = 0.0
         out = MG.pcg(be, hier, ws, bnorm, tol, max_iter)
         pixels = self.mask.size
-        _COUNTS.vcycles = vcycles_run() + (out.iterations + 1) * channels * pixels
-        for hook in _hooks():
+        _COUNTS.vcycles += (out.iterations + 1) * channels * pixels
+        for hook in _COUNTS.hooks:
             hook(pixels)
         # report the true residual b - A x, not CG's recursively updated one
         fill_rhs(ws.W)

@@ -143,9 +143,15 @@ class TreeFamily:
                           coder=TREE_MASK_CODER, structure=tree)
 
 
-#: The last image's :class:`TreeFamily`, per thread (encodes in threads of one process
-#: would otherwise clear or prune each other's).
-_FAMILIES = threading.local()
+class _Family(threading.local):
+    """The last image's :class:`TreeFamily` with its key, per thread (encodes in threads
+    of one process would otherwise clear or prune each other's)."""
+
+    def __init__(self):
+        self.last = None
+
+
+_FAMILIES = _Family()
 #: Where the tree's growth comes from: ``error`` (error-driven densification, a few
 #: inpaintings; ``tree-rdo``) or ``learned`` (the tree-map network's predicted errors,
 #: none; ``tree-learned``).  The pruning and every later choice are the same.
@@ -157,7 +163,7 @@ def tree_family(luma: np.ndarray, front_end: str = "error") -> TreeFamily:
     for many ``lam``)."""
     key = (front_end, luma.shape,
            hashlib.sha1(np.ascontiguousarray(luma).tobytes()).hexdigest())
-    kept = getattr(_FAMILIES, "last", None)
+    kept = _FAMILIES.last
     if kept is None or kept[0] != key:
         kept = _FAMILIES.last = (key, TreeFamily(luma, front_end))
     return kept[1]
@@ -265,10 +271,6 @@ class LagrangianFile:
     #: False for a file left before its reconstruction (``encode_lambda``'s
     #: ``unwanted_above``): its size is the file's without the loop filter and guide.
     finished: bool = True
-    #: The bytes of the same file without some of its optional sections (loop filter,
-    #: chroma guide), by the tags left out: what a rate search may give where no file
-    #: lands (:func:`search_lambda_for_bpp`).
-    without: dict = field(default_factory=dict)
 
     @property
     def cost(self) -> float:
@@ -437,8 +439,7 @@ def encode_lambda(img, planes, lam: float, *, levels=None, chroma_levels=None,
     out = LagrangianFile(data, pixels, lam_user, err / channels, lv, clv, merges,
                          found.mask, plain_bits, solves_run() - start, log=log,
                          plain_sse=next((e["plain_sse"] for e in log if "plain_sse" in e),
-                                        0.0), starts=state.starts,
-                         without=_without_optional(state))
+                                        0.0), starts=state.starts)
     return (_lossless_if_cheaper(img, out) if lossless else None) or out
 
 
@@ -446,25 +447,26 @@ def encode_lambda(img, planes, lam: float, *, levels=None, chroma_levels=None,
 OPTIONAL_SECTIONS = (ChromaGuide.TAG, LoopFilterSection.TAG)
 
 
-def _without_optional(state) -> dict:
-    """The bytes of ``state``'s file without each non-empty set of the optional sections
-    it has (written from the same state, no parsing), by the tags left out."""
-    have = [t for t in OPTIONAL_SECTIONS if t in state.cont.sections]
+def _without_optional(data: bytes) -> dict:
+    """The bytes of the file ``data`` without each non-empty set of the optional sections
+    it has, by the tags left out (its container framed again: a rate search's last resort,
+    so no encode pays for it)."""
+    cont = C.read(data)
+    have = [t for t in OPTIONAL_SECTIONS if t in cont.sections]
     out = {}
     for k in range(1, 1 << len(have)):
         drop = tuple(t for i, t in enumerate(have) if k >> i & 1)
-        cont = replace(state.cont, sections={t: v for t, v in state.cont.sections.items()
-                                             if t not in drop})
-        out[drop] = replace(state, cont=cont).write()
+        out[drop] = C.write(replace(cont, sections={t: v for t, v in cont.sections.items()
+                                                    if t not in drop}))
     return out
 
 
 def _trimmed(img, f: LagrangianFile, drop: tuple, data: bytes) -> LagrangianFile:
-    """``f`` without the sections ``drop``: its bytes ``data`` (``f.without[drop]``),
-    decoded by the decoder."""
+    """``f`` without the sections ``drop``: its bytes ``data`` (from
+    :func:`_without_optional`), decoded by the decoder."""
     pixels = decode(data, max_pixels=None)  # its own file: no limit on untrusted ones
     err = float(squared_error(pixels, img)) / (1 if img.ndim == 2 else img.shape[2])
-    return replace(f, data=data, decoded=pixels, sse=err, without={},
+    return replace(f, data=data, decoded=pixels, sse=err,
                    log=[*f.log, {"left_out": list(drop)}])
 
 
@@ -710,7 +712,8 @@ def search_lambda_for_bpp(img, planes, target: float, *, lam0: float = LAMBDA_AT
         # of a few thousand pixels such a section is several per cent of the file, and
         # the files on either side of the target can differ by just that.  The target is
         # the user's: the nearest file without them that lands is given instead
-        cands = [(f, drop, data) for f in finished for drop, data in f.without.items()]
+        cands = [(f, drop, data) for f in finished
+                 for drop, data in _without_optional(f.data).items()]
         near = min(cands, key=lambda c: miss(c[2]), default=None)
         if near is not None and miss(near[2]) <= RATE_TOLERANCE:
             best = _trimmed(img, *near)
